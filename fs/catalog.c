@@ -1,0 +1,845 @@
+/*
+ * catalog: the SQLite backend of catalog.h.  One connection per struct
+ * catalog; WAL so that the daemon's reads never wait for govfsctl's writes;
+ * a busy timeout so that two admins queue rather than fail.
+ */
+#include "catalog.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CATALOG_FILE "catalog.db"
+#define CATALOG_SCHEMA_VERSION "1"
+#define BUSY_TIMEOUT_MS 10000
+
+struct catalog {
+	sqlite3 *db;
+};
+
+static const char schema_sql[] =
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE datasets("
+	" id TEXT PRIMARY KEY, title TEXT, provider TEXT,"
+	" created_ns INTEGER NOT NULL);"
+	"CREATE TABLE dataset_versions("
+	" dataset TEXT NOT NULL REFERENCES datasets(id),"
+	" version INTEGER NOT NULL,"
+	" ingested_ns INTEGER NOT NULL, ingested_by TEXT NOT NULL,"
+	" source_name TEXT, source_bytes INTEGER NOT NULL,"
+	" source_sha256 TEXT NOT NULL, schema_json TEXT NOT NULL,"
+	" store_file TEXT NOT NULL UNIQUE, file_id BLOB NOT NULL,"
+	" nblocks INTEGER NOT NULL, nrows INTEGER NOT NULL,"
+	" raw_bytes INTEGER NOT NULL, file_bytes INTEGER NOT NULL,"
+	" wrapped_key BLOB NOT NULL,"
+	" PRIMARY KEY(dataset, version));"
+	"CREATE TABLE agreements("
+	" id TEXT PRIMARY KEY, created_ns INTEGER NOT NULL,"
+	" state TEXT NOT NULL, state_since_ns INTEGER NOT NULL,"
+	" state_by TEXT NOT NULL, state_reason TEXT,"
+	" revision INTEGER NOT NULL);"
+	"CREATE TABLE agreement_revisions("
+	" agreement TEXT NOT NULL REFERENCES agreements(id),"
+	" revision INTEGER NOT NULL, applied_ns INTEGER NOT NULL,"
+	" applied_by TEXT NOT NULL, policy_json TEXT NOT NULL,"
+	" PRIMARY KEY(agreement, revision));"
+	"CREATE TABLE size_indexes("
+	" agreement TEXT NOT NULL, revision INTEGER NOT NULL,"
+	" dataset TEXT NOT NULL, version INTEGER NOT NULL,"
+	" header_bytes INTEGER NOT NULL, total_bytes INTEGER NOT NULL,"
+	" block_bytes BLOB NOT NULL,"
+	" PRIMARY KEY(agreement, revision, dataset, version));";
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int sql_rc(int rc)
+{
+	switch (rc) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	}
+	return -EIO;
+}
+
+static int exec(struct catalog *cat, const char *sql)
+{
+	return sql_rc(sqlite3_exec(cat->db, sql, NULL, NULL, NULL));
+}
+
+static int prepare(struct catalog *cat, const char *sql, sqlite3_stmt **st)
+{
+	return sql_rc(sqlite3_prepare_v2(cat->db, sql, -1, st, NULL));
+}
+
+/* Run a statement that returns no rows, then finalize it. */
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sql_rc(rc == SQLITE_ROW ? SQLITE_ERROR : rc);
+}
+
+static char *col_strdup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static int open_db(const char *home, int flags, struct catalog **out)
+{
+	char path[PATH_MAX];
+	struct catalog *cat;
+	int rc;
+
+	if (snprintf(path, sizeof(path), "%s/%s", home, CATALOG_FILE) >=
+	    (int)sizeof(path))
+		return -ENAMETOOLONG;
+	cat = calloc(1, sizeof(*cat));
+	if (!cat)
+		return -ENOMEM;
+	rc = sqlite3_open_v2(path, &cat->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = sql_rc(rc);
+		sqlite3_close(cat->db);
+		free(cat);
+		return rc;
+	}
+	sqlite3_busy_timeout(cat->db, BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(cat->db, 0);
+	*out = cat;
+	return 0;
+}
+
+int catalog_create(const char *home, struct catalog **out)
+{
+	struct catalog *cat;
+	char value[32];
+	int rc;
+
+	rc = open_db(home, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &cat);
+	if (rc)
+		return rc;
+	rc = exec(cat, "PRAGMA journal_mode=WAL");
+	if (!rc)
+		rc = exec(cat, "BEGIN IMMEDIATE");
+	if (rc)
+		goto out_close;
+	/* A home that already holds a catalog is refused. */
+	if (exec(cat, "SELECT 1 FROM meta")) {
+		rc = exec(cat, schema_sql);
+	} else {
+		rc = -EEXIST;
+	}
+	if (!rc)
+		rc = catalog_meta_set(cat, "schema_version",
+				      CATALOG_SCHEMA_VERSION);
+	snprintf(value, sizeof(value), "%lld", (long long)now_ns());
+	if (!rc)
+		rc = catalog_meta_set(cat, "created_ns", value);
+	if (!rc)
+		rc = exec(cat, "COMMIT");
+	if (rc) {
+		catalog_rollback(cat);
+		goto out_close;
+	}
+	*out = cat;
+	return 0;
+
+out_close:
+	catalog_close(cat);
+	return rc;
+}
+
+int catalog_open(const char *home, bool read_only, struct catalog **out)
+{
+	struct catalog *cat;
+	char *version = NULL;
+	int rc;
+
+	rc = open_db(home,
+		     read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE,
+		     &cat);
+	if (rc)
+		return rc;
+	rc = exec(cat, "PRAGMA foreign_keys=ON");
+	if (!rc)
+		rc = catalog_meta_get(cat, "schema_version", &version);
+	if (!rc && strcmp(version, CATALOG_SCHEMA_VERSION))
+		rc = -EPROTO;
+	free(version);
+	if (rc) {
+		catalog_close(cat);
+		return rc == -ENOENT ? -EPROTO : rc;
+	}
+	*out = cat;
+	return 0;
+}
+
+void catalog_close(struct catalog *cat)
+{
+	if (!cat)
+		return;
+	sqlite3_close(cat->db);
+	free(cat);
+}
+
+const char *catalog_errmsg(struct catalog *cat)
+{
+	return sqlite3_errmsg(cat->db);
+}
+
+int catalog_begin(struct catalog *cat)
+{
+	return exec(cat, "BEGIN IMMEDIATE");
+}
+
+int catalog_commit(struct catalog *cat)
+{
+	return exec(cat, "COMMIT");
+}
+
+void catalog_rollback(struct catalog *cat)
+{
+	if (!sqlite3_get_autocommit(cat->db))
+		sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int catalog_begin_read(struct catalog *cat)
+{
+	int rc = exec(cat, "BEGIN");
+
+	/* A deferred transaction takes its snapshot at the first read. */
+	if (!rc)
+		rc = exec(cat, "SELECT 1 FROM meta LIMIT 1");
+	return rc;
+}
+
+void catalog_end_read(struct catalog *cat)
+{
+	catalog_rollback(cat);
+}
+
+int catalog_data_version(struct catalog *cat, int64_t *out)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat, "PRAGMA data_version", &st);
+
+	if (rc)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		rc = sql_rc(rc == SQLITE_DONE ? SQLITE_ERROR : rc);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int catalog_meta_get(struct catalog *cat, const char *key, char **value)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat, "SELECT value FROM meta WHERE key = ?", &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*value = col_strdup(st, 0);
+		rc = *value ? 0 : -ENOMEM;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : sql_rc(rc);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int catalog_meta_set(struct catalog *cat, const char *key, const char *value)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "INSERT INTO meta(key, value) VALUES(?, ?) "
+			 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, key);
+	bind_text(st, 2, value);
+	return step_done(st);
+}
+
+void dataset_version_release(struct dataset_version *v)
+{
+	free(v->dataset);
+	free(v->title);
+	free(v->provider);
+	free(v->ingested_by);
+	free(v->source_name);
+	free(v->source_sha256);
+	free(v->schema_json);
+	free(v->store_file);
+	memset(v, 0, sizeof(*v));
+}
+
+void dataset_versions_free(struct dataset_version *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dataset_version_release(&v[i]);
+	free(v);
+}
+
+#define VERSION_COLUMNS                                                        \
+	"v.dataset, v.version, d.title, d.provider, v.ingested_ns,"           \
+	" v.ingested_by, v.source_name, v.source_bytes, v.source_sha256,"     \
+	" v.schema_json, v.store_file, v.file_id, v.nblocks, v.nrows,"        \
+	" v.raw_bytes, v.file_bytes, v.wrapped_key"
+
+static int version_from_row(sqlite3_stmt *st, struct dataset_version *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->dataset = col_strdup(st, 0);
+	v->version = sqlite3_column_int64(st, 1);
+	v->title = col_strdup(st, 2);
+	v->provider = col_strdup(st, 3);
+	v->ingested_ns = sqlite3_column_int64(st, 4);
+	v->ingested_by = col_strdup(st, 5);
+	v->source_name = col_strdup(st, 6);
+	v->source_bytes = (uint64_t)sqlite3_column_int64(st, 7);
+	v->source_sha256 = col_strdup(st, 8);
+	v->schema_json = col_strdup(st, 9);
+	v->store_file = col_strdup(st, 10);
+	if (sqlite3_column_bytes(st, 11) != STORE_FILE_ID_LEN ||
+	    sqlite3_column_bytes(st, 16) != WRAPPED_KEY_LEN)
+		return -EIO;
+	memcpy(v->store.file_id, sqlite3_column_blob(st, 11),
+	       STORE_FILE_ID_LEN);
+	v->store.nblocks = (uint32_t)sqlite3_column_int64(st, 12);
+	v->store.nrows = (uint64_t)sqlite3_column_int64(st, 13);
+	v->store.raw_bytes = (uint64_t)sqlite3_column_int64(st, 14);
+	v->store.file_bytes = (uint64_t)sqlite3_column_int64(st, 15);
+	memcpy(v->wrapped_key, sqlite3_column_blob(st, 16), WRAPPED_KEY_LEN);
+	if (!v->dataset || !v->ingested_by || !v->source_sha256 ||
+	    !v->schema_json || !v->store_file)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Run a query returning version rows into a growing array. */
+static int collect_versions(sqlite3_stmt *st, struct dataset_version **out,
+			    size_t *n)
+{
+	struct dataset_version *v = NULL;
+	size_t count = 0, cap = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			struct dataset_version *grown;
+
+			cap = cap ? cap * 2 : 8;
+			grown = realloc(v, cap * sizeof(*v));
+			if (!grown) {
+				rc = -ENOMEM;
+				goto out_free;
+			}
+			v = grown;
+		}
+		rc = version_from_row(st, &v[count++]);
+		if (rc)
+			goto out_free;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		dataset_versions_free(v, count);
+		return sql_rc(rc);
+	}
+	*out = v;
+	*n = count;
+	return 0;
+
+out_free:
+	sqlite3_finalize(st);
+	dataset_versions_free(v, count);
+	return rc;
+}
+
+int catalog_dataset_latest(struct catalog *cat, const char *id,
+			   struct dataset_version *out)
+{
+	struct dataset_version *v;
+	sqlite3_stmt *st;
+	size_t n;
+	int rc = prepare(cat,
+			 "SELECT " VERSION_COLUMNS
+			 " FROM dataset_versions v JOIN datasets d"
+			 " ON d.id = v.dataset WHERE v.dataset = ?"
+			 " ORDER BY v.version DESC LIMIT 1",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, id);
+	rc = collect_versions(st, &v, &n);
+	if (rc)
+		return rc;
+	if (n == 0) {
+		free(v);
+		return -ENOENT;
+	}
+	*out = v[0];
+	free(v);
+	return 0;
+}
+
+int catalog_dataset_versions(struct catalog *cat, const char *id,
+			     struct dataset_version **out, size_t *n)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "SELECT " VERSION_COLUMNS
+			 " FROM dataset_versions v JOIN datasets d"
+			 " ON d.id = v.dataset WHERE v.dataset = ?"
+			 " ORDER BY v.version",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, id);
+	return collect_versions(st, out, n);
+}
+
+int catalog_dataset_list(struct catalog *cat, struct dataset_version **out,
+			 size_t *n)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "SELECT " VERSION_COLUMNS
+			 " FROM dataset_versions v JOIN datasets d"
+			 " ON d.id = v.dataset WHERE v.version ="
+			 " (SELECT max(version) FROM dataset_versions"
+			 "  WHERE dataset = v.dataset) ORDER BY v.dataset",
+			 &st);
+
+	if (rc)
+		return rc;
+	return collect_versions(st, out, n);
+}
+
+static int upsert_dataset(struct catalog *cat, const struct dataset_version *v)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "INSERT INTO datasets(id, title, provider, created_ns)"
+			 " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(id) DO UPDATE SET"
+			 " title = coalesce(?2, title),"
+			 " provider = coalesce(?3, provider)",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, v->dataset);
+	bind_text(st, 2, v->title);
+	bind_text(st, 3, v->provider);
+	sqlite3_bind_int64(st, 4, v->ingested_ns);
+	return step_done(st);
+}
+
+static int next_version(struct catalog *cat, const char *id, int64_t *out)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "SELECT coalesce(max(version), 0) + 1"
+			 " FROM dataset_versions WHERE dataset = ?",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, id);
+	rc = sqlite3_step(st);
+	*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : sql_rc(rc);
+}
+
+int catalog_dataset_add_version(struct catalog *cat, struct dataset_version *v)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = upsert_dataset(cat, v);
+	if (!rc)
+		rc = next_version(cat, v->dataset, &v->version);
+	if (!rc)
+		rc = prepare(cat,
+			     "INSERT INTO dataset_versions(dataset, version,"
+			     " ingested_ns, ingested_by, source_name,"
+			     " source_bytes, source_sha256, schema_json,"
+			     " store_file, file_id, nblocks, nrows, raw_bytes,"
+			     " file_bytes, wrapped_key) VALUES(?, ?, ?, ?, ?,"
+			     " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			     &st);
+	if (rc)
+		return rc;
+	bind_text(st, 1, v->dataset);
+	sqlite3_bind_int64(st, 2, v->version);
+	sqlite3_bind_int64(st, 3, v->ingested_ns);
+	bind_text(st, 4, v->ingested_by);
+	bind_text(st, 5, v->source_name);
+	sqlite3_bind_int64(st, 6, (int64_t)v->source_bytes);
+	bind_text(st, 7, v->source_sha256);
+	bind_text(st, 8, v->schema_json);
+	bind_text(st, 9, v->store_file);
+	sqlite3_bind_blob(st, 10, v->store.file_id, STORE_FILE_ID_LEN,
+			  SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 11, v->store.nblocks);
+	sqlite3_bind_int64(st, 12, (int64_t)v->store.nrows);
+	sqlite3_bind_int64(st, 13, (int64_t)v->store.raw_bytes);
+	sqlite3_bind_int64(st, 14, (int64_t)v->store.file_bytes);
+	sqlite3_bind_blob(st, 15, v->wrapped_key, WRAPPED_KEY_LEN,
+			  SQLITE_TRANSIENT);
+	return step_done(st);
+}
+
+int catalog_dataset_set_schema(struct catalog *cat, const char *id,
+			       int64_t version, const char *schema_json)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "UPDATE dataset_versions SET schema_json = ?"
+			 " WHERE dataset = ? AND version = ?",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, schema_json);
+	bind_text(st, 2, id);
+	sqlite3_bind_int64(st, 3, version);
+	return step_done(st);
+}
+
+int catalog_store_files(struct catalog *cat,
+			int (*fn)(void *ctx, const char *file), void *ctx)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat, "SELECT store_file FROM dataset_versions", &st);
+
+	if (rc)
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = fn(ctx, (const char *)sqlite3_column_text(st, 0));
+		if (rc) {
+			sqlite3_finalize(st);
+			return rc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sql_rc(rc);
+}
+
+void agreement_record_release(struct agreement_record *a)
+{
+	free(a->id);
+	free(a->state);
+	free(a->state_by);
+	free(a->state_reason);
+	free(a->applied_by);
+	free(a->policy_json);
+	memset(a, 0, sizeof(*a));
+}
+
+void agreement_records_free(struct agreement_record *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		agreement_record_release(&a[i]);
+	free(a);
+}
+
+#define AGREEMENT_QUERY                                                        \
+	"SELECT a.id, a.created_ns, a.state, a.state_since_ns, a.state_by,"   \
+	" a.state_reason, a.revision, r.applied_ns, r.applied_by,"            \
+	" r.policy_json FROM agreements a JOIN agreement_revisions r"         \
+	" ON r.agreement = a.id AND r.revision = a.revision"
+
+static int agreement_from_row(sqlite3_stmt *st, struct agreement_record *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->id = col_strdup(st, 0);
+	a->created_ns = sqlite3_column_int64(st, 1);
+	a->state = col_strdup(st, 2);
+	a->state_since_ns = sqlite3_column_int64(st, 3);
+	a->state_by = col_strdup(st, 4);
+	a->state_reason = col_strdup(st, 5);
+	a->revision = sqlite3_column_int64(st, 6);
+	a->applied_ns = sqlite3_column_int64(st, 7);
+	a->applied_by = col_strdup(st, 8);
+	a->policy_json = col_strdup(st, 9);
+	if (!a->id || !a->state || !a->state_by || !a->applied_by ||
+	    !a->policy_json)
+		return -ENOMEM;
+	return 0;
+}
+
+static int collect_agreements(sqlite3_stmt *st, struct agreement_record **out,
+			      size_t *n)
+{
+	struct agreement_record *a = NULL;
+	size_t count = 0, cap = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			struct agreement_record *grown;
+
+			cap = cap ? cap * 2 : 8;
+			grown = realloc(a, cap * sizeof(*a));
+			if (!grown) {
+				rc = -ENOMEM;
+				goto out_free;
+			}
+			a = grown;
+		}
+		rc = agreement_from_row(st, &a[count++]);
+		if (rc)
+			goto out_free;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		agreement_records_free(a, count);
+		return sql_rc(rc);
+	}
+	*out = a;
+	*n = count;
+	return 0;
+
+out_free:
+	sqlite3_finalize(st);
+	agreement_records_free(a, count);
+	return rc;
+}
+
+int catalog_agreement_get(struct catalog *cat, const char *id,
+			  struct agreement_record *out)
+{
+	struct agreement_record *a;
+	sqlite3_stmt *st;
+	size_t n;
+	int rc = prepare(cat, AGREEMENT_QUERY " WHERE a.id = ?", &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, id);
+	rc = collect_agreements(st, &a, &n);
+	if (rc)
+		return rc;
+	if (n == 0) {
+		free(a);
+		return -ENOENT;
+	}
+	*out = a[0];
+	free(a);
+	return 0;
+}
+
+int catalog_agreement_list(struct catalog *cat, struct agreement_record **out,
+			   size_t *n)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat, AGREEMENT_QUERY " ORDER BY a.id", &st);
+
+	if (rc)
+		return rc;
+	return collect_agreements(st, out, n);
+}
+
+static int insert_agreement(struct catalog *cat, struct agreement_record *a)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "INSERT INTO agreements(id, created_ns, state,"
+			 " state_since_ns, state_by, state_reason, revision)"
+			 " VALUES(?, ?, 'active', ?, ?, NULL, 1)",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, a->id);
+	sqlite3_bind_int64(st, 2, a->applied_ns);
+	sqlite3_bind_int64(st, 3, a->applied_ns);
+	bind_text(st, 4, a->applied_by);
+	a->revision = 1;
+	return step_done(st);
+}
+
+static int bump_revision(struct catalog *cat, struct agreement_record *a)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "UPDATE agreements SET revision = revision + 1"
+			 " WHERE id = ? RETURNING revision",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, a->id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		a->revision = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sql_rc(rc);
+}
+
+int catalog_agreement_add_revision(struct catalog *cat,
+				   struct agreement_record *a)
+{
+	struct agreement_record old;
+	sqlite3_stmt *st;
+	int rc;
+
+	a->applied_ns = now_ns();
+	rc = catalog_agreement_get(cat, a->id, &old);
+	if (rc == -ENOENT)
+		rc = insert_agreement(cat, a);
+	else if (!rc) {
+		agreement_record_release(&old);
+		rc = bump_revision(cat, a);
+	}
+	if (!rc)
+		rc = prepare(cat,
+			     "INSERT INTO agreement_revisions(agreement,"
+			     " revision, applied_ns, applied_by, policy_json)"
+			     " VALUES(?, ?, ?, ?, ?)",
+			     &st);
+	if (rc)
+		return rc;
+	bind_text(st, 1, a->id);
+	sqlite3_bind_int64(st, 2, a->revision);
+	sqlite3_bind_int64(st, 3, a->applied_ns);
+	bind_text(st, 4, a->applied_by);
+	bind_text(st, 5, a->policy_json);
+	return step_done(st);
+}
+
+void size_index_release(struct size_index *si)
+{
+	free(si->block_bytes);
+	memset(si, 0, sizeof(*si));
+}
+
+int catalog_size_index_put(struct catalog *cat, const char *agreement,
+			   int64_t revision, const char *dataset,
+			   int64_t version, const struct size_index *si)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "INSERT OR REPLACE INTO size_indexes(agreement,"
+			 " revision, dataset, version, header_bytes,"
+			 " total_bytes, block_bytes) VALUES(?, ?, ?, ?, ?, ?, ?)",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, agreement);
+	sqlite3_bind_int64(st, 2, revision);
+	bind_text(st, 3, dataset);
+	sqlite3_bind_int64(st, 4, version);
+	sqlite3_bind_int64(st, 5, (int64_t)si->header_bytes);
+	sqlite3_bind_int64(st, 6, (int64_t)si->total_bytes);
+	sqlite3_bind_blob64(st, 7, si->block_bytes ? (void *)si->block_bytes : "",
+			    (sqlite3_uint64)si->nblocks * sizeof(uint64_t),
+			    SQLITE_TRANSIENT);
+	return step_done(st);
+}
+
+int catalog_size_index_get(struct catalog *cat, const char *agreement,
+			   int64_t revision, const char *dataset,
+			   int64_t version, struct size_index *out)
+{
+	sqlite3_stmt *st;
+	size_t bytes;
+	int rc = prepare(cat,
+			 "SELECT header_bytes, total_bytes, block_bytes"
+			 " FROM size_indexes WHERE agreement = ?"
+			 " AND revision = ? AND dataset = ? AND version = ?",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, agreement);
+	sqlite3_bind_int64(st, 2, revision);
+	bind_text(st, 3, dataset);
+	sqlite3_bind_int64(st, 4, version);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return rc == SQLITE_DONE ? -ENOENT : sql_rc(rc);
+	}
+	memset(out, 0, sizeof(*out));
+	out->header_bytes = (uint64_t)sqlite3_column_int64(st, 0);
+	out->total_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+	bytes = (size_t)sqlite3_column_bytes(st, 2);
+	out->nblocks = (uint32_t)(bytes / sizeof(uint64_t));
+	out->block_bytes = malloc(bytes ? bytes : 1);
+	rc = out->block_bytes ? 0 : -ENOMEM;
+	if (!rc && bytes)
+		memcpy(out->block_bytes, sqlite3_column_blob(st, 2), bytes);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int catalog_size_index_prune(struct catalog *cat, const char *agreement,
+			     int64_t revision)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "DELETE FROM size_indexes WHERE agreement = ?1 AND"
+			 " (revision != ?2 OR version != (SELECT max(version)"
+			 "  FROM dataset_versions WHERE dataset ="
+			 "  size_indexes.dataset))",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, agreement);
+	sqlite3_bind_int64(st, 2, revision);
+	return step_done(st);
+}

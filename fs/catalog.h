@@ -1,0 +1,168 @@
+/*
+ * catalog: everything govfs knows about datasets, their versions, agreements
+ * and their revisions, and the precomputed file sizes of each view.  This is
+ * the one interface to catalog storage; this build keeps it in SQLite
+ * (HOME/catalog.db, WAL), and a second backend would implement the same
+ * functions.  Readers (the daemon) never block on writers (govfsctl).
+ *
+ * Strings and buffers returned in structs are owned by the struct and freed
+ * by its *_release function.  Times are Unix nanoseconds.
+ */
+#ifndef GOVFS_CATALOG_H
+#define GOVFS_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keys.h"
+#include "store.h"
+
+struct catalog;
+
+/* Create HOME/catalog.db with an empty schema; -EEXIST if one exists. */
+int catalog_create(const char *home, struct catalog **out)
+	__attribute__((warn_unused_result));
+
+/* Open HOME/catalog.db; read-only opens never write. */
+int catalog_open(const char *home, bool read_only, struct catalog **out)
+	__attribute__((warn_unused_result));
+
+void catalog_close(struct catalog *cat);
+
+/* The last SQLite error message, for one-line reports. */
+const char *catalog_errmsg(struct catalog *cat);
+
+/* A write transaction: begin takes the write lock at once. */
+int catalog_begin(struct catalog *cat) __attribute__((warn_unused_result));
+int catalog_commit(struct catalog *cat) __attribute__((warn_unused_result));
+void catalog_rollback(struct catalog *cat);
+
+/* A snapshot for reading several things consistently. */
+int catalog_begin_read(struct catalog *cat)
+	__attribute__((warn_unused_result));
+void catalog_end_read(struct catalog *cat);
+
+/* A number that changes whenever another connection commits a change. */
+int catalog_data_version(struct catalog *cat, int64_t *out)
+	__attribute__((warn_unused_result));
+
+int catalog_meta_get(struct catalog *cat, const char *key, char **value)
+	__attribute__((warn_unused_result));
+int catalog_meta_set(struct catalog *cat, const char *key, const char *value)
+	__attribute__((warn_unused_result));
+
+struct dataset_version {
+	char *dataset;
+	int64_t version;
+	char *title;
+	char *provider;
+	int64_t ingested_ns;
+	char *ingested_by;
+	char *source_name;
+	uint64_t source_bytes;
+	char *source_sha256;
+	char *schema_json;
+	char *store_file; /* relative to the home */
+	struct store_info store;
+	uint8_t wrapped_key[WRAPPED_KEY_LEN];
+};
+
+void dataset_version_release(struct dataset_version *v);
+
+/* The newest version of dataset id; -ENOENT if it has none. */
+int catalog_dataset_latest(struct catalog *cat, const char *id,
+			   struct dataset_version *out)
+	__attribute__((warn_unused_result));
+
+/* Every version of id, oldest first; *out is an array of *n. */
+int catalog_dataset_versions(struct catalog *cat, const char *id,
+			     struct dataset_version **out, size_t *n)
+	__attribute__((warn_unused_result));
+
+/* The newest version of every dataset, by id. */
+int catalog_dataset_list(struct catalog *cat, struct dataset_version **out,
+			 size_t *n) __attribute__((warn_unused_result));
+
+void dataset_versions_free(struct dataset_version *v, size_t n);
+
+/*
+ * Add v as the next version of v->dataset (creating the dataset, and
+ * updating its title and provider when v gives them); v->version is set.
+ */
+int catalog_dataset_add_version(struct catalog *cat,
+				struct dataset_version *v)
+	__attribute__((warn_unused_result));
+
+/* Replace the schema JSON of one version (grading). */
+int catalog_dataset_set_schema(struct catalog *cat, const char *id,
+			       int64_t version, const char *schema_json)
+	__attribute__((warn_unused_result));
+
+/* Call fn for every store file the catalog references. */
+int catalog_store_files(struct catalog *cat,
+			int (*fn)(void *ctx, const char *file), void *ctx)
+	__attribute__((warn_unused_result));
+
+struct agreement_record {
+	char *id;
+	int64_t created_ns;
+	char *state; /* "active", "suspended", "revoked" */
+	int64_t state_since_ns;
+	char *state_by;
+	char *state_reason;
+	int64_t revision;
+	int64_t applied_ns;
+	char *applied_by;
+	char *policy_json; /* canonical text of the current revision */
+};
+
+void agreement_record_release(struct agreement_record *a);
+
+/* The agreement and its current revision; -ENOENT if unknown. */
+int catalog_agreement_get(struct catalog *cat, const char *id,
+			  struct agreement_record *out)
+	__attribute__((warn_unused_result));
+
+int catalog_agreement_list(struct catalog *cat,
+			   struct agreement_record **out, size_t *n)
+	__attribute__((warn_unused_result));
+
+void agreement_records_free(struct agreement_record *a, size_t n);
+
+/*
+ * Record a new revision of a->id with a->policy_json (creating the
+ * agreement, active, at revision 1); a->revision and times are set.
+ */
+int catalog_agreement_add_revision(struct catalog *cat,
+				   struct agreement_record *a)
+	__attribute__((warn_unused_result));
+
+/* Size index of one data.csv: header bytes, then each block's bytes. */
+struct size_index {
+	uint64_t header_bytes;
+	uint32_t nblocks;
+	uint64_t *block_bytes; /* nblocks entries */
+	uint64_t total_bytes;
+};
+
+void size_index_release(struct size_index *si);
+
+int catalog_size_index_put(struct catalog *cat, const char *agreement,
+			   int64_t revision, const char *dataset,
+			   int64_t version, const struct size_index *si)
+	__attribute__((warn_unused_result));
+
+/* -ENOENT if none was computed for that pair. */
+int catalog_size_index_get(struct catalog *cat, const char *agreement,
+			   int64_t revision, const char *dataset,
+			   int64_t version, struct size_index *out)
+	__attribute__((warn_unused_result));
+
+/* Drop the size indexes of agreement other than (revision, its datasets'
+ * newest versions): nothing can open them any more. */
+int catalog_size_index_prune(struct catalog *cat, const char *agreement,
+			     int64_t revision)
+	__attribute__((warn_unused_result));
+
+#endif

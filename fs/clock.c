@@ -1,0 +1,41 @@
+/* clock: wall-clock reads and RFC 3339 formatting. */
+#include "clock.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+int64_t clock_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+	return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+char *time_format_offset(int64_t ns, int offset_min, char *buf, size_t len)
+{
+	time_t secs = (time_t)floor_div(ns, 1000000000) + (time_t)offset_min * 60;
+	struct tm tm;
+	char zone[8] = "Z";
+
+	gmtime_r(&secs, &tm);
+	if (offset_min)
+		snprintf(zone, sizeof(zone), "%c%02d:%02d",
+			 offset_min < 0 ? '-' : '+', abs(offset_min) / 60,
+			 abs(offset_min) % 60);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d%s", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 zone);
+	return buf;
+}
+
+char *time_format_utc(int64_t ns, char *buf, size_t len)
+{
+	return time_format_offset(ns, 0, buf, len);
+}

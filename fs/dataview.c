@@ -1,0 +1,143 @@
+/*
+ * dataview: opening a dataset version for an agreement and computing the
+ * exact size of its data.csv, block by block, with one worker per core.
+ */
+#include "dataview.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_WORKERS 8
+
+void data_key_label(const char *dataset, char *buf, size_t len)
+{
+	snprintf(buf, len, "govfs dataset key:%s", dataset);
+}
+
+int dataview_open(struct dataview *dv, const char *home,
+		  const struct master_key *mk, const struct dataset_version *v,
+		  const struct agreement_dataset *ds, struct perr *err)
+{
+	uint8_t key[KEY_LEN];
+	char label[128], path[PATH_MAX];
+	struct perr serr;
+	int rc;
+
+	memset(dv, 0, sizeof(*dv));
+	rc = schema_from_json(v->schema_json, strlen(v->schema_json),
+			      &dv->schema, &serr);
+	if (rc)
+		return -EIO;
+	rc = render_plan_init(&dv->plan, &dv->schema, ds, err);
+	if (rc)
+		goto out_schema;
+	data_key_label(v->dataset, label, sizeof(label));
+	rc = data_key_unwrap(mk, label, v->wrapped_key, key);
+	if (rc)
+		goto out_plan;
+	snprintf(path, sizeof(path), "%s/%s", home, v->store_file);
+	rc = store_open(&dv->store, path, key, &v->store);
+	memset(key, 0, sizeof(key));
+	if (rc)
+		goto out_plan;
+	return 0;
+
+out_plan:
+	render_plan_release(&dv->plan);
+out_schema:
+	schema_release(&dv->schema);
+	return rc;
+}
+
+void dataview_close(struct dataview *dv)
+{
+	store_close(dv->store);
+	render_plan_release(&dv->plan);
+	schema_release(&dv->schema);
+	size_index_release(&dv->sizes);
+	memset(dv, 0, sizeof(*dv));
+}
+
+struct size_job {
+	struct dataview *dv;
+	unsigned worker, nworkers;
+	int rc;
+};
+
+static void *size_worker(void *arg)
+{
+	struct size_job *job = arg;
+	const struct store *s = job->dv->store;
+	struct block_decoder *d = block_decoder_new();
+	struct buf out = BUF_INIT;
+
+	if (!d) {
+		job->rc = -ENOMEM;
+		return NULL;
+	}
+	for (uint32_t i = job->worker; i < s->info.nblocks && !job->rc;
+	     i += job->nworkers) {
+		const uint8_t *rows;
+		size_t len;
+
+		out.len = 0;
+		job->rc = store_read_block(s, i, d, &rows, &len);
+		if (!job->rc)
+			job->rc = render_block(&job->dv->plan, rows, len,
+					       s->blocks[i].nrows, &out);
+		job->dv->sizes.block_bytes[i] = out.len;
+	}
+	buf_release(&out);
+	block_decoder_free(d);
+	return NULL;
+}
+
+static unsigned worker_count(uint32_t nblocks)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (unsigned)cpus;
+
+	return nblocks < n ? (nblocks ? nblocks : 1) : n;
+}
+
+int dataview_compute_sizes(struct dataview *dv)
+{
+	struct size_index *si = &dv->sizes;
+	struct size_job jobs[MAX_WORKERS];
+	pthread_t threads[MAX_WORKERS];
+	unsigned n = worker_count(dv->store->info.nblocks), started = 0;
+	int rc = 0;
+
+	size_index_release(si);
+	si->nblocks = dv->store->info.nblocks;
+	si->block_bytes = calloc(si->nblocks + 1, sizeof(uint64_t));
+	if (!si->block_bytes)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		jobs[i] = (struct size_job){dv, i, n, 0};
+		if (pthread_create(&threads[i], NULL, size_worker, &jobs[i])) {
+			rc = -EAGAIN;
+			break;
+		}
+		started++;
+	}
+	for (unsigned i = 0; i < started; i++) {
+		pthread_join(threads[i], NULL);
+		if (!rc)
+			rc = jobs[i].rc;
+	}
+	if (rc) {
+		size_index_release(si);
+		return rc;
+	}
+	si->header_bytes = dv->plan.header.len;
+	si->total_bytes = si->header_bytes;
+	for (uint32_t i = 0; i < si->nblocks; i++)
+		si->total_bytes += si->block_bytes[i];
+	return 0;
+}

@@ -1,0 +1,45 @@
+/*
+ * dataview: one dataset version as one agreement revision sees it: the
+ * version's schema, its open store, the render plan of the agreement's
+ * column rules, and the size index that gives every block's place in
+ * data.csv.  govfsctl computes size indexes (at apply and dataset add);
+ * govfs loads them, so no size is ever computed on a request path.
+ */
+#ifndef GOVFS_DATAVIEW_H
+#define GOVFS_DATAVIEW_H
+
+#include "agreement.h"
+#include "catalog.h"
+#include "keys.h"
+#include "perr.h"
+#include "render.h"
+#include "schema.h"
+#include "store.h"
+
+struct dataview {
+	struct schema schema;
+	struct store *store;
+	struct render_plan plan;
+	struct size_index sizes; /* empty until computed or loaded */
+};
+
+/* The label a dataset's data key is wrapped under. */
+void data_key_label(const char *dataset, char *buf, size_t len);
+
+/*
+ * Open version v of a dataset under agreement entry ds: unwrap the data key,
+ * open and check the store, build the render plan.  err says what is wrong
+ * with the agreement for this version; other failures are -errno.
+ */
+int dataview_open(struct dataview *dv, const char *home,
+		  const struct master_key *mk, const struct dataset_version *v,
+		  const struct agreement_dataset *ds, struct perr *err)
+	__attribute__((warn_unused_result));
+
+/* Render every block once (on all cores) to fill dv->sizes. */
+int dataview_compute_sizes(struct dataview *dv)
+	__attribute__((warn_unused_result));
+
+void dataview_close(struct dataview *dv);
+
+#endif

@@ -1,0 +1,1188 @@
+/*
+ * govfs: the FUSE daemon (libfuse3 low-level API).  One mount serves one
+ * agreement: README.txt, and per dataset data.csv, schema.json and views/.
+ * This file owns the command line, the mount's lifetime, the inode numbers
+ * and every request handler; what the files hold comes from mount_state,
+ * rendered blocks from blockcache.
+ *
+ * Access is decided here on every request, never by the kernel: the mount
+ * has allow_other and no default_permissions, entry and attribute timeouts
+ * are zero, and data files are served with direct I/O, so every lookup,
+ * getattr, readdir, open and read reaches a handler that checks the uid.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blockcache.h"
+#include "catalog.h"
+#include "clock.h"
+#include "home.h"
+#include "keys.h"
+#include "mount_state.h"
+
+#define INO_ROOT 1
+#define INO_README 2
+#define INO_FIRST_DATASET 16
+#define KINDS_PER_DATASET 4
+#define MAX_DATASETS 4096
+#define DEFAULT_CACHE_MB 64
+#define PREFETCH_BYTES (8u << 20)
+#define MAX_READ_PARTS 64
+#define REFRESH_NS 100000000L
+#define BLKSIZE (1u << 20)
+
+enum node_kind {
+	NODE_DIR,
+	NODE_DATA,
+	NODE_SCHEMA,
+	NODE_VIEWS,
+};
+
+static const char *const node_names[] = {
+	[NODE_DATA] = "data.csv",
+	[NODE_SCHEMA] = "schema.json",
+	[NODE_VIEWS] = "views",
+};
+
+struct govfs {
+	char home[PATH_MAX];
+	const char *key_file;
+	const char *agreement;
+	char mountpoint[PATH_MAX];
+	bool foreground;
+	size_t cache_bytes;
+	struct master_key mk;
+	struct catalog *cat; /* the refresh thread's */
+	struct fuse_session *se;
+	struct blockcache *cache;
+
+	pthread_mutex_t lock; /* guards state and the dataset slots */
+	struct mount_state *state;
+	char *slots[MAX_DATASETS]; /* dataset names by inode slot; grows */
+	size_t nslots;
+
+	pthread_t refresher;
+	bool refresher_started;
+	atomic_bool stopping;
+};
+
+static struct govfs g;
+
+/* An open file: a data view, or a frozen copy of a small text. */
+struct handle {
+	enum node_kind kind; /* NODE_DATA, or NODE_DIR for text files */
+	struct file_view *fv;
+	struct buf text;
+	atomic_uint_fast64_t next_off;	/* where a sequential read goes on */
+	atomic_uint_fast32_t prefetched; /* blocks below this are queued */
+};
+
+static struct mount_state *current_state(void)
+{
+	struct mount_state *st;
+
+	pthread_mutex_lock(&g.lock);
+	st = mount_state_get(g.state);
+	pthread_mutex_unlock(&g.lock);
+	return st;
+}
+
+/* The inode slot of a dataset name, assigned on first sight. */
+static long dataset_slot(const char *name)
+{
+	long slot = -1;
+
+	pthread_mutex_lock(&g.lock);
+	for (size_t i = 0; i < g.nslots; i++)
+		if (!strcmp(g.slots[i], name))
+			slot = (long)i;
+	if (slot < 0 && g.nslots < MAX_DATASETS) {
+		g.slots[g.nslots] = strdup(name);
+		if (g.slots[g.nslots])
+			slot = (long)g.nslots++;
+	}
+	pthread_mutex_unlock(&g.lock);
+	return slot;
+}
+
+static fuse_ino_t node_ino(long slot, enum node_kind kind)
+{
+	return INO_FIRST_DATASET + (fuse_ino_t)slot * KINDS_PER_DATASET + kind;
+}
+
+/* The dataset of st behind ino (NULL if none) and the node's kind. */
+static const struct dataset_state *
+node_of(const struct mount_state *st, fuse_ino_t ino, enum node_kind *kind)
+{
+	const char *name = NULL;
+	size_t slot;
+
+	if (ino < INO_FIRST_DATASET)
+		return NULL;
+	slot = (ino - INO_FIRST_DATASET) / KINDS_PER_DATASET;
+	*kind = (enum node_kind)((ino - INO_FIRST_DATASET) % KINDS_PER_DATASET);
+	pthread_mutex_lock(&g.lock);
+	if (slot < g.nslots)
+		name = g.slots[slot];
+	pthread_mutex_unlock(&g.lock);
+	return name ? mount_state_dataset(st, name) : NULL;
+}
+
+static bool uid_allowed(const struct mount_state *st, uid_t uid)
+{
+	for (size_t i = 0; i < st->agr.nuids; i++)
+		if (st->agr.uids[i] == uid)
+			return true;
+	return false;
+}
+
+static bool caller_allowed(fuse_req_t req, const struct mount_state *st)
+{
+	return uid_allowed(st, fuse_req_ctx(req)->uid);
+}
+
+/* Data files: active, and the clock inside [valid_from, valid_until). */
+static bool data_readable(const struct mount_state *st)
+{
+	return st->active &&
+	       time_phase_at(&st->agr, clock_now_ns()) == PHASE_VALID;
+}
+
+static void fill_times(struct stat *stbuf, int64_t ns)
+{
+	stbuf->st_mtim.tv_sec = ns / 1000000000;
+	stbuf->st_mtim.tv_nsec = ns % 1000000000;
+	stbuf->st_ctim = stbuf->st_mtim;
+	stbuf->st_atim = stbuf->st_mtim;
+}
+
+static void fill_dir(struct stat *stbuf, fuse_ino_t ino, int64_t mtime)
+{
+	stbuf->st_ino = ino;
+	stbuf->st_mode = S_IFDIR | 0555;
+	stbuf->st_nlink = 2;
+	fill_times(stbuf, mtime);
+}
+
+static void fill_file(struct stat *stbuf, fuse_ino_t ino, uint64_t size,
+		      int64_t mtime)
+{
+	stbuf->st_ino = ino;
+	stbuf->st_mode = S_IFREG | 0444;
+	stbuf->st_nlink = 1;
+	stbuf->st_size = (off_t)size;
+	stbuf->st_blksize = BLKSIZE;
+	stbuf->st_blocks = (blkcnt_t)((size + 511) / 512);
+	fill_times(stbuf, mtime);
+}
+
+/* Attributes of ino in st; -ENOENT if it does not exist there. */
+static int node_stat(const struct mount_state *st, fuse_ino_t ino,
+		     struct stat *stbuf)
+{
+	const struct dataset_state *d;
+	enum node_kind kind;
+
+	memset(stbuf, 0, sizeof(*stbuf));
+	if (ino == INO_ROOT) {
+		fill_dir(stbuf, ino, st->mtime_ns);
+		return 0;
+	}
+	if (ino == INO_README) {
+		fill_file(stbuf, ino, st->readme.len, st->mtime_ns);
+		return 0;
+	}
+	d = node_of(st, ino, &kind);
+	if (!d)
+		return -ENOENT;
+	switch (kind) {
+	case NODE_DIR:
+	case NODE_VIEWS:
+		fill_dir(stbuf, ino, d->mtime_ns);
+		return 0;
+	case NODE_DATA:
+		if (!d->data)
+			return -ENOENT;
+		fill_file(stbuf, ino, d->data->size, d->data->mtime_ns);
+		return 0;
+	case NODE_SCHEMA:
+		fill_file(stbuf, ino, d->schema_json.len, d->mtime_ns);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static void reply_entry(fuse_req_t req, const struct mount_state *st,
+			fuse_ino_t ino)
+{
+	struct fuse_entry_param e = {0};
+	int rc = node_stat(st, ino, &e.attr);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	e.ino = ino;
+	e.generation = 1;
+	fuse_reply_entry(req, &e);
+}
+
+static fuse_ino_t lookup_in_dataset(const struct dataset_state *d, long slot,
+				    const char *name)
+{
+	if (d->data && !strcmp(name, node_names[NODE_DATA]))
+		return node_ino(slot, NODE_DATA);
+	if (!strcmp(name, node_names[NODE_SCHEMA]))
+		return node_ino(slot, NODE_SCHEMA);
+	if (!strcmp(name, node_names[NODE_VIEWS]))
+		return node_ino(slot, NODE_VIEWS);
+	return 0;
+}
+
+static void govfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct mount_state *st = current_state();
+	const struct dataset_state *d;
+	enum node_kind kind;
+	fuse_ino_t ino = 0;
+
+	if (!caller_allowed(req, st)) {
+		fuse_reply_err(req, EACCES);
+	} else if (parent == INO_ROOT) {
+		if (!strcmp(name, "README.txt"))
+			ino = INO_README;
+		else if (mount_state_dataset(st, name))
+			ino = node_ino(dataset_slot(name), NODE_DIR);
+		if (ino)
+			reply_entry(req, st, ino);
+		else
+			fuse_reply_err(req, ENOENT);
+	} else if ((d = node_of(st, parent, &kind)) && kind == NODE_DIR) {
+		ino = lookup_in_dataset(d, dataset_slot(d->ds->dataset), name);
+		if (ino)
+			reply_entry(req, st, ino);
+		else
+			fuse_reply_err(req, ENOENT);
+	} else {
+		fuse_reply_err(req, d ? ENOENT : ENOTDIR);
+	}
+	mount_state_put(st);
+}
+
+static void govfs_getattr(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct mount_state *st = current_state();
+	struct handle *h = fi ? (struct handle *)fi->fh : NULL;
+	struct stat stbuf;
+	int rc;
+
+	if (!caller_allowed(req, st)) {
+		rc = -EACCES;
+	} else {
+		rc = node_stat(st, ino, &stbuf);
+		/* fstat on an open handle: the size of what it reads. */
+		if (h && h->fv && !rc)
+			stbuf.st_size = (off_t)h->fv->size;
+		else if (h && h->kind != NODE_DATA && !rc)
+			stbuf.st_size = (off_t)h->text.len;
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &stbuf, 0);
+	mount_state_put(st);
+}
+
+static void govfs_opendir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct mount_state *st = current_state();
+	struct stat stbuf;
+	int rc = caller_allowed(req, st) ? node_stat(st, ino, &stbuf) : -EACCES;
+
+	if (!rc && !S_ISDIR(stbuf.st_mode))
+		rc = -ENOTDIR;
+	mount_state_put(st);
+	fi->fh = 0;
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_open(req, fi);
+}
+
+/* Add one entry to a readdir reply; false when the reply is full. */
+static bool add_dirent(fuse_req_t req, struct buf *out, size_t size,
+		       const char *name, fuse_ino_t ino, mode_t mode, off_t next)
+{
+	struct stat stbuf = {.st_ino = ino, .st_mode = mode};
+	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+
+	if (out->len + need > size)
+		return false;
+	if (buf_reserve(out, need))
+		return false;
+	fuse_add_direntry(req, (char *)out->data + out->len, need, name,
+			  &stbuf, next);
+	out->len += need;
+	return true;
+}
+
+static void readdir_root(fuse_req_t req, const struct mount_state *st,
+			 size_t size, off_t off, struct buf *out)
+{
+	off_t i = off;
+
+	if (i == 0 && add_dirent(req, out, size, ".", INO_ROOT, S_IFDIR, 1))
+		i++;
+	if (i == 1 && add_dirent(req, out, size, "..", INO_ROOT, S_IFDIR, 2))
+		i++;
+	if (i == 2 &&
+	    add_dirent(req, out, size, "README.txt", INO_README, S_IFREG, 3))
+		i++;
+	for (; i >= 3 && (size_t)(i - 3) < st->ndatasets; i++) {
+		const char *name = st->datasets[i - 3].ds->dataset;
+
+		if (!add_dirent(req, out, size, name,
+				node_ino(dataset_slot(name), NODE_DIR), S_IFDIR,
+				i + 1))
+			break;
+	}
+}
+
+static void readdir_dataset(fuse_req_t req, const struct dataset_state *d,
+			    fuse_ino_t ino, size_t size, off_t off,
+			    struct buf *out)
+{
+	long slot = dataset_slot(d->ds->dataset);
+	struct {
+		const char *name;
+		fuse_ino_t ino;
+		mode_t mode;
+	} ents[5] = {
+		{".", ino, S_IFDIR},
+		{"..", INO_ROOT, S_IFDIR},
+		{node_names[NODE_SCHEMA], node_ino(slot, NODE_SCHEMA), S_IFREG},
+		{node_names[NODE_VIEWS], node_ino(slot, NODE_VIEWS), S_IFDIR},
+		{node_names[NODE_DATA], node_ino(slot, NODE_DATA), S_IFREG},
+	};
+	off_t n = d->data ? 5 : 4;
+
+	for (off_t i = off; i < n; i++)
+		if (!add_dirent(req, out, size, ents[i].name, ents[i].ino,
+				ents[i].mode, i + 1))
+			break;
+}
+
+static void readdir_views(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
+			  size_t size, off_t off, struct buf *out)
+{
+	off_t i = off;
+
+	if (i == 0 && add_dirent(req, out, size, ".", ino, S_IFDIR, 1))
+		i++;
+	if (i == 1)
+		add_dirent(req, out, size, "..", parent, S_IFDIR, 2);
+}
+
+static void govfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off, struct fuse_file_info *fi)
+{
+	struct mount_state *st = current_state();
+	const struct dataset_state *d = NULL;
+	struct buf out = BUF_INIT;
+	enum node_kind kind = NODE_DIR;
+
+	(void)fi;
+	if (!caller_allowed(req, st)) {
+		fuse_reply_err(req, EACCES);
+		goto out_put;
+	}
+	if (ino != INO_ROOT) {
+		d = node_of(st, ino, &kind);
+		if (!d || (kind != NODE_DIR && kind != NODE_VIEWS)) {
+			fuse_reply_err(req, d ? ENOTDIR : ENOENT);
+			goto out_put;
+		}
+	}
+	if (ino == INO_ROOT)
+		readdir_root(req, st, size, off, &out);
+	else if (kind == NODE_DIR)
+		readdir_dataset(req, d, ino, size, off, &out);
+	else
+		readdir_views(req, ino, ino - NODE_VIEWS, size, off, &out);
+	fuse_reply_buf(req, (const char *)out.data, out.len);
+	buf_release(&out);
+out_put:
+	mount_state_put(st);
+}
+
+static struct handle *handle_new(enum node_kind kind)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (h)
+		h->kind = kind;
+	return h;
+}
+
+static void handle_free(struct handle *h)
+{
+	if (!h)
+		return;
+	file_view_put(h->fv);
+	buf_release(&h->text);
+	free(h);
+}
+
+/* Open a data file or a text file of st; returns 0 and the handle. */
+static int open_node(const struct mount_state *st, fuse_ino_t ino,
+		     struct handle **out)
+{
+	const struct dataset_state *d = NULL;
+	enum node_kind kind = NODE_DIR;
+	const struct buf *text;
+	struct handle *h;
+
+	if (ino != INO_README) {
+		d = node_of(st, ino, &kind);
+		if (!d || (kind == NODE_DATA && !d->data))
+			return -ENOENT;
+		if (kind == NODE_DIR || kind == NODE_VIEWS)
+			return -EISDIR;
+	}
+	if (kind == NODE_DATA) {
+		if (!data_readable(st))
+			return -EACCES;
+		h = handle_new(NODE_DATA);
+		if (!h)
+			return -ENOMEM;
+		h->fv = file_view_get(d->data);
+		*out = h;
+		return 0;
+	}
+	text = d ? &d->schema_json : &st->readme;
+	h = handle_new(NODE_DIR);
+	if (!h || buf_append(&h->text, text->data, text->len)) {
+		handle_free(h);
+		return -ENOMEM;
+	}
+	*out = h;
+	return 0;
+}
+
+static void govfs_open(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct mount_state *st = current_state();
+	struct handle *h = NULL;
+	int rc;
+
+	if (!caller_allowed(req, st))
+		rc = -EACCES;
+	else if ((fi->flags & O_ACCMODE) != O_RDONLY ||
+		 (fi->flags & (O_TRUNC | O_CREAT)))
+		rc = -EROFS;
+	else
+		rc = open_node(st, ino, &h);
+	mount_state_put(st);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		handle_free(h);
+}
+
+/* The parts of one read reply: slices of held blocks, or one copy. */
+struct read_reply {
+	struct iovec iov[MAX_READ_PARTS + 1];
+	const struct cached_block *held[MAX_READ_PARTS];
+	size_t niov, nheld;
+	struct buf copy; /* used once the parts outgrow iov */
+	bool copying;
+};
+
+static void reply_release(struct read_reply *r)
+{
+	for (size_t i = 0; i < r->nheld; i++)
+		blockcache_put(g.cache, r->held[i]);
+	r->nheld = 0;
+	buf_release(&r->copy);
+}
+
+/* Switch to one flat buffer: copy what is gathered, let blocks go. */
+static int reply_flatten(struct read_reply *r, size_t total)
+{
+	int rc = buf_reserve(&r->copy, total);
+
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < r->niov; i++)
+		buf_put(&r->copy, r->iov[i].iov_base, r->iov[i].iov_len);
+	for (size_t i = 0; i < r->nheld; i++)
+		blockcache_put(g.cache, r->held[i]);
+	r->nheld = 0;
+	r->niov = 0;
+	r->copying = true;
+	return 0;
+}
+
+static int reply_add(struct read_reply *r, const void *p, size_t len,
+		     const struct cached_block *blk, size_t total)
+{
+	int rc;
+
+	if (!r->copying && r->niov == MAX_READ_PARTS) {
+		rc = reply_flatten(r, total);
+		if (rc) {
+			if (blk)
+				blockcache_put(g.cache, blk);
+			return rc;
+		}
+	}
+	if (r->copying) {
+		buf_put(&r->copy, p, len);
+		if (blk)
+			blockcache_put(g.cache, blk);
+		return 0;
+	}
+	r->iov[r->niov].iov_base = (void *)p;
+	r->iov[r->niov++].iov_len = len;
+	if (blk)
+		r->held[r->nheld++] = blk;
+	return 0;
+}
+
+/* Queue the blocks a sequential reader will want next. */
+static void prefetch_ahead(struct handle *h, uint32_t last)
+{
+	const struct file_view *fv = h->fv;
+	uint64_t avg = fv->dv.sizes.nblocks
+			       ? fv->size / fv->dv.sizes.nblocks + 1
+			       : 1;
+	uint32_t window = (uint32_t)(PREFETCH_BYTES / avg) + 1;
+	uint32_t from = last + 1;
+	uint32_t queued = (uint32_t)atomic_load(&h->prefetched);
+
+	if (window > g.cache_bytes / 4 / avg)
+		window = (uint32_t)(g.cache_bytes / 4 / avg) + 1;
+	if (queued > from)
+		from = queued;
+	if (from >= last + 1 + window || from >= fv->dv.sizes.nblocks)
+		return;
+	/* Top up in chunks so that each read does not queue one block. */
+	if (from > last + 1 + window / 2)
+		return;
+	blockcache_prefetch(g.cache, h->fv, from, last + 1 + window - from);
+	atomic_store(&h->prefetched, last + 1 + window);
+}
+
+static int gather_data(struct handle *h, uint64_t off, uint64_t end,
+		       struct read_reply *r)
+{
+	struct file_view *fv = h->fv;
+	uint64_t header = fv->dv.sizes.header_bytes;
+	size_t total = (size_t)(end - off);
+	uint32_t b = 0;
+	int rc = 0;
+
+	if (off < header) {
+		uint64_t stop = end < header ? end : header;
+
+		rc = reply_add(r, fv->dv.plan.header.data + off,
+			       (size_t)(stop - off), NULL, total);
+		off = stop;
+	}
+	while (!rc && off < end) {
+		const struct cached_block *blk;
+		uint64_t start, stop;
+
+		b = file_view_block_at(fv, off);
+		rc = blockcache_get(g.cache, fv, b, &blk);
+		if (rc)
+			break;
+		start = file_view_block_start(fv, b);
+		stop = fv->ends[b] < end ? fv->ends[b] : end;
+		rc = reply_add(r, blk->data + (off - start),
+			       (size_t)(stop - off), blk, total);
+		off = stop;
+	}
+	if (!rc && fv->dv.sizes.nblocks)
+		prefetch_ahead(h, b);
+	return rc;
+}
+
+static void read_data(fuse_req_t req, struct handle *h, size_t size,
+		      off_t off)
+{
+	struct read_reply r = {0};
+	uint64_t end;
+	int rc;
+
+	if ((uint64_t)off >= h->fv->size) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	end = (uint64_t)off + size;
+	if (end > h->fv->size)
+		end = h->fv->size;
+	rc = gather_data(h, (uint64_t)off, end, &r);
+	atomic_store(&h->next_off, end);
+	if (!rc) {
+		/* A cut that landed while we gathered wins. */
+		struct mount_state *st = current_state();
+
+		rc = data_readable(st) ? 0 : -EACCES;
+		mount_state_put(st);
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else if (r.copying)
+		fuse_reply_buf(req, (const char *)r.copy.data, r.copy.len);
+	else
+		fuse_reply_iov(req, r.iov, (int)r.niov);
+	reply_release(&r);
+}
+
+static void govfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)fi->fh;
+	struct mount_state *st = current_state();
+	int rc = 0;
+
+	(void)ino;
+	if (!caller_allowed(req, st))
+		rc = EACCES;
+	else if (h->kind == NODE_DATA && !data_readable(st))
+		rc = EACCES;
+	mount_state_put(st);
+	if (rc) {
+		fuse_reply_err(req, rc);
+	} else if (h->kind == NODE_DATA) {
+		read_data(req, h, size, off);
+	} else if ((uint64_t)off >= h->text.len) {
+		fuse_reply_buf(req, NULL, 0);
+	} else {
+		size_t n = h->text.len - (size_t)off;
+
+		fuse_reply_buf(req, (const char *)h->text.data + off,
+			       n < size ? n : size);
+	}
+}
+
+static void govfs_release(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	(void)ino;
+	handle_free((struct handle *)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void govfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv = {.f_bsize = BLKSIZE, .f_frsize = BLKSIZE,
+			     .f_namemax = 255};
+
+	(void)ino;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void govfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct mount_state *st = current_state();
+	struct stat stbuf;
+	int rc = caller_allowed(req, st) ? node_stat(st, ino, &stbuf) : -EACCES;
+
+	if (!rc && (mask & W_OK))
+		rc = -EROFS;
+	mount_state_put(st);
+	fuse_reply_err(req, -rc);
+}
+
+static void govfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			   size_t size)
+{
+	(void)ino;
+	(void)name;
+	(void)size;
+	fuse_reply_err(req, ENODATA);
+}
+
+static void govfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	(void)ino;
+	if (size)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_xattr(req, 0);
+}
+
+/* Every write-type operation: the mount is read-only. */
+static void erofs(fuse_req_t req)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void govfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			  int to_set, struct fuse_file_info *fi)
+{
+	(void)ino, (void)attr, (void)to_set, (void)fi;
+	erofs(req);
+}
+
+static void govfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode, dev_t rdev)
+{
+	(void)parent, (void)name, (void)mode, (void)rdev;
+	erofs(req);
+}
+
+static void govfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode)
+{
+	(void)parent, (void)name, (void)mode;
+	erofs(req);
+}
+
+static void govfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent, (void)name;
+	erofs(req);
+}
+
+static void govfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			  const char *name)
+{
+	(void)link, (void)parent, (void)name;
+	erofs(req);
+}
+
+static void govfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 fuse_ino_t newparent, const char *newname,
+			 unsigned int flags)
+{
+	(void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
+	erofs(req);
+}
+
+static void govfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		       const char *newname)
+{
+	(void)ino, (void)newparent, (void)newname;
+	erofs(req);
+}
+
+static void govfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+			size_t size, off_t off, struct fuse_file_info *fi)
+{
+	(void)ino, (void)buf, (void)size, (void)off, (void)fi;
+	erofs(req);
+}
+
+static void govfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			   const char *value, size_t size, int flags)
+{
+	(void)ino, (void)name, (void)value, (void)size, (void)flags;
+	erofs(req);
+}
+
+static void govfs_removexattr(fuse_req_t req, fuse_ino_t ino,
+			      const char *name)
+{
+	(void)ino, (void)name;
+	erofs(req);
+}
+
+static void govfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 mode_t mode, struct fuse_file_info *fi)
+{
+	(void)parent, (void)name, (void)mode, (void)fi;
+	erofs(req);
+}
+
+static void govfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+			    off_t offset, off_t length,
+			    struct fuse_file_info *fi)
+{
+	(void)ino, (void)mode, (void)offset, (void)length, (void)fi;
+	erofs(req);
+}
+
+static void govfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* Reads are answered from rendered blocks, never spliced. */
+	conn->want &= ~(unsigned)FUSE_CAP_SPLICE_READ;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static const struct fuse_lowlevel_ops govfs_ops = {
+	.init = govfs_init,
+	.lookup = govfs_lookup,
+	.getattr = govfs_getattr,
+	.setattr = govfs_setattr,
+	.mknod = govfs_mknod,
+	.mkdir = govfs_mkdir,
+	.unlink = govfs_unlink,
+	.rmdir = govfs_unlink,
+	.symlink = govfs_symlink,
+	.rename = govfs_rename,
+	.link = govfs_link,
+	.open = govfs_open,
+	.read = govfs_read,
+	.write = govfs_write,
+	.release = govfs_release,
+	.opendir = govfs_opendir,
+	.readdir = govfs_readdir,
+	.statfs = govfs_statfs,
+	.setxattr = govfs_setxattr,
+	.getxattr = govfs_getxattr,
+	.listxattr = govfs_listxattr,
+	.removexattr = govfs_removexattr,
+	.access = govfs_access,
+	.create = govfs_create,
+	.fallocate = govfs_fallocate,
+};
+
+/*
+ * Drop what the kernel may hold of every node: page cache (private
+ * mappings of data files), attributes and names.  Called by the refresh
+ * thread, which holds no lock and handles no request, as libfuse requires.
+ */
+static void invalidate_kernel(const struct mount_state *old,
+			      const struct mount_state *now)
+{
+	size_t n;
+
+	fuse_lowlevel_notify_inval_inode(g.se, INO_README, 0, 0);
+	fuse_lowlevel_notify_inval_inode(g.se, INO_ROOT, 0, 0);
+	pthread_mutex_lock(&g.lock);
+	n = g.nslots;
+	pthread_mutex_unlock(&g.lock);
+	for (size_t s = 0; s < n; s++)
+		for (int k = 0; k < KINDS_PER_DATASET; k++)
+			fuse_lowlevel_notify_inval_inode(
+				g.se, node_ino((long)s, (enum node_kind)k), 0,
+				0);
+	for (size_t i = 0; i < old->ndatasets; i++) {
+		const char *name = old->datasets[i].ds->dataset;
+
+		if (!mount_state_dataset(now, name))
+			fuse_lowlevel_notify_inval_entry(g.se, INO_ROOT, name,
+							 strlen(name));
+	}
+}
+
+static void swap_state(struct mount_state *next)
+{
+	struct mount_state *old;
+
+	pthread_mutex_lock(&g.lock);
+	old = g.state;
+	g.state = next;
+	pthread_mutex_unlock(&g.lock);
+	invalidate_kernel(old, next);
+	mount_state_put(old);
+}
+
+/* Reload when the catalog changed or the validity phase turned. */
+static void refresh_once(int64_t *seen_version)
+{
+	struct mount_state *st = current_state(), *next;
+	bool phase_turned = time_phase_at(&st->agr, clock_now_ns()) != st->phase;
+	char why[512];
+	int64_t version;
+
+	if (catalog_data_version(g.cat, &version)) {
+		mount_state_put(st);
+		return;
+	}
+	if (version != *seen_version || phase_turned) {
+		if (!mount_state_load(g.cat, g.home, &g.mk, g.agreement, st,
+				      &next, why, sizeof(why))) {
+			*seen_version = version;
+			swap_state(next);
+		} else {
+			fprintf(stderr, "govfs: reload failed, keeping the "
+					"last good state: %s\n",
+				why);
+		}
+	}
+	mount_state_put(st);
+}
+
+static void *refresher_main(void *arg)
+{
+	int64_t seen = 0;
+
+	(void)arg;
+	if (catalog_data_version(g.cat, &seen))
+		seen = -1;
+	while (!atomic_load(&g.stopping)) {
+		struct timespec ts = {0, REFRESH_NS};
+
+		nanosleep(&ts, NULL);
+		refresh_once(&seen);
+	}
+	return NULL;
+}
+
+static const char usage_text[] =
+	"usage: govfs --home DIR --agreement ID [--key-file F] [-f] "
+	"[-o opts] MOUNTPOINT\n"
+	"  -o cache_mb=N   rendered-block cache (default 64)\n"
+	"  other -o options go to FUSE; allow_other and auto_unmount are "
+	"always on\n";
+
+static int parse_mount_options(char *opts, struct fuse_args *args)
+{
+	char *save = NULL;
+
+	for (char *o = strtok_r(opts, ",", &save); o;
+	     o = strtok_r(NULL, ",", &save)) {
+		long mb;
+		char *end;
+
+		if (!strncmp(o, "cache_mb=", 9)) {
+			mb = strtol(o + 9, &end, 10);
+			if (*end || mb < 1 || mb > 65536) {
+				fprintf(stderr, "govfs: -o %s: want 1 to "
+						"65536\n",
+					o);
+				return -1;
+			}
+			g.cache_bytes = (size_t)mb << 20;
+		} else if (!strcmp(o, "default_permissions")) {
+			fprintf(stderr, "govfs: -o default_permissions: govfs "
+					"checks every caller itself\n");
+			return -1;
+		} else if (fuse_opt_add_arg(args, "-o") ||
+			   fuse_opt_add_arg(args, o)) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct fuse_args *args)
+{
+	static const struct option opts[] = {
+		{"home", required_argument, NULL, 'H'},
+		{"agreement", required_argument, NULL, 'a'},
+		{"key-file", required_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *home = getenv("GOVFS_HOME") ? getenv("GOVFS_HOME")
+						: HOME_DEFAULT;
+	int opt;
+
+	g.key_file = DEFAULT_KEY_FILE;
+	g.cache_bytes = (size_t)DEFAULT_CACHE_MB << 20;
+	while ((opt = getopt_long(argc, argv, "fo:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'H':
+			home = optarg;
+			break;
+		case 'a':
+			g.agreement = optarg;
+			break;
+		case 'k':
+			g.key_file = optarg;
+			break;
+		case 'f':
+			g.foreground = true;
+			break;
+		case 'o':
+			if (parse_mount_options(optarg, args))
+				return 2;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		default:
+			fputs(usage_text, stderr);
+			return 2;
+		}
+	}
+	if (!g.agreement || optind != argc - 1) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	if (!realpath(home, g.home)) {
+		fprintf(stderr, "govfs: %s: %s\n", home, strerror(errno));
+		return 1;
+	}
+	if (!realpath(argv[optind], g.mountpoint)) {
+		if (errno == ENOTCONN)
+			fprintf(stderr, "govfs: %s: a stale mount (transport "
+					"endpoint not connected) is in the "
+					"way; run: fusermount3 -u %s\n",
+				argv[optind], argv[optind]);
+		else
+			fprintf(stderr, "govfs: %s: %s\n", argv[optind],
+				strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether path is already a mount point (of anything). */
+static bool is_mount_point(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[8192], mp[PATH_MAX];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 &&
+		    !strcmp(mp, path))
+			found = true;
+	fclose(f);
+	return found;
+}
+
+static int check_mountpoint(void)
+{
+	struct stat st;
+
+	if (stat(g.mountpoint, &st)) {
+		fprintf(stderr, "govfs: %s: %s%s\n", g.mountpoint,
+			strerror(errno),
+			errno == ENOTCONN ? " (a stale mount: run fusermount3 "
+					    "-u on it)"
+					  : "");
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "govfs: %s: not a directory\n", g.mountpoint);
+		return 1;
+	}
+	if (is_mount_point(g.mountpoint)) {
+		fprintf(stderr, "govfs: %s: already a mount point; unmount it "
+				"first (fusermount3 -u %s)\n",
+			g.mountpoint, g.mountpoint);
+		return 1;
+	}
+	return 0;
+}
+
+static int load_initial_state(void)
+{
+	char path[PATH_MAX], why[512];
+	const char *reason;
+	int rc;
+
+	if (home_check(g.home, path, sizeof(path), &reason)) {
+		fprintf(stderr, "govfs: %s: %s\n", path, reason);
+		return 1;
+	}
+	if (master_key_load(g.key_file, &g.mk, &reason)) {
+		fprintf(stderr, "govfs: %s: %s\n", g.key_file, reason);
+		return 1;
+	}
+	rc = catalog_open(g.home, true, &g.cat);
+	if (rc) {
+		fprintf(stderr, "govfs: %s/catalog.db: %s\n", g.home,
+			strerror(-rc));
+		return 1;
+	}
+	rc = mount_state_load(g.cat, g.home, &g.mk, g.agreement, NULL,
+			      &g.state, why, sizeof(why));
+	if (!rc && !strcmp(g.state->rec.state, "revoked")) {
+		snprintf(why, sizeof(why), "agreement '%s' is revoked",
+			 g.agreement);
+		rc = -EACCES;
+	}
+	if (rc) {
+		fprintf(stderr, "govfs: %s\n", why);
+		return 1;
+	}
+	return 0;
+}
+
+static int add_fixed_options(struct fuse_args *args)
+{
+	char opts[256];
+
+	snprintf(opts, sizeof(opts),
+		 "allow_other,auto_unmount,ro,fsname=govfs:%s,subtype=govfs",
+		 g.agreement);
+	return fuse_opt_add_arg(args, "-o") || fuse_opt_add_arg(args, opts);
+}
+
+static int serve(struct fuse_args *args)
+{
+	struct fuse_loop_config *config;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int rc = 1;
+
+	g.se = fuse_session_new(args, &govfs_ops, sizeof(govfs_ops), NULL);
+	if (!g.se)
+		return 1;
+	if (fuse_set_signal_handlers(g.se))
+		goto out_destroy;
+	if (fuse_session_mount(g.se, g.mountpoint))
+		goto out_signals;
+	fuse_daemonize(g.foreground);
+	g.cache = blockcache_new(g.cache_bytes, cpus > 1 ? (unsigned)cpus : 1);
+	if (!g.cache)
+		goto out_unmount;
+	g.refresher_started =
+		!pthread_create(&g.refresher, NULL, refresher_main, NULL);
+	config = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(config, 16);
+	fuse_loop_cfg_set_idle_threads(config, 4);
+	rc = fuse_session_loop_mt(g.se, config) ? 1 : 0;
+	fuse_loop_cfg_destroy(config);
+	atomic_store(&g.stopping, true);
+	if (g.refresher_started)
+		pthread_join(g.refresher, NULL);
+out_unmount:
+	fuse_session_unmount(g.se);
+out_signals:
+	fuse_remove_signal_handlers(g.se);
+out_destroy:
+	fuse_session_destroy(g.se);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	int rc;
+
+	pthread_mutex_init(&g.lock, NULL);
+	rc = fuse_opt_add_arg(&args, argv[0]) ? 1 : parse_args(argc, argv, &args);
+	if (!rc)
+		rc = check_mountpoint();
+	if (!rc)
+		rc = load_initial_state();
+	if (!rc)
+		rc = add_fixed_options(&args) ? 1 : serve(&args);
+	blockcache_free(g.cache);
+	mount_state_put(g.state);
+	catalog_close(g.cat);
+	for (size_t i = 0; i < g.nslots; i++)
+		free(g.slots[i]);
+	fuse_opt_free_args(&args);
+	memset(&g.mk, 0, sizeof(g.mk));
+	return rc;
+}

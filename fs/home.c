@@ -1,0 +1,261 @@
+/*
+ * home: layout, ownership checks, the admin lock and leftover clean-up.
+ */
+#include "home.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bool dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	bool empty = true;
+
+	if (!d)
+		return false;
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			empty = false;
+			break;
+		}
+	}
+	closedir(d);
+	return empty;
+}
+
+static int make_dir(const char *home, const char *sub)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", home, sub);
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int home_create(const char *home)
+{
+	int rc;
+
+	if (mkdir(home, 0700)) {
+		if (errno != EEXIST)
+			return -errno;
+		if (!dir_is_empty(home))
+			return -EEXIST;
+		if (chmod(home, 0700))
+			return -errno;
+	}
+	rc = make_dir(home, HOME_STORE_DIR);
+	if (!rc)
+		rc = make_dir(home, HOME_TMP_DIR);
+	return rc;
+}
+
+static int check_private(const char *path, bool want_dir, const char **why)
+{
+	struct stat st;
+
+	if (lstat(path, &st)) {
+		*why = strerror(errno);
+		return -errno;
+	}
+	if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+		*why = want_dir ? "not a directory" : "not a regular file";
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid()) {
+		*why = "owned by another user";
+		return -EPERM;
+	}
+	if (st.st_mode & 077) {
+		*why = want_dir ? "open to group or others (want mode 0700)"
+				: "open to group or others (want mode 0600)";
+		return -EPERM;
+	}
+	return 0;
+}
+
+int home_check(const char *home, char *pathbuf, size_t len, const char **why)
+{
+	static const char *const subs[] = {"", HOME_STORE_DIR, HOME_TMP_DIR,
+					   "catalog.db"};
+	int rc;
+
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		bool dir = i < 3;
+
+		snprintf(pathbuf, len, "%s%s%s", home, *subs[i] ? "/" : "",
+			 subs[i]);
+		rc = check_private(pathbuf, dir, why);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int home_lock(const char *home)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", home);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, LOCK_EX)) {
+		if (errno != EINTR) {
+			int rc = -errno;
+
+			close(fd);
+			return rc;
+		}
+	}
+	return fd;
+}
+
+void home_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+static int remove_all_in(const char *dir)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	int removed = 0;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (!unlink(path))
+			removed++;
+	}
+	closedir(d);
+	return removed;
+}
+
+struct referenced {
+	char **files;
+	size_t n, cap;
+};
+
+static int note_referenced(void *ctx, const char *file)
+{
+	struct referenced *r = ctx;
+
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 64;
+		char **grown = realloc(r->files, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		r->files = grown;
+		r->cap = cap;
+	}
+	r->files[r->n] = strdup(file);
+	return r->files[r->n++] ? 0 : -ENOMEM;
+}
+
+static bool is_referenced(const struct referenced *r, const char *file)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (!strcmp(r->files[i], file))
+			return true;
+	return false;
+}
+
+static int remove_unreferenced(const char *home, const struct referenced *r)
+{
+	char dir[PATH_MAX], rel[PATH_MAX], path[PATH_MAX + 8];
+	struct dirent *e;
+	DIR *d;
+	int removed = 0;
+
+	snprintf(dir, sizeof(dir), "%s/%s", home, HOME_STORE_DIR);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(rel, sizeof(rel), "%s/%s", HOME_STORE_DIR, e->d_name);
+		if (is_referenced(r, rel))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", home, rel);
+		if (!unlink(path))
+			removed++;
+	}
+	closedir(d);
+	return removed;
+}
+
+int home_cleanup(const char *home, struct catalog *cat)
+{
+	struct referenced r = {0};
+	char tmp[PATH_MAX];
+	int rc, removed;
+
+	snprintf(tmp, sizeof(tmp), "%s/%s", home, HOME_TMP_DIR);
+	removed = remove_all_in(tmp);
+	if (removed < 0)
+		return removed;
+	rc = catalog_store_files(cat, note_referenced, &r);
+	if (!rc) {
+		rc = remove_unreferenced(home, &r);
+		if (rc >= 0)
+			rc += removed;
+	}
+	for (size_t i = 0; i < r.n; i++)
+		free(r.files[i]);
+	free(r.files);
+	return rc;
+}
+
+static long login_uid(void)
+{
+	const char *sudo = getenv("SUDO_UID");
+	char buf[32] = "";
+	FILE *f;
+	long uid;
+
+	if (sudo && *sudo)
+		return strtol(sudo, NULL, 10);
+	f = fopen("/proc/self/loginuid", "r");
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = 0;
+		fclose(f);
+	}
+	uid = buf[0] ? strtol(buf, NULL, 10) : -1;
+	/* 4294967295 means no login session (a daemon, a container). */
+	if (uid < 0 || uid == 4294967295L)
+		uid = (long)getuid();
+	return uid;
+}
+
+void admin_identity(char *buf, size_t len)
+{
+	long uid = login_uid();
+	struct passwd pw, *res = NULL;
+	char pwbuf[1024];
+
+	if (!getpwuid_r((uid_t)uid, &pw, pwbuf, sizeof(pwbuf), &res) && res)
+		snprintf(buf, len, "uid %ld (%s)", uid, res->pw_name);
+	else
+		snprintf(buf, len, "uid %ld", uid);
+}

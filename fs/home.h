@@ -1,0 +1,46 @@
+/*
+ * home: the layout of a govfs home (catalog.db, store/, tmp/, lock), the
+ * checks that it belongs to the running user alone, the admin lock that
+ * serialises govfsctl's changes, and the clean-up of whatever an
+ * interrupted change left behind.
+ */
+#ifndef GOVFS_HOME_H
+#define GOVFS_HOME_H
+
+#include <stddef.h>
+
+#include "catalog.h"
+
+#define HOME_DEFAULT "/var/lib/govfs"
+#define HOME_STORE_DIR "store"
+#define HOME_TMP_DIR "tmp"
+
+/*
+ * Create the home (mode 0700) and its folders.  An existing empty directory
+ * will do; one that holds anything is refused with -EEXIST.
+ */
+int home_create(const char *home) __attribute__((warn_unused_result));
+
+/*
+ * Check that home exists, is a directory owned by the running user and
+ * closed to group and others, and so are its catalog and store.  On error
+ * *path and *why (static or in pathbuf) say which path and what is wrong.
+ */
+int home_check(const char *home, char *pathbuf, size_t len, const char **why)
+	__attribute__((warn_unused_result));
+
+/* Take the admin lock (blocking); returns the fd to pass to home_unlock. */
+int home_lock(const char *home) __attribute__((warn_unused_result));
+void home_unlock(int fd);
+
+/*
+ * Remove leftovers of interrupted changes: every file in tmp/ and every
+ * store file the catalog does not reference.  Call with the lock held.
+ * Returns how many files were removed, or -errno.
+ */
+int home_cleanup(const char *home, struct catalog *cat);
+
+/* Who is acting: "uid 1000 (alice)", from SUDO_UID or the login uid. */
+void admin_identity(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * keys: the master key file, data-key wrapping and AES-256-GCM.  OpenSSL's
+ * EVP interface only; a cipher context is made per call, which costs far
+ * less than the block it seals.
+ */
+#include "keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int make_parent_dir(const char *path)
+{
+	char copy[PATH_MAX];
+	char *dir;
+
+	if (strlen(path) >= sizeof(copy))
+		return -ENAMETOOLONG;
+	strcpy(copy, path);
+	dir = dirname(copy);
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int master_key_create(const char *path)
+{
+	uint8_t key[KEY_LEN];
+	int fd, rc;
+
+	rc = make_parent_dir(path);
+	if (rc)
+		return rc;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	rc = random_bytes(key, sizeof(key));
+	if (!rc)
+		rc = write_all(fd, key, sizeof(key));
+	if (!rc && fsync(fd))
+		rc = -errno;
+	close(fd);
+	OPENSSL_cleanse(key, sizeof(key));
+	if (rc)
+		unlink(path);
+	return rc;
+}
+
+int master_key_load(const char *path, struct master_key *key, const char **why)
+{
+	struct stat st;
+	ssize_t n;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		*why = strerror(errno);
+		return -errno;
+	}
+	if (fstat(fd, &st)) {
+		rc = -errno;
+		*why = strerror(errno);
+	} else if (!S_ISREG(st.st_mode)) {
+		rc = -EPERM;
+		*why = "not a regular file";
+	} else if (st.st_uid != geteuid()) {
+		rc = -EPERM;
+		*why = "owned by another user";
+	} else if (st.st_mode & 077) {
+		rc = -EPERM;
+		*why = "accessible to group or others (want mode 0600)";
+	} else if (st.st_size != KEY_LEN) {
+		rc = -EINVAL;
+		*why = "not a govfs master key (want 32 bytes)";
+	}
+	if (!rc) {
+		n = pread(fd, key->bytes, KEY_LEN, 0);
+		if (n != KEY_LEN) {
+			rc = -EIO;
+			*why = "short read";
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+int random_bytes(void *buf, size_t n)
+{
+	return RAND_bytes(buf, (int)n) == 1 ? 0 : -EIO;
+}
+
+static int aead_run(bool seal, const uint8_t key[KEY_LEN],
+		    const uint8_t nonce[AEAD_NONCE_LEN], const void *aad,
+		    size_t aad_len, const uint8_t *in, size_t len, uint8_t *out,
+		    uint8_t tag[AEAD_TAG_LEN])
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int outl, ok;
+
+	if (!ctx)
+		return -ENOMEM;
+	ok = EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce,
+			       seal ? 1 : 0) == 1;
+	if (ok && aad_len)
+		ok = EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)aad_len) == 1;
+	if (ok && len)
+		ok = EVP_CipherUpdate(ctx, out, &outl, in, (int)len) == 1;
+	if (ok && !seal)
+		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, AEAD_TAG_LEN,
+					 tag) == 1;
+	if (ok)
+		ok = EVP_CipherFinal_ex(ctx, out + len, &outl) == 1;
+	if (ok && seal)
+		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, AEAD_TAG_LEN,
+					 tag) == 1;
+	EVP_CIPHER_CTX_free(ctx);
+	return ok ? 0 : -EIO;
+}
+
+int aead_seal(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
+	      const void *aad, size_t aad_len, const uint8_t *in, size_t len,
+	      uint8_t *out, uint8_t tag[AEAD_TAG_LEN])
+{
+	return aead_run(true, key, nonce, aad, aad_len, in, len, out, tag);
+}
+
+int aead_open(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
+	      const void *aad, size_t aad_len, const uint8_t *in, size_t len,
+	      const uint8_t tag[AEAD_TAG_LEN], uint8_t *out)
+{
+	uint8_t t[AEAD_TAG_LEN];
+
+	memcpy(t, tag, sizeof(t));
+	return aead_run(false, key, nonce, aad, aad_len, in, len, out, t);
+}
+
+int data_key_new(const struct master_key *mk, const char *label,
+		 uint8_t key[KEY_LEN], uint8_t wrapped[WRAPPED_KEY_LEN])
+{
+	uint8_t *nonce = wrapped;
+	uint8_t *sealed = wrapped + AEAD_NONCE_LEN;
+	uint8_t *tag = sealed + KEY_LEN;
+	int rc;
+
+	rc = random_bytes(key, KEY_LEN);
+	if (!rc)
+		rc = random_bytes(nonce, AEAD_NONCE_LEN);
+	if (!rc)
+		rc = aead_seal(mk->bytes, nonce, label, strlen(label), key,
+			       KEY_LEN, sealed, tag);
+	return rc;
+}
+
+int data_key_unwrap(const struct master_key *mk, const char *label,
+		    const uint8_t wrapped[WRAPPED_KEY_LEN], uint8_t key[KEY_LEN])
+{
+	return aead_open(mk->bytes, wrapped, label, strlen(label),
+			 wrapped + AEAD_NONCE_LEN, KEY_LEN,
+			 wrapped + AEAD_NONCE_LEN + KEY_LEN, key);
+}

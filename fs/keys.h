@@ -1,0 +1,67 @@
+/*
+ * keys: the master key file and the AES-256-GCM sealing that every key and
+ * block under the home relies on.  The master key is 32 random bytes in a
+ * file outside the home, readable only by its owner; it wraps the data keys
+ * that the catalog stores, so a copy of the home alone reveals nothing.
+ */
+#ifndef GOVFS_KEYS_H
+#define GOVFS_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEY_LEN 32
+#define AEAD_NONCE_LEN 12
+#define AEAD_TAG_LEN 16
+/* nonce + sealed key + tag */
+#define WRAPPED_KEY_LEN (AEAD_NONCE_LEN + KEY_LEN + AEAD_TAG_LEN)
+
+#define DEFAULT_KEY_FILE "/etc/govfs/master.key"
+
+struct master_key {
+	uint8_t bytes[KEY_LEN];
+};
+
+/*
+ * Create the key file with fresh random bytes (mode 0600, its directory
+ * created 0700 if missing).  Returns 0, -EEXIST if it exists, or -errno.
+ */
+int master_key_create(const char *path) __attribute__((warn_unused_result));
+
+/*
+ * Load the key.  Refuses (-EPERM) a file that is not a regular file owned
+ * by the caller with no group or other access, and (-EINVAL) a file of the
+ * wrong size.  why is set to a one-line reason on error.
+ */
+int master_key_load(const char *path, struct master_key *key,
+		    const char **why) __attribute__((warn_unused_result));
+
+/* Fill buf with n cryptographically random bytes; 0 or -EIO. */
+int random_bytes(void *buf, size_t n) __attribute__((warn_unused_result));
+
+/*
+ * Seal in[0..len) into out[0..len) and tag with key, nonce and aad.
+ * 0 or -EIO.
+ */
+int aead_seal(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
+	      const void *aad, size_t aad_len, const uint8_t *in, size_t len,
+	      uint8_t *out, uint8_t tag[AEAD_TAG_LEN])
+	__attribute__((warn_unused_result));
+
+/* Open what aead_seal made; -EIO if anything was altered. */
+int aead_open(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
+	      const void *aad, size_t aad_len, const uint8_t *in, size_t len,
+	      const uint8_t tag[AEAD_TAG_LEN], uint8_t *out)
+	__attribute__((warn_unused_result));
+
+/* Make a fresh data key and its wrapped form, bound to label. */
+int data_key_new(const struct master_key *mk, const char *label,
+		 uint8_t key[KEY_LEN], uint8_t wrapped[WRAPPED_KEY_LEN])
+	__attribute__((warn_unused_result));
+
+/* Unwrap a data key made for label; -EIO if the key or label differ. */
+int data_key_unwrap(const struct master_key *mk, const char *label,
+		    const uint8_t wrapped[WRAPPED_KEY_LEN],
+		    uint8_t key[KEY_LEN]) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * mount_state: what one mount shows at one moment, built from the catalog:
+ * the agreement's current revision and state, and for each of its datasets
+ * the data.csv view (a file_view), schema.json and the README.txt text.
+ *
+ * A mount_state is immutable once built and reference-counted: request
+ * handlers take a reference to the current one, the refresh thread swaps
+ * in a new one when the catalog changes.  file_views are reference-counted
+ * too, shared between successive states while their (dataset version,
+ * agreement revision) is unchanged, and held by every open handle, so a
+ * handle keeps reading the version it opened.
+ */
+#ifndef GOVFS_MOUNT_STATE_H
+#define GOVFS_MOUNT_STATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agreement.h"
+#include "buf.h"
+#include "catalog.h"
+#include "dataview.h"
+#include "keys.h"
+
+/* One data.csv: a dataset version rendered under one agreement revision. */
+struct file_view {
+	atomic_uint refs;
+	uint64_t id; /* unique in this daemon: the block cache's key */
+	char *dataset;
+	int64_t version;
+	int64_t revision;
+	struct dataview dv;
+	uint64_t *ends; /* ends[b]: offset just past block b's bytes */
+	uint64_t size;
+	int64_t mtime_ns;
+};
+
+struct file_view *file_view_get(struct file_view *fv);
+void file_view_put(struct file_view *fv);
+
+/* Offset where block b's bytes start in data.csv. */
+static inline uint64_t file_view_block_start(const struct file_view *fv,
+					     uint32_t b)
+{
+	return b ? fv->ends[b - 1] : fv->dv.sizes.header_bytes;
+}
+
+/* The block holding byte off (off >= header, off < size). */
+uint32_t file_view_block_at(const struct file_view *fv, uint64_t off);
+
+/*
+ * Render block b into out (which is emptied first), checking that it has
+ * exactly the size the size index says.  -EIO on any disagreement.
+ */
+int file_view_render(const struct file_view *fv, uint32_t b,
+		     struct block_decoder *d, struct buf *out)
+	__attribute__((warn_unused_result));
+
+enum time_phase {
+	PHASE_NOT_YET,
+	PHASE_VALID,
+	PHASE_EXPIRED,
+};
+
+struct dataset_state {
+	const struct agreement_dataset *ds; /* points into state->agr */
+	struct file_view *data;		   /* NULL when records is false */
+	struct buf schema_json;
+	int64_t mtime_ns;
+};
+
+struct mount_state {
+	atomic_uint refs;
+	struct agreement agr;
+	struct agreement_record rec;
+	bool active; /* state is "active" */
+	enum time_phase phase;
+	size_t ndatasets;
+	struct dataset_state *datasets;
+	struct buf readme;
+	int64_t mtime_ns;
+};
+
+enum time_phase time_phase_at(const struct agreement *agr, int64_t now_ns);
+
+/*
+ * Build the state of agreement id from the catalog, reusing prev's file
+ * views where nothing changed (prev may be NULL).  A revoked agreement
+ * loads with no datasets.  -ENOENT for an unknown agreement; why says more
+ * on any error.
+ */
+int mount_state_load(struct catalog *cat, const char *home,
+		     const struct master_key *mk, const char *id,
+		     const struct mount_state *prev, struct mount_state **out,
+		     char *why, size_t whylen) __attribute__((warn_unused_result));
+
+struct mount_state *mount_state_get(struct mount_state *st);
+void mount_state_put(struct mount_state *st);
+
+/* The dataset named name, or NULL. */
+const struct dataset_state *mount_state_dataset(const struct mount_state *st,
+						const char *name);
+
+#endif

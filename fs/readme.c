@@ -1,0 +1,132 @@
+/*
+ * readme: README.txt of a mount, written for the analyst.
+ */
+#include "readme.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "render.h"
+
+static int put(struct buf *out, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int put(struct buf *out, const char *fmt, ...)
+{
+	va_list ap;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	rc = buf_reserve(out, (size_t)n + 1);
+	if (rc)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf((char *)out->data + out->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	out->len += (size_t)n;
+	return 0;
+}
+
+static const char *state_line(const struct mount_state *st)
+{
+	if (!st->active)
+		return st->rec.state;
+	switch (st->phase) {
+	case PHASE_NOT_YET:
+		return "not yet valid";
+	case PHASE_EXPIRED:
+		return "expired";
+	case PHASE_VALID:
+		break;
+	}
+	return "active";
+}
+
+static int put_header(const struct mount_state *st, struct buf *out)
+{
+	const struct agreement *a = &st->agr;
+	char f[40], u[40], fu[40], uu[40], since[40];
+	int rc;
+
+	rc = put(out,
+		 "govfs: agreement %s (revision %lld)\n\n"
+		 "Grantee:   %s\n"
+		 "Scenario:  %s\n"
+		 "Valid:     from %s until %s\n"
+		 "           (UTC: from %s until %s)\n"
+		 "State:     %s\n",
+		 a->id, (long long)st->rec.revision, a->grantee, a->scenario,
+		 time_format_offset(a->valid_from_ns, a->valid_from_offset, f,
+				    sizeof(f)),
+		 time_format_offset(a->valid_until_ns, a->valid_until_offset, u,
+				    sizeof(u)),
+		 time_format_utc(a->valid_from_ns, fu, sizeof(fu)),
+		 time_format_utc(a->valid_until_ns, uu, sizeof(uu)),
+		 state_line(st));
+	if (!rc && !st->active)
+		rc = put(out, "           since %s, by %s: %s\n",
+			 time_format_utc(st->rec.state_since_ns, since,
+					 sizeof(since)),
+			 st->rec.state_by,
+			 st->rec.state_reason ? st->rec.state_reason : "");
+	if (!rc && st->active && st->phase != PHASE_VALID)
+		rc = put(out, "           data files can be read only inside "
+			      "the validity window\n");
+	if (!rc && a->has_quota)
+		rc = put(out, "Quota:     %llu bytes of data per day\n",
+			 (unsigned long long)a->quota_bytes_per_day);
+	else if (!rc)
+		rc = put(out, "Quota:     none\n");
+	return rc;
+}
+
+static int put_dataset(const struct dataset_state *d, struct buf *out)
+{
+	char rule[64];
+	int rc;
+
+	rc = put(out, "\n%s/\n", d->ds->dataset);
+	if (!rc && d->data)
+		rc = put(out,
+			 "  data.csv     %llu bytes, dataset version %lld, "
+			 "%llu source rows\n",
+			 (unsigned long long)d->data->size,
+			 (long long)d->data->version,
+			 (unsigned long long)d->data->dv.store->info.nrows);
+	if (!rc && !d->data)
+		rc = put(out, "  (aggregation only: no data.csv)\n");
+	if (!rc)
+		rc = put(out, "  schema.json  the columns below, as JSON\n");
+	for (size_t i = 0; !rc && d->data && i < d->data->dv.plan.nout; i++) {
+		const struct render_col *c = &d->data->dv.plan.cols[i];
+
+		rc = put(out, "    %-28s %-9s %s\n",
+			 d->data->dv.schema.cols[c->src].name,
+			 col_type_name(c->type),
+			 rule_text(&c->rule, rule, sizeof(rule)));
+	}
+	if (!rc && d->ds->rows)
+		rc = put(out, "  rows shown:  %s\n", d->ds->rows);
+	for (size_t i = 0; !rc && i < d->ds->nviews; i++)
+		rc = put(out, "  views/%s.csv\n", d->ds->views[i].name);
+	return rc;
+}
+
+int readme_render(const struct mount_state *st, struct buf *out)
+{
+	int rc;
+
+	out->len = 0;
+	rc = put_header(st, out);
+	for (size_t i = 0; !rc && i < st->ndatasets; i++)
+		rc = put_dataset(&st->datasets[i], out);
+	return rc;
+}

@@ -1,0 +1,16 @@
+/*
+ * readme: the text of README.txt, the agreement as the analyst should read
+ * it: grantee, scenario, validity (in the agreement's offset and in UTC),
+ * state and why, quota, and for each dataset its files, columns and rules.
+ */
+#ifndef GOVFS_README_H
+#define GOVFS_README_H
+
+#include "buf.h"
+#include "mount_state.h"
+
+/* Write the README of st into out; 0 or -ENOMEM. */
+int readme_render(const struct mount_state *st, struct buf *out)
+	__attribute__((warn_unused_result));
+
+#endif

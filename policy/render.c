@@ -1,0 +1,353 @@
+/*
+ * render: column rules applied to stored records, written as CSV.  This is
+ * the hot path of every data.csv read that misses the block cache, so it
+ * allocates only when a row needs more room than the output buffer has.
+ */
+#include "render.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rowfmt.h"
+
+/* Fields decoded on the stack for datasets up to this wide. */
+#define STACK_FIELDS 64
+
+static bool rule_is_supported(enum rule_kind kind)
+{
+	switch (kind) {
+	case RULE_KEEP:
+	case RULE_DROP:
+	case RULE_NULL:
+	case RULE_REDACT:
+	case RULE_MASK_FIRST:
+	case RULE_MASK_LAST:
+	case RULE_PREFIX:
+	case RULE_DATE_YEAR:
+	case RULE_DATE_MONTH:
+	case RULE_DATE_DAY:
+		return true;
+	case RULE_PSEUDONYM:
+	case RULE_BUCKET:
+		break;
+	}
+	return false;
+}
+
+enum col_type rule_output_type(const struct rule *rule, enum col_type in)
+{
+	switch (rule->kind) {
+	case RULE_KEEP:
+	case RULE_DROP:
+	case RULE_NULL:
+	case RULE_BUCKET:
+		return in;
+	case RULE_DATE_YEAR:
+		return COL_INT;
+	case RULE_DATE_DAY:
+		return COL_DATE;
+	case RULE_REDACT:
+	case RULE_PSEUDONYM:
+	case RULE_MASK_FIRST:
+	case RULE_MASK_LAST:
+	case RULE_PREFIX:
+	case RULE_DATE_MONTH:
+		break;
+	}
+	return COL_STRING;
+}
+
+static bool bytes_need_quote(const uint8_t *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n')
+			return true;
+	return false;
+}
+
+/* Worst case of a field written quoted: every byte a doubled quote. */
+static size_t quoted_bound(size_t n)
+{
+	return 2 * n + 2;
+}
+
+/* The bytes of s with every '"' doubled, without the enclosing quotes. */
+static void put_escaped(struct buf *out, const uint8_t *s, size_t n)
+{
+	const uint8_t *end = s + n;
+
+	while (s < end) {
+		const uint8_t *q = memchr(s, '"', (size_t)(end - s));
+		size_t run = q ? (size_t)(q - s) + 1 : (size_t)(end - s);
+
+		buf_put(out, s, run);
+		if (q)
+			buf_putc(out, '"');
+		s += run;
+	}
+}
+
+static void put_quoted(struct buf *out, const uint8_t *s, size_t n)
+{
+	buf_putc(out, '"');
+	put_escaped(out, s, n);
+	buf_putc(out, '"');
+}
+
+static void put_field(struct buf *out, const uint8_t *s, size_t n, bool quote)
+{
+	if (quote)
+		put_quoted(out, s, n);
+	else
+		buf_put(out, s, n);
+}
+
+static int put_header(struct render_plan *plan, const struct schema *schema)
+{
+	size_t i, need = 1;
+	int rc;
+
+	for (i = 0; i < plan->nout; i++)
+		need += quoted_bound(strlen(schema->cols[plan->cols[i].src].name)) + 1;
+	rc = buf_reserve(&plan->header, need);
+	if (rc)
+		return rc;
+	for (i = 0; i < plan->nout; i++) {
+		const char *name = schema->cols[plan->cols[i].src].name;
+		size_t n = strlen(name);
+
+		if (i)
+			buf_putc(&plan->header, ',');
+		put_field(&plan->header, (const uint8_t *)name, n,
+			  bytes_need_quote((const uint8_t *)name, n));
+	}
+	if (plan->nout == 1 && plan->header.len == 0)
+		buf_put(&plan->header, "\"\"", 2);
+	buf_putc(&plan->header, '\n');
+	return 0;
+}
+
+int render_plan_init(struct render_plan *plan, const struct schema *schema,
+		     const struct agreement_dataset *ds, struct perr *err)
+{
+	size_t i;
+	int rc;
+
+	memset(plan, 0, sizeof(*plan));
+	if (ds->rows)
+		return perr_set(err,
+				"$.rows: row filters are not supported yet");
+	plan->nsrc = schema->ncols;
+	plan->cols = calloc(schema->ncols ? schema->ncols : 1,
+			    sizeof(*plan->cols));
+	if (!plan->cols)
+		return -ENOMEM;
+	for (i = 0; i < schema->ncols; i++) {
+		const struct column *c = &schema->cols[i];
+		const struct rule *r = agreement_dataset_rule(ds, c->name);
+		struct render_col *out;
+
+		if (r->kind == RULE_DROP)
+			continue;
+		if (!rule_is_supported(r->kind)) {
+			char text[64];
+
+			rc = perr_set(err, "$.columns.%s: rule '%s' is not "
+					   "supported yet",
+				      c->name, rule_text(r, text, sizeof(text)));
+			goto out_release;
+		}
+		out = &plan->cols[plan->nout++];
+		out->src = i;
+		out->rule = *r;
+		out->rule.width = NULL;
+		out->type = rule_output_type(r, c->type);
+	}
+	rc = put_header(plan, schema);
+	if (rc)
+		goto out_release;
+	return 0;
+
+out_release:
+	render_plan_release(plan);
+	return rc;
+}
+
+void render_plan_release(struct render_plan *plan)
+{
+	free(plan->cols);
+	buf_release(&plan->header);
+	memset(plan, 0, sizeof(*plan));
+}
+
+static bool utf8_is_lead(uint8_t c)
+{
+	return (c & 0xc0) != 0x80;
+}
+
+/* Byte offset of code point number cp in s[0..n), or n if s is shorter. */
+static size_t utf8_offset(const uint8_t *s, size_t n, size_t cp)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (utf8_is_lead(s[i])) {
+			if (cp == 0)
+				return i;
+			cp--;
+		}
+	}
+	return n;
+}
+
+static size_t utf8_count(const uint8_t *s, size_t n)
+{
+	size_t i, count = 0;
+
+	for (i = 0; i < n; i++)
+		count += utf8_is_lead(s[i]);
+	return count;
+}
+
+static void put_stars(struct buf *out, size_t n)
+{
+	memset(out->data + out->len, '*', n);
+	out->len += n;
+}
+
+/*
+ * mask:firstN / mask:lastN: the N kept code points stay, every other one
+ * becomes a single '*'; a value of N code points or fewer is all stars.
+ * Stars never need quoting, so the kept part decides.
+ */
+static void put_masked(struct buf *out, const struct rowfmt_field *f,
+		       unsigned keep, bool keep_first)
+{
+	size_t chars = utf8_count(f->data, f->len);
+	const uint8_t *kept;
+	size_t cut, kept_len;
+	bool quote;
+
+	if (chars <= keep) {
+		put_stars(out, chars);
+		return;
+	}
+	cut = utf8_offset(f->data, f->len, keep_first ? keep : chars - keep);
+	kept = keep_first ? f->data : f->data + cut;
+	kept_len = keep_first ? cut : f->len - cut;
+	quote = f->needs_quote && bytes_need_quote(kept, kept_len);
+	if (quote)
+		buf_putc(out, '"');
+	if (!keep_first)
+		put_stars(out, chars - keep);
+	if (quote)
+		put_escaped(out, kept, kept_len);
+	else
+		buf_put(out, kept, kept_len);
+	if (keep_first)
+		put_stars(out, chars - keep);
+	if (quote)
+		buf_putc(out, '"');
+}
+
+static void put_value(struct buf *out, const struct render_col *col,
+		      const struct rowfmt_field *f)
+{
+	size_t cut;
+
+	if (f->len == 0)
+		return;
+	switch (col->rule.kind) {
+	case RULE_KEEP:
+		put_field(out, f->data, f->len, f->needs_quote);
+		return;
+	case RULE_NULL:
+	case RULE_DROP:
+		return;
+	case RULE_REDACT:
+		buf_put(out, "***", 3);
+		return;
+	case RULE_MASK_FIRST:
+	case RULE_MASK_LAST:
+		put_masked(out, f, col->rule.n,
+			   col->rule.kind == RULE_MASK_FIRST);
+		return;
+	case RULE_PREFIX:
+		cut = utf8_offset(f->data, f->len, col->rule.n);
+		put_field(out, f->data, cut,
+			  f->needs_quote && bytes_need_quote(f->data, cut));
+		return;
+	case RULE_DATE_YEAR:
+		buf_put(out, f->data, f->len < 4 ? f->len : 4);
+		return;
+	case RULE_DATE_MONTH:
+		buf_put(out, f->data, f->len < 7 ? f->len : 7);
+		return;
+	case RULE_DATE_DAY:
+		buf_put(out, f->data, f->len < 10 ? f->len : 10);
+		return;
+	case RULE_PSEUDONYM:
+	case RULE_BUCKET:
+		break;
+	}
+}
+
+static size_t row_bound(const struct render_plan *plan,
+			const struct rowfmt_field *fields)
+{
+	size_t i, need = 3;
+
+	for (i = 0; i < plan->nout; i++)
+		need += quoted_bound(fields[plan->cols[i].src].len) + 1;
+	return need;
+}
+
+static int render_row(const struct render_plan *plan,
+		      const struct rowfmt_field *fields, struct buf *out)
+{
+	size_t i, start;
+	int rc;
+
+	rc = buf_reserve(out, row_bound(plan, fields));
+	if (rc)
+		return rc;
+	start = out->len;
+	for (i = 0; i < plan->nout; i++) {
+		if (i)
+			buf_putc(out, ',');
+		put_value(out, &plan->cols[i], &fields[plan->cols[i].src]);
+	}
+	if (plan->nout == 1 && out->len == start)
+		buf_put(out, "\"\"", 2);
+	buf_putc(out, '\n');
+	return 0;
+}
+
+int render_block(const struct render_plan *plan, const uint8_t *block,
+		 size_t len, uint32_t nrows, struct buf *out)
+{
+	struct rowfmt_field stack[STACK_FIELDS];
+	struct rowfmt_field *fields = stack;
+	size_t pos = 0;
+	uint32_t r;
+	int rc = 0;
+
+	if (plan->nsrc > STACK_FIELDS) {
+		fields = malloc(plan->nsrc * sizeof(*fields));
+		if (!fields)
+			return -ENOMEM;
+	}
+	for (r = 0; r < nrows && !rc; r++) {
+		rc = rowfmt_next(block, len, &pos, plan->nsrc, fields);
+		if (!rc)
+			rc = render_row(plan, fields, out);
+	}
+	if (!rc && pos != len)
+		rc = -EIO;
+	if (fields != stack)
+		free(fields);
+	return rc;
+}

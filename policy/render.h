@@ -1,0 +1,59 @@
+/*
+ * render: turns stored records into the bytes of an agreement's data.csv.
+ * A render_plan is built once per (dataset version, agreement revision)
+ * from the dataset's schema and the agreement's column rules; rendering a
+ * block is then a pure function of the plan and the block's records, so the
+ * same block always gives the same bytes.
+ *
+ * Output: header row, ',' separator, '\n' line ends, RFC 4180 quoting only
+ * where a field contains ',', '"', CR or LF, columns in the dataset's own
+ * order, and a record whose only field is NULL written as "".
+ */
+#ifndef GOVFS_RENDER_H
+#define GOVFS_RENDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agreement.h"
+#include "buf.h"
+#include "perr.h"
+#include "schema.h"
+
+struct render_col {
+	size_t src; /* index of the source column */
+	struct rule rule;
+	enum col_type type; /* type of the output column */
+};
+
+struct render_plan {
+	size_t nsrc; /* columns in the dataset */
+	size_t nout; /* columns in data.csv */
+	struct render_col *cols;
+	struct buf header; /* the header row, '\n' included */
+};
+
+/*
+ * Build the plan for dataset schema under agreement entry ds.  Refuses,
+ * naming the column's JSON path, a rule this build cannot render yet.
+ * On error *plan is left empty.
+ */
+int render_plan_init(struct render_plan *plan, const struct schema *schema,
+		     const struct agreement_dataset *ds, struct perr *err)
+	__attribute__((warn_unused_result));
+
+void render_plan_release(struct render_plan *plan);
+
+/* Type of the output column that rule produces from a column of type in. */
+enum col_type rule_output_type(const struct rule *rule, enum col_type in);
+
+/*
+ * Append the CSV rows of the nrows records in block[0..len) to out.
+ * Returns 0, -EIO if the block does not hold nrows whole records of the
+ * plan's width, or -ENOMEM.
+ */
+int render_block(const struct render_plan *plan, const uint8_t *block,
+		 size_t len, uint32_t nrows, struct buf *out)
+	__attribute__((warn_unused_result));
+
+#endif

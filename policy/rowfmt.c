@@ -1,0 +1,77 @@
+/* rowfmt: encoding and decoding of records in store blocks. */
+#include "rowfmt.h"
+
+#include <errno.h>
+
+static size_t varint_put(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+int rowfmt_append(struct buf *out, const struct csv_field *fields, size_t n)
+{
+	size_t need = 0;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		need += 10 + fields[i].len;
+	rc = buf_reserve(out, need);
+	if (rc)
+		return rc;
+	for (i = 0; i < n; i++) {
+		uint64_t v = fields[i].len ? fields[i].len * 2 +
+						     fields[i].needs_quote
+					   : 0;
+
+		out->len += varint_put(out->data + out->len, v);
+		if (fields[i].len)
+			buf_put(out, fields[i].data, fields[i].len);
+	}
+	return 0;
+}
+
+static int varint_get(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
+{
+	uint64_t x = 0;
+	unsigned shift = 0;
+
+	while (*pos < len && shift < 64) {
+		uint8_t c = p[(*pos)++];
+
+		x |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80)) {
+			*v = x;
+			return 0;
+		}
+		shift += 7;
+	}
+	return -EIO;
+}
+
+int rowfmt_next(const uint8_t *block, size_t len, size_t *pos, size_t ncols,
+		struct rowfmt_field *fields)
+{
+	size_t i;
+
+	for (i = 0; i < ncols; i++) {
+		uint64_t v;
+
+		if (varint_get(block, len, pos, &v))
+			return -EIO;
+		fields[i].len = v >> 1;
+		fields[i].needs_quote = v & 1;
+		if (fields[i].len > len - *pos)
+			return -EIO;
+		fields[i].data = block + *pos;
+		*pos += fields[i].len;
+	}
+	return 0;
+}

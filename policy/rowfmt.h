@@ -1,0 +1,35 @@
+/*
+ * rowfmt: the binary form of one record inside a store block.  Each field
+ * is a LEB128 varint v followed by its bytes: v = 0 is NULL (an empty
+ * field), otherwise v = len * 2 + needs_quote and len bytes follow.  A
+ * record has exactly as many fields as its dataset has columns, so rows
+ * carry no count of their own.
+ */
+#ifndef GOVFS_ROWFMT_H
+#define GOVFS_ROWFMT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "csv.h"
+
+struct rowfmt_field {
+	const uint8_t *data; /* points into the block */
+	size_t len;	     /* 0 is NULL */
+	bool needs_quote;
+};
+
+/* Append one record of n fields; 0 or -ENOMEM. */
+int rowfmt_append(struct buf *out, const struct csv_field *fields, size_t n)
+	__attribute__((warn_unused_result));
+
+/*
+ * Decode the record at *pos of block[0..len) into fields[0..ncols) and move
+ * *pos past it.  Returns 0, or -EIO if the bytes are not a whole record.
+ */
+int rowfmt_next(const uint8_t *block, size_t len, size_t *pos, size_t ncols,
+		struct rowfmt_field *fields) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * types: the column types of SPEC (string, int, decimal, date, datetime),
+ * checking a value against a type, and inferring a column's type from the
+ * values it holds.  Values are raw field bytes (not NUL-terminated); an
+ * empty value is NULL and fits every type.
+ */
+#ifndef GOVFS_TYPES_H
+#define GOVFS_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum col_type {
+	COL_STRING,
+	COL_INT,
+	COL_DECIMAL,
+	COL_DATE,
+	COL_DATETIME,
+};
+
+/* "string", "int", ... */
+const char *col_type_name(enum col_type type);
+
+/* Parse a type name; returns 0, or -EINVAL if name is not a type. */
+int col_type_parse(const char *name, enum col_type *out);
+
+/* -?[0-9]+ */
+bool value_is_int(const char *s, size_t n);
+/* -?[0-9]+(\.[0-9]+)? */
+bool value_is_decimal(const char *s, size_t n);
+/* YYYY-MM-DD, a real calendar day */
+bool value_is_date(const char *s, size_t n);
+/* YYYY-MM-DDTHH:MM:SS[.f{1,9}][Z|(+|-)HH:MM] */
+bool value_is_datetime(const char *s, size_t n);
+
+/* Whether a non-empty value fits type (strings fit anything). */
+bool value_fits_type(enum col_type type, const char *s, size_t n);
+
+/*
+ * Type inference for one column: feed every value, then ask.  Inference
+ * picks the narrowest of int, decimal, date, datetime that fits every
+ * non-NULL value, never int or decimal when a value has a leading zero
+ * ("007", "-01", "00.5"), and string otherwise (also for an all-NULL column).
+ */
+struct type_guess {
+	unsigned candidates; /* bit set of enum col_type still possible */
+};
+
+void type_guess_init(struct type_guess *g);
+void type_guess_feed(struct type_guess *g, const char *s, size_t n);
+enum col_type type_guess_result(const struct type_guess *g);
+
+#endif

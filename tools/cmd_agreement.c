@@ -1,0 +1,529 @@
+/*
+ * cmd_agreement: `govfsctl agreement apply|list|show`.  apply validates a
+ * policy file on its own and against the catalog, computes the exact size
+ * of every data.csv it will show, and records a new revision in one
+ * transaction; an identical file changes nothing.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agreement.h"
+#include "clock.h"
+#include "dataview.h"
+#include "govfsctl.h"
+#include "schema.h"
+
+#define POLICY_FILE_MAX (4u << 20)
+
+const struct schema *schema_cache_lookup(void *ctx, const char *dataset)
+{
+	struct schema_cache *sc = ctx;
+	struct schema_cache_entry *e, *grown;
+	struct dataset_version v;
+	struct perr err;
+
+	if (sc->override_id && !strcmp(dataset, sc->override_id))
+		return sc->override;
+	for (size_t i = 0; i < sc->n; i++)
+		if (!strcmp(sc->entries[i].id, dataset))
+			return sc->entries[i].found ? &sc->entries[i].schema
+						    : NULL;
+	grown = realloc(sc->entries, (sc->n + 1) * sizeof(*grown));
+	if (!grown)
+		return NULL;
+	sc->entries = grown;
+	e = &sc->entries[sc->n];
+	memset(e, 0, sizeof(*e));
+	e->id = strdup(dataset);
+	if (!e->id)
+		return NULL;
+	sc->n++;
+	if (catalog_dataset_latest(sc->cat, dataset, &v))
+		return NULL;
+	e->found = !schema_from_json(v.schema_json, strlen(v.schema_json),
+				     &e->schema, &err);
+	dataset_version_release(&v);
+	return e->found ? &e->schema : NULL;
+}
+
+void schema_cache_release(struct schema_cache *sc)
+{
+	for (size_t i = 0; i < sc->n; i++) {
+		free(sc->entries[i].id);
+		schema_release(&sc->entries[i].schema);
+	}
+	free(sc->entries);
+	sc->entries = NULL;
+	sc->n = 0;
+}
+
+int agreement_from_record(const struct agreement_record *rec,
+			  struct agreement *out)
+{
+	struct perr err;
+
+	return agreement_parse(rec->policy_json, strlen(rec->policy_json), out,
+			       &err);
+}
+
+int compute_size_index(struct ctl *ctl, const struct agreement_dataset *ds,
+		       const struct dataset_version *v, struct size_index *out,
+		       struct perr *err)
+{
+	struct dataview dv;
+	int rc = dataview_open(&dv, ctl->home, &ctl->mk, v, ds, err);
+
+	if (rc)
+		return rc;
+	rc = dataview_compute_sizes(&dv);
+	if (!rc) {
+		*out = dv.sizes;
+		memset(&dv.sizes, 0, sizeof(dv.sizes));
+	}
+	dataview_close(&dv);
+	return rc;
+}
+
+/* The policy file's text, canonical: keys sorted, no spaces. */
+static char *canonical_json(const char *text, size_t len)
+{
+	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	char *out;
+
+	if (!root)
+		return NULL;
+	out = json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT);
+	json_decref(root);
+	return out;
+}
+
+struct planned {
+	const struct agreement_dataset *ds;
+	struct dataset_version v;
+	struct size_index si;
+	size_t index; /* in the agreement */
+};
+
+static void planned_free(struct planned *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		dataset_version_release(&p[i].v);
+		size_index_release(&p[i].si);
+	}
+	free(p);
+}
+
+/* Size indexes of every data.csv the agreement shows. */
+static int plan_sizes(struct ctl *ctl, const char *file,
+		      const struct agreement *agr, struct planned **out,
+		      size_t *n)
+{
+	struct planned *p = calloc(agr->ndatasets + 1, sizeof(*p));
+	size_t count = 0;
+	int rc = 0;
+
+	if (!p)
+		return fail("out of memory");
+	for (size_t i = 0; i < agr->ndatasets && !rc; i++) {
+		const struct agreement_dataset *ds = &agr->datasets[i];
+		struct perr err;
+
+		if (!ds->records)
+			continue;
+		p[count].ds = ds;
+		p[count].index = i;
+		rc = catalog_dataset_latest(ctl->cat, ds->dataset, &p[count].v);
+		if (rc) {
+			rc = fail("%s: $.datasets[%zu].dataset: no such dataset "
+				  "'%s'",
+				  file, i, ds->dataset);
+			break;
+		}
+		rc = compute_size_index(ctl, ds, &p[count].v, &p[count].si,
+					&err);
+		count++;
+		if (rc == -EINVAL)
+			rc = fail("%s: $.datasets[%zu]%s", file, i,
+				  err.msg + (err.msg[0] == '$'));
+		else if (rc)
+			rc = fail("%s: %s", ds->dataset,
+				  rc == -EIO ? "store corrupt or key wrong"
+					     : strerror(-rc));
+	}
+	if (rc) {
+		planned_free(p, count);
+		return rc;
+	}
+	*out = p;
+	*n = count;
+	return 0;
+}
+
+static void print_rules_diff(const struct agreement_dataset *now,
+			     const struct agreement_dataset *before)
+{
+	char a[64], b[64];
+
+	for (size_t c = 0; c < now->ncolumns; c++) {
+		const struct column_rule *cr = &now->columns[c];
+		const struct rule *old =
+			before ? agreement_dataset_rule(before, cr->column)
+			       : NULL;
+		const char *was = old ? rule_text(old, b, sizeof(b)) : NULL;
+		const char *is = rule_text(&cr->rule, a, sizeof(a));
+
+		if (!was || strcmp(was, is))
+			printf("    column %s: %s%s%s\n", cr->column,
+			       was ? was : "", was ? " -> " : "", is);
+	}
+	for (size_t c = 0; before && c < before->ncolumns; c++) {
+		const char *col = before->columns[c].column;
+		const struct rule *r = agreement_dataset_rule(now, col);
+
+		if (r->kind == RULE_DROP && before->columns[c].rule.kind !=
+						    RULE_DROP)
+			printf("    column %s: %s -> drop\n", col,
+			       rule_text(&before->columns[c].rule, a,
+					 sizeof(a)));
+	}
+}
+
+static void print_plan(const struct agreement *agr, const struct agreement *old,
+		       const struct planned *p, size_t n)
+{
+	printf("agreement %s: %s\n", agr->id,
+	       old ? "would make a new revision" : "would be created");
+	for (size_t i = 0; i < agr->ndatasets; i++) {
+		const struct agreement_dataset *ds = &agr->datasets[i];
+		const struct agreement_dataset *before =
+			old ? agreement_find_dataset(old, ds->dataset) : NULL;
+
+		printf("  dataset %s%s\n", ds->dataset,
+		       old && !before ? " (added)" : "");
+		print_rules_diff(ds, before);
+		for (size_t j = 0; j < n; j++)
+			if (p[j].ds == ds)
+				printf("    data.csv: version %lld, %llu rows, "
+				       "%llu bytes\n",
+				       (long long)p[j].v.version,
+				       (unsigned long long)p[j].v.store.nrows,
+				       (unsigned long long)p[j].si.total_bytes);
+	}
+	for (size_t i = 0; old && i < old->ndatasets; i++)
+		if (!agreement_find_dataset(agr, old->datasets[i].dataset))
+			printf("  dataset %s (removed)\n",
+			       old->datasets[i].dataset);
+}
+
+static int record_revision(struct ctl *ctl, struct agreement_record *rec,
+			   const struct planned *p, size_t n)
+{
+	int rc = catalog_begin(ctl->cat);
+
+	if (!rc)
+		rc = catalog_agreement_add_revision(ctl->cat, rec);
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = catalog_size_index_put(ctl->cat, rec->id, rec->revision,
+					    p[i].v.dataset, p[i].v.version,
+					    &p[i].si);
+	if (!rc)
+		rc = catalog_size_index_prune(ctl->cat, rec->id, rec->revision);
+	if (!rc)
+		rc = catalog_commit(ctl->cat);
+	if (rc) {
+		catalog_rollback(ctl->cat);
+		return fail("catalog: %s", catalog_errmsg(ctl->cat));
+	}
+	return 0;
+}
+
+struct apply_state {
+	const char *file;
+	bool dry_run;
+	struct agreement agr;
+	char *canonical;
+	struct agreement_record old;
+	bool has_old;
+	struct agreement old_agr;
+};
+
+static int apply_checked(struct ctl *ctl, struct apply_state *st)
+{
+	struct schema_cache sc = {.cat = ctl->cat};
+	struct agreement_record rec = {0};
+	struct planned *p = NULL;
+	struct perr err;
+	size_t n = 0;
+	int rc;
+
+	rc = agreement_check(&st->agr, schema_cache_lookup, &sc, &err);
+	schema_cache_release(&sc);
+	if (rc)
+		return fail("%s: %s", st->file, err.msg);
+	rc = plan_sizes(ctl, st->file, &st->agr, &p, &n);
+	if (rc)
+		return rc;
+	if (st->dry_run) {
+		print_plan(&st->agr, st->has_old ? &st->old_agr : NULL, p, n);
+		printf("(dry run: nothing changed)\n");
+		planned_free(p, n);
+		return 0;
+	}
+	rec.id = st->agr.id;
+	rec.applied_by = ctl->admin;
+	rec.policy_json = st->canonical;
+	rc = record_revision(ctl, &rec, p, n);
+	if (!rc) {
+		print_plan(&st->agr, st->has_old ? &st->old_agr : NULL, p, n);
+		printf("agreement %s: revision %lld applied\n", rec.id,
+		       (long long)rec.revision);
+	}
+	planned_free(p, n);
+	return rc;
+}
+
+static int apply_opened(struct ctl *ctl, struct apply_state *st)
+{
+	int rc = catalog_agreement_get(ctl->cat, st->agr.id, &st->old);
+
+	if (rc && rc != -ENOENT)
+		return fail("catalog: %s", strerror(-rc));
+	st->has_old = !rc;
+	if (st->has_old && !strcmp(st->old.state, "revoked"))
+		return fail("%s: agreement '%s' is revoked; it cannot take a "
+			    "new revision",
+			    st->file, st->agr.id);
+	if (st->has_old && !strcmp(st->old.policy_json, st->canonical)) {
+		printf("agreement %s: unchanged (revision %lld)\n", st->agr.id,
+		       (long long)st->old.revision);
+		return 0;
+	}
+	if (st->has_old && agreement_from_record(&st->old, &st->old_agr))
+		return fail("agreement '%s': stored revision unreadable",
+			    st->agr.id);
+	return apply_checked(ctl, st);
+}
+
+enum { OPT_DRY_RUN = 256 };
+
+static int apply_option(void *ctx, int opt, const char *arg)
+{
+	bool *dry_run = ctx;
+
+	(void)arg;
+	if (opt != OPT_DRY_RUN)
+		return -1;
+	*dry_run = true;
+	return 0;
+}
+
+static int agreement_apply(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+		{NULL, 0, NULL, 0},
+	};
+	struct apply_state st = {0};
+	struct ctl ctl = {0};
+	struct perr err;
+	char *pos[1], *text;
+	size_t len;
+	int npos, rc;
+
+	rc = ctl_parse(&ctl, argc, argv, opts, apply_option, &st.dry_run, pos,
+		       1, &npos);
+	if (rc)
+		return rc;
+	if (npos != 1)
+		return usage_error("usage: agreement apply FILE.json "
+				   "[--dry-run]");
+	st.file = pos[0];
+	rc = read_small_file(st.file, POLICY_FILE_MAX, &text, &len);
+	if (rc)
+		return fail("%s: %s", st.file,
+			    rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
+	rc = agreement_parse(text, len, &st.agr, &err);
+	if (rc) {
+		free(text);
+		return fail("%s: %s", st.file, err.msg);
+	}
+	st.canonical = canonical_json(text, len);
+	free(text);
+	rc = st.canonical ? ctl_open(&ctl, !st.dry_run) : fail("out of memory");
+	if (!rc)
+		rc = apply_opened(&ctl, &st);
+	ctl_close(&ctl);
+	if (st.has_old) {
+		agreement_record_release(&st.old);
+		agreement_release(&st.old_agr);
+	}
+	agreement_release(&st.agr);
+	free(st.canonical);
+	return rc;
+}
+
+static json_t *datasets_json(const struct agreement *agr)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < agr->ndatasets; i++)
+		json_array_append_new(arr,
+				      json_string(agr->datasets[i].dataset));
+	return arr;
+}
+
+static json_t *agreement_json(const struct agreement_record *rec,
+			      const struct agreement *agr, bool with_policy)
+{
+	json_t *o = json_object();
+	json_t *uids = json_array();
+
+	for (size_t i = 0; i < agr->nuids; i++)
+		json_array_append_new(uids, json_integer(agr->uids[i]));
+	json_object_set_new(o, "id", json_string(rec->id));
+	json_object_set_new(o, "state", json_string(rec->state));
+	json_object_set_new(o, "state_since", json_time(rec->state_since_ns));
+	json_object_set_new(o, "state_by", json_string(rec->state_by));
+	json_object_set_new(o, "state_reason",
+			    rec->state_reason ? json_string(rec->state_reason)
+					      : json_null());
+	json_object_set_new(o, "revision", json_integer(rec->revision));
+	json_object_set_new(o, "applied_at", json_time(rec->applied_ns));
+	json_object_set_new(o, "applied_by", json_string(rec->applied_by));
+	json_object_set_new(o, "grantee", json_string(agr->grantee));
+	json_object_set_new(o, "scenario", json_string(agr->scenario));
+	json_object_set_new(o, "uids", uids);
+	json_object_set_new(o, "max_level", json_integer(agr->max_level));
+	json_object_set_new(o, "valid_from", json_time(agr->valid_from_ns));
+	json_object_set_new(o, "valid_until", json_time(agr->valid_until_ns));
+	json_object_set_new(o, "quota_bytes_per_day",
+			    agr->has_quota ? json_integer((json_int_t)agr->quota_bytes_per_day)
+					   : json_null());
+	json_object_set_new(o, "datasets", datasets_json(agr));
+	if (with_policy)
+		json_object_set_new(o, "policy",
+				    json_loads(rec->policy_json, 0, NULL));
+	return o;
+}
+
+static void print_agreement_text(const struct agreement_record *rec,
+				 const struct agreement *agr)
+{
+	char a[40], b[40], c[40], d[40];
+
+	printf("agreement  %s (revision %lld, applied %s by %s)\n"
+	       "grantee    %s\nscenario   %s\nstate      %s since %s by %s%s%s\n"
+	       "valid      %s to %s\nmax level  %d\nuids      ",
+	       rec->id, (long long)rec->revision,
+	       time_format_utc(rec->applied_ns, a, sizeof(a)), rec->applied_by,
+	       agr->grantee, agr->scenario, rec->state,
+	       time_format_utc(rec->state_since_ns, b, sizeof(b)),
+	       rec->state_by, rec->state_reason ? ": " : "",
+	       rec->state_reason ? rec->state_reason : "",
+	       time_format_offset(agr->valid_from_ns, agr->valid_from_offset, c,
+				  sizeof(c)),
+	       time_format_offset(agr->valid_until_ns, agr->valid_until_offset,
+				  d, sizeof(d)),
+	       agr->max_level);
+	for (size_t i = 0; i < agr->nuids; i++)
+		printf(" %u", (unsigned)agr->uids[i]);
+	printf("\n");
+	for (size_t i = 0; i < agr->ndatasets; i++) {
+		printf("dataset    %s%s\n", agr->datasets[i].dataset,
+		       agr->datasets[i].records ? "" : " (views only)");
+		print_rules_diff(&agr->datasets[i], NULL);
+	}
+}
+
+static int agreement_list(struct ctl *ctl)
+{
+	struct agreement_record *all;
+	json_t *arr = json_array();
+	size_t n;
+	char a[40], b[40];
+	int rc = catalog_agreement_list(ctl->cat, &all, &n);
+
+	if (rc) {
+		json_decref(arr);
+		return fail("catalog: %s", strerror(-rc));
+	}
+	if (!ctl->json)
+		printf("%-20s %-10s %4s %-21s %-21s %s\n", "ID", "STATE", "REV",
+		       "VALID FROM (UTC)", "VALID UNTIL (UTC)", "GRANTEE");
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct agreement agr;
+
+		if (agreement_from_record(&all[i], &agr)) {
+			rc = fail("agreement '%s': stored revision unreadable",
+				  all[i].id);
+			break;
+		}
+		if (ctl->json)
+			json_array_append_new(arr,
+					      agreement_json(&all[i], &agr, false));
+		else
+			printf("%-20s %-10s %4lld %-21s %-21s %s\n", all[i].id,
+			       all[i].state, (long long)all[i].revision,
+			       time_format_utc(agr.valid_from_ns, a, sizeof(a)),
+			       time_format_utc(agr.valid_until_ns, b, sizeof(b)),
+			       agr.grantee);
+		agreement_release(&agr);
+	}
+	agreement_records_free(all, n);
+	if (ctl->json && !rc)
+		return print_json(arr);
+	json_decref(arr);
+	return rc;
+}
+
+static int agreement_show(struct ctl *ctl, const char *id)
+{
+	struct agreement_record rec;
+	struct agreement agr;
+	int rc = catalog_agreement_get(ctl->cat, id, &rec);
+
+	if (rc == -ENOENT)
+		return fail("no such agreement '%s'", id);
+	if (rc)
+		return fail("catalog: %s", strerror(-rc));
+	if (agreement_from_record(&rec, &agr)) {
+		agreement_record_release(&rec);
+		return fail("agreement '%s': stored revision unreadable", id);
+	}
+	if (ctl->json)
+		rc = print_json(agreement_json(&rec, &agr, true));
+	else
+		print_agreement_text(&rec, &agr);
+	agreement_release(&agr);
+	agreement_record_release(&rec);
+	return rc;
+}
+
+int cmd_agreement(int argc, char **argv)
+{
+	struct ctl ctl = {0};
+	const char *verb = argc > 1 ? argv[1] : "";
+	char *pos[1];
+	int npos, rc;
+
+	if (!strcmp(verb, "apply"))
+		return agreement_apply(argc - 1, argv + 1);
+	if (strcmp(verb, "list") && strcmp(verb, "show"))
+		return usage_error("usage: agreement apply|list|show ...");
+	rc = ctl_parse(&ctl, argc - 1, argv + 1, NULL, NULL, NULL, pos, 1,
+		       &npos);
+	if (rc)
+		return rc;
+	if (npos != (strcmp(verb, "show") ? 0 : 1))
+		return usage_error("usage: agreement list [--json] | agreement "
+				   "show ID [--json]");
+	rc = ctl_open(&ctl, false);
+	if (rc)
+		return rc;
+	rc = !strcmp(verb, "list") ? agreement_list(&ctl)
+				   : agreement_show(&ctl, pos[0]);
+	ctl_close(&ctl);
+	return rc;
+}

@@ -1,0 +1,237 @@
+/*
+ * govfsctl: the admin tool.  This file owns the command line (global
+ * options, dispatch to verbs), opening a home for a verb, and `init`.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "govfsctl.h"
+#include "home.h"
+
+static const char usage_text[] =
+	"usage: govfsctl VERB [options]\n"
+	"  init [--retention-days N]\n"
+	"  dataset add ID --file F.csv [--schema S.json] [--title T] "
+	"[--provider P]\n"
+	"  dataset list [--json] | dataset show ID [--json]\n"
+	"  dataset grade ID COLUMN LEVEL\n"
+	"  agreement apply FILE.json [--dry-run]\n"
+	"  agreement list [--json] | agreement show ID [--json]\n"
+	"every verb takes --home DIR (default $GOVFS_HOME, else "
+	"/var/lib/govfs) and --key-file F (default /etc/govfs/master.key)\n";
+
+int ctl_open(struct ctl *ctl, bool write)
+{
+	char path[PATH_MAX];
+	const char *why;
+	int rc;
+
+	ctl->lock_fd = -1;
+	ctl->cat = NULL;
+	if (home_check(ctl->home, path, sizeof(path), &why))
+		return fail("%s: %s", path, why);
+	if (master_key_load(ctl->key_file, &ctl->mk, &why))
+		return fail("%s: %s", ctl->key_file, why);
+	if (write) {
+		ctl->lock_fd = home_lock(ctl->home);
+		if (ctl->lock_fd < 0)
+			return fail("%s/lock: %s", ctl->home,
+				    strerror(-ctl->lock_fd));
+	}
+	rc = catalog_open(ctl->home, !write, &ctl->cat);
+	if (rc) {
+		ctl_close(ctl);
+		return fail("%s/catalog.db: %s", ctl->home,
+			    rc == -EPROTO ? "not a govfs catalog"
+					  : strerror(-rc));
+	}
+	if (write) {
+		rc = home_cleanup(ctl->home, ctl->cat);
+		if (rc > 0)
+			fprintf(stderr,
+				"govfsctl: removed %d leftover file(s) of an "
+				"interrupted change\n",
+				rc);
+	}
+	admin_identity(ctl->admin, sizeof(ctl->admin));
+	return 0;
+}
+
+void ctl_close(struct ctl *ctl)
+{
+	catalog_close(ctl->cat);
+	ctl->cat = NULL;
+	home_unlock(ctl->lock_fd);
+	ctl->lock_fd = -1;
+	memset(&ctl->mk, 0, sizeof(ctl->mk));
+}
+
+bool parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+enum { OPT_HOME = 200, OPT_KEY_FILE, OPT_JSON };
+
+static const struct option common_options[] = {
+	{"home", required_argument, NULL, OPT_HOME},
+	{"key-file", required_argument, NULL, OPT_KEY_FILE},
+	{"json", no_argument, NULL, OPT_JSON},
+};
+#define NCOMMON (sizeof(common_options) / sizeof(common_options[0]))
+#define MAX_OPTIONS 16
+
+int ctl_parse(struct ctl *ctl, int argc, char **argv,
+	      const struct option *own, opt_fn on_opt, void *ctx, char **pos,
+	      int max_pos, int *npos)
+{
+	struct option all[MAX_OPTIONS + 1];
+	size_t n = 0;
+	int opt;
+
+	memcpy(all, common_options, sizeof(common_options));
+	n = NCOMMON;
+	for (; own && own->name && n < MAX_OPTIONS; own++)
+		all[n++] = *own;
+	memset(&all[n], 0, sizeof(all[n]));
+	if (!ctl->home)
+		ctl->home = getenv("GOVFS_HOME") ? getenv("GOVFS_HOME")
+						 : HOME_DEFAULT;
+	if (!ctl->key_file)
+		ctl->key_file = DEFAULT_KEY_FILE;
+	optind = 1;
+	opterr = 0;
+	*npos = 0;
+	while ((opt = getopt_long(argc, argv, "-", all, NULL)) != -1) {
+		switch (opt) {
+		case OPT_HOME:
+			ctl->home = optarg;
+			break;
+		case OPT_KEY_FILE:
+			ctl->key_file = optarg;
+			break;
+		case OPT_JSON:
+			ctl->json = true;
+			break;
+		case 1:
+			if (*npos == max_pos)
+				return usage_error("unexpected argument '%s'",
+						   optarg);
+			pos[(*npos)++] = optarg;
+			break;
+		case '?':
+			return usage_error("unknown or incomplete option '%s'",
+					   argv[optind - 1]);
+		default:
+			if (!on_opt || on_opt(ctx, opt, optarg))
+				return EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
+static int init_key(const char *key_file)
+{
+	struct master_key mk;
+	const char *why;
+	int rc = master_key_create(key_file);
+
+	if (rc == -EEXIST) {
+		if (master_key_load(key_file, &mk, &why))
+			return fail("%s: %s", key_file, why);
+		memset(&mk, 0, sizeof(mk));
+		return 0;
+	}
+	if (rc)
+		return fail("%s: %s", key_file, strerror(-rc));
+	fprintf(stderr,
+		"govfsctl: created master key %s (back it up: without it "
+		"the home cannot be read)\n",
+		key_file);
+	return 0;
+}
+
+enum { OPT_RETENTION = 256 };
+
+static int init_option(void *ctx, int opt, const char *arg)
+{
+	long *days = ctx;
+
+	if (opt == OPT_RETENTION && parse_long(arg, 1, 36500, days))
+		return 0;
+	usage_error("--retention-days takes a number of days from 1 to 36500");
+	return -1;
+}
+
+int cmd_init(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"retention-days", required_argument, NULL, OPT_RETENTION},
+		{NULL, 0, NULL, 0},
+	};
+	struct ctl ctl = {0};
+	struct catalog *cat;
+	char value[32], path[PATH_MAX];
+	long days = 365;
+	int rc, npos;
+
+	rc = ctl_parse(&ctl, argc, argv, opts, init_option, &days, NULL, 0,
+		       &npos);
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "%s/catalog.db", ctl.home);
+	if (access(path, F_OK) == 0)
+		return fail("%s: already holds a catalog", ctl.home);
+	rc = home_create(ctl.home);
+	if (rc == -EEXIST)
+		return fail("%s: not empty (init wants a new or empty directory)",
+			    ctl.home);
+	if (rc)
+		return fail("%s: %s", ctl.home, strerror(-rc));
+	rc = init_key(ctl.key_file);
+	if (rc)
+		return rc;
+	rc = catalog_create(ctl.home, &cat);
+	if (rc)
+		return fail("%s: cannot create catalog: %s", path,
+			    strerror(-rc));
+	snprintf(value, sizeof(value), "%ld", days);
+	rc = catalog_meta_set(cat, "retention_days", value);
+	catalog_close(cat);
+	if (rc)
+		return fail("%s: %s", path, strerror(-rc));
+	if (chmod(path, 0600))
+		return fail("%s: %s", path, strerror(errno));
+	printf("initialised %s (key %s, audit retention %ld days)\n",
+	       ctl.home, ctl.key_file, days);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_text, argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	if (!strcmp(argv[1], "init"))
+		return cmd_init(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "dataset"))
+		return cmd_dataset(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "agreement"))
+		return cmd_agreement(argc - 1, argv + 1);
+	return usage_error("unknown verb '%s' (see govfsctl --help)", argv[1]);
+}

@@ -1,0 +1,116 @@
+/*
+ * govfsctl: shared state of one admin command (home, key, catalog, lock)
+ * and the helpers every verb uses to report errors and print results.
+ */
+#ifndef GOVFS_GOVFSCTL_H
+#define GOVFS_GOVFSCTL_H
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "agreement.h"
+#include "catalog.h"
+#include "keys.h"
+
+/* Exit codes of SPEC. */
+#define EXIT_REFUSED 1
+#define EXIT_USAGE 2
+
+struct ctl {
+	const char *home;
+	const char *key_file;
+	bool json;
+	struct catalog *cat;
+	struct master_key mk;
+	int lock_fd;
+	char admin[128]; /* who is acting */
+};
+
+/*
+ * Check the home and key, open the catalog; for a change (write), take the
+ * admin lock and clean up what interrupted changes left.  Prints the error
+ * and returns EXIT_REFUSED on failure.
+ */
+int ctl_open(struct ctl *ctl, bool write);
+void ctl_close(struct ctl *ctl);
+
+/* A verb's own option: return 0, or -1 after printing a usage error. */
+typedef int (*opt_fn)(void *ctx, int opt, const char *arg);
+
+/*
+ * Parse a verb's arguments (argv[0] is the verb): --home, --key-file and
+ * --json go into ctl, the verb's own options (ids >= 256) to on_opt, and
+ * up to max_pos positional arguments into pos.  0 or EXIT_USAGE.
+ */
+int ctl_parse(struct ctl *ctl, int argc, char **argv,
+	      const struct option *own, opt_fn on_opt, void *ctx, char **pos,
+	      int max_pos, int *npos);
+
+/* Parse a decimal number in [min, max]. */
+bool parse_long(const char *s, long min, long max, long *out);
+
+/* Print "govfsctl: <message>" on stderr; returns EXIT_REFUSED. */
+int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "govfsctl: <message>" on stderr; returns EXIT_USAGE. */
+int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print a JSON value on stdout (indented), then a newline.  Steals v. */
+int print_json(json_t *v);
+
+/* "1.2 MB" into buf. */
+const char *human_bytes(uint64_t n, char *buf, size_t len);
+
+/* JSON string of a time, RFC 3339 UTC; steals nothing. */
+json_t *json_time(int64_t ns);
+
+/* Read a whole small file (at most max bytes) into a NUL-terminated buffer. */
+int read_small_file(const char *path, size_t max, char **out, size_t *len);
+
+/* Verbs.  argc/argv start at the verb's own arguments. */
+int cmd_init(int argc, char **argv);
+int cmd_dataset(int argc, char **argv);
+int cmd_agreement(int argc, char **argv);
+
+/* dataset add, in ingest.c */
+struct ingest_args {
+	const char *id;
+	const char *file;
+	const char *schema_file;
+	const char *title;
+	const char *provider;
+};
+int ingest_dataset(struct ctl *ctl, const struct ingest_args *args);
+
+/*
+ * Schemas of the newest dataset versions, looked up once each, for
+ * agreement_check; override, when set, stands for dataset override_id.
+ */
+struct schema_cache {
+	struct catalog *cat;
+	const char *override_id;
+	const struct schema *override;
+	size_t n;
+	struct schema_cache_entry {
+		char *id;
+		bool found;
+		struct schema schema;
+	} *entries;
+};
+
+const struct schema *schema_cache_lookup(void *ctx, const char *dataset);
+void schema_cache_release(struct schema_cache *sc);
+
+/* Parse the stored canonical text of an agreement revision. */
+int agreement_from_record(const struct agreement_record *rec,
+			  struct agreement *out);
+
+/*
+ * The exact data.csv size index of version v under entry ds of an
+ * agreement.  err says why the agreement cannot show v; else -errno.
+ */
+int compute_size_index(struct ctl *ctl, const struct agreement_dataset *ds,
+		       const struct dataset_version *v, struct size_index *out,
+		       struct perr *err);
+
+#endif

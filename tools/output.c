@@ -1,0 +1,100 @@
+/* output: errors, JSON and human-readable helpers shared by the verbs. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "clock.h"
+#include "govfsctl.h"
+
+static void vreport(const char *fmt, va_list ap)
+{
+	fputs("govfsctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(fmt, ap);
+	va_end(ap);
+	return EXIT_REFUSED;
+}
+
+int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(fmt, ap);
+	va_end(ap);
+	return EXIT_USAGE;
+}
+
+int print_json(json_t *v)
+{
+	int rc;
+
+	if (!v)
+		return fail("out of memory");
+	rc = json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(v);
+	fputc('\n', stdout);
+	return rc ? fail("cannot write output") : 0;
+}
+
+const char *human_bytes(uint64_t n, char *buf, size_t len)
+{
+	static const char *const units[] = {"B", "kB", "MB", "GB", "TB"};
+	double v = (double)n;
+	size_t u = 0;
+
+	while (v >= 1000 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1000;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)n);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+json_t *json_time(int64_t ns)
+{
+	char buf[40];
+
+	return json_string(time_format_utc(ns, buf, sizeof(buf)));
+}
+
+int read_small_file(const char *path, size_t max, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *data;
+	size_t n;
+
+	if (!f)
+		return -errno;
+	data = malloc(max + 1);
+	if (!data) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	n = fread(data, 1, max + 1, f);
+	if (ferror(f) || n > max) {
+		int rc = ferror(f) ? -EIO : -EFBIG;
+
+		fclose(f);
+		free(data);
+		return rc;
+	}
+	fclose(f);
+	data[n] = 0;
+	*out = data;
+	*len = n;
+	return 0;
+}
