@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <zstd.h>
 
 #define STORE_MAGIC "GOVFSST1"
@@ -20,16 +22,44 @@
 #define INDEX_ENTRY_LEN 32
 #define ZSTD_LEVEL 1
 
+enum slot_state {
+	SLOT_FREE,
+	SLOT_READY,  /* rows waiting for a worker */
+	SLOT_SEALED, /* sealed, waiting for its turn to be written */
+};
+
+/* One block on its way through the pipeline. */
+struct slot {
+	enum slot_state state;
+	struct buf rows;
+	struct buf sealed;
+	struct store_block_meta meta;
+	uint32_t idx;
+};
+
+/*
+ * The caller fills slots; workers compress and seal them in parallel and
+ * append them to the file strictly in block order.
+ */
 struct store_writer {
 	int fd;
 	char *path;
 	uint8_t key[KEY_LEN];
-	struct store_info info;
+	struct store_info info; /* blocks written so far */
 	uint64_t offset;
 	struct store_block_meta *blocks;
 	size_t cap;
-	ZSTD_CCtx *cctx;
-	struct buf sealed;
+
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	struct slot slots[STORE_MAX_WORKERS * 2];
+	unsigned nslots;
+	uint32_t submitted; /* blocks handed to the pipeline */
+	uint64_t submitted_rows;
+	int error; /* first failure, sticky */
+	bool closing;
+	pthread_t workers[STORE_MAX_WORKERS];
+	unsigned nworkers;
 };
 
 struct block_decoder {
@@ -113,19 +143,22 @@ static void block_nonce(uint8_t nonce[AEAD_NONCE_LEN], uint32_t idx)
 	put_u64(nonce + 4, idx);
 }
 
-/* What binds a block to its place: file, number, offset, sizes, rows. */
+/*
+ * What binds a block to its place: file, number, rows, sizes.  Its offset
+ * follows from the sizes of the blocks before it, which the sealed index
+ * holds and store_open checks.
+ */
 static size_t block_aad(uint8_t *aad, const uint8_t *file_id, uint32_t idx,
 			const struct store_block_meta *m)
 {
 	memcpy(aad, "blk", 3);
 	memcpy(aad + 3, file_id, STORE_FILE_ID_LEN);
 	put_u32(aad + 19, idx);
-	put_u64(aad + 23, m->offset);
-	put_u64(aad + 31, m->first_row);
-	put_u32(aad + 39, m->sealed_len);
-	put_u32(aad + 43, m->raw_len);
-	put_u32(aad + 47, m->nrows);
-	return 51;
+	put_u64(aad + 23, m->first_row);
+	put_u32(aad + 31, m->sealed_len);
+	put_u32(aad + 35, m->raw_len);
+	put_u32(aad + 39, m->nrows);
+	return 43;
 }
 
 static size_t index_aad(uint8_t *aad, const struct store_info *info,
@@ -145,8 +178,45 @@ static void index_nonce(uint8_t nonce[AEAD_NONCE_LEN])
 	memset(nonce, 0xff, AEAD_NONCE_LEN);
 }
 
+static void *writer_worker(void *arg);
+
+static int start_workers(struct store_writer *w, unsigned nworkers)
+{
+	if (nworkers < 1)
+		nworkers = 1;
+	if (nworkers > STORE_MAX_WORKERS)
+		nworkers = STORE_MAX_WORKERS;
+	w->nslots = nworkers * 2;
+	for (unsigned i = 0; i < nworkers; i++) {
+		if (pthread_create(&w->workers[i], NULL, writer_worker, w))
+			break;
+		w->nworkers++;
+	}
+	return w->nworkers ? 0 : -EAGAIN;
+}
+
+static void writer_free(struct store_writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->closing = true;
+	pthread_cond_broadcast(&w->changed);
+	pthread_mutex_unlock(&w->lock);
+	for (unsigned i = 0; i < w->nworkers; i++)
+		pthread_join(w->workers[i], NULL);
+	for (unsigned i = 0; i < STORE_MAX_WORKERS * 2; i++) {
+		buf_release(&w->slots[i].rows);
+		buf_release(&w->slots[i].sealed);
+	}
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->changed);
+	free(w->blocks);
+	free(w->path);
+	memset(w->key, 0, KEY_LEN);
+	free(w);
+}
+
 int store_writer_open(struct store_writer **out, const char *path,
-		      const uint8_t key[KEY_LEN])
+		      const uint8_t key[KEY_LEN], unsigned nworkers)
 {
 	struct store_writer *w = calloc(1, sizeof(*w));
 	uint8_t header[HEADER_LEN] = {0};
@@ -154,15 +224,13 @@ int store_writer_open(struct store_writer **out, const char *path,
 
 	if (!w)
 		return -ENOMEM;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->changed, NULL);
 	w->fd = -1;
 	w->path = strdup(path);
-	w->cctx = ZSTD_createCCtx();
-	if (!w->path || !w->cctx) {
-		rc = -ENOMEM;
-		goto out_free;
-	}
 	memcpy(w->key, key, KEY_LEN);
-	rc = random_bytes(w->info.file_id, STORE_FILE_ID_LEN);
+	rc = w->path ? random_bytes(w->info.file_id, STORE_FILE_ID_LEN)
+		     : -ENOMEM;
 	if (rc)
 		goto out_free;
 	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -175,6 +243,8 @@ int store_writer_open(struct store_writer **out, const char *path,
 	put_u32(header + 12, STORE_BLOCK_TARGET);
 	memcpy(header + 16, w->info.file_id, STORE_FILE_ID_LEN);
 	rc = pwrite_all(w->fd, header, sizeof(header), 0);
+	if (!rc)
+		rc = start_workers(w, nworkers);
 	if (rc)
 		goto out_unlink;
 	w->offset = HEADER_LEN;
@@ -185,9 +255,7 @@ out_unlink:
 	close(w->fd);
 	unlink(path);
 out_free:
-	ZSTD_freeCCtx(w->cctx);
-	free(w->path);
-	free(w);
+	writer_free(w);
 	return rc;
 }
 
@@ -206,59 +274,149 @@ static int writer_grow_index(struct store_writer *w)
 	return 0;
 }
 
-int store_writer_add_block(struct store_writer *w, const uint8_t *rows,
-			   size_t len, uint32_t nrows)
+/* Compress and seal a slot's rows; runs unlocked, in parallel. */
+static int seal_slot(struct store_writer *w, struct slot *sl, ZSTD_CCtx *cctx)
 {
-	size_t bound = ZSTD_compressBound(len);
-	struct store_block_meta *m;
-	uint8_t nonce[AEAD_NONCE_LEN];
-	uint8_t aad[64];
-	size_t clen, aad_len;
+	size_t bound = ZSTD_compressBound(sl->rows.len);
+	uint8_t nonce[AEAD_NONCE_LEN], aad[64];
+	struct buf plain = BUF_INIT;
+	size_t clen;
 	int rc;
 
-	if (len > UINT32_MAX / 2)
-		return -EFBIG;
-	rc = writer_grow_index(w);
+	sl->sealed.len = 0;
+	rc = buf_reserve(&plain, bound);
 	if (!rc)
-		rc = buf_reserve(&w->sealed, 2 * bound + AEAD_TAG_LEN);
+		rc = buf_reserve(&sl->sealed, bound + AEAD_TAG_LEN);
 	if (rc)
-		return rc;
-	/* Compress into the upper half, seal into the lower. */
-	clen = ZSTD_compressCCtx(w->cctx, w->sealed.data + bound + AEAD_TAG_LEN,
-				 bound, rows, len, ZSTD_LEVEL);
-	if (ZSTD_isError(clen))
-		return -EIO;
-	m = &w->blocks[w->info.nblocks];
-	m->offset = w->offset;
-	m->first_row = w->info.nrows;
-	m->sealed_len = (uint32_t)clen;
-	m->raw_len = (uint32_t)len;
-	m->nrows = nrows;
-	block_nonce(nonce, w->info.nblocks);
-	aad_len = block_aad(aad, w->info.file_id, w->info.nblocks, m);
-	rc = aead_seal(w->key, nonce, aad, aad_len,
-		       w->sealed.data + bound + AEAD_TAG_LEN, clen,
-		       w->sealed.data, w->sealed.data + clen);
+		goto out_free;
+	clen = ZSTD_compressCCtx(cctx, plain.data, bound, sl->rows.data,
+				 sl->rows.len, ZSTD_LEVEL);
+	if (ZSTD_isError(clen)) {
+		rc = -EIO;
+		goto out_free;
+	}
+	sl->meta.sealed_len = (uint32_t)clen;
+	block_nonce(nonce, sl->idx);
+	rc = aead_seal(w->key, nonce, aad,
+		       block_aad(aad, w->info.file_id, sl->idx, &sl->meta),
+		       plain.data, clen, sl->sealed.data,
+		       sl->sealed.data + clen);
+	sl->sealed.len = clen + AEAD_TAG_LEN;
+out_free:
+	buf_release(&plain);
+	return rc;
+}
+
+/* Append a sealed slot at the end of the file; called in block order. */
+static int append_slot(struct store_writer *w, struct slot *sl)
+{
+	int rc = writer_grow_index(w);
+
 	if (!rc)
-		rc = pwrite_all(w->fd, w->sealed.data, clen + AEAD_TAG_LEN,
+		rc = pwrite_all(w->fd, sl->sealed.data, sl->sealed.len,
 				w->offset);
 	if (rc)
 		return rc;
-	w->offset += clen + AEAD_TAG_LEN;
+	sl->meta.offset = w->offset;
+	w->blocks[w->info.nblocks] = sl->meta;
+	w->offset += sl->sealed.len;
 	w->info.nblocks++;
-	w->info.nrows += nrows;
-	w->info.raw_bytes += len;
+	w->info.nrows += sl->meta.nrows;
+	w->info.raw_bytes += sl->meta.raw_len;
 	return 0;
 }
 
-static void writer_free(struct store_writer *w)
+/*
+ * A slot in state, the lowest block number first: workers must take blocks
+ * in order, or each could wait for its turn behind a block nobody took.
+ */
+static struct slot *find_slot(struct store_writer *w, enum slot_state state)
 {
-	ZSTD_freeCCtx(w->cctx);
-	buf_release(&w->sealed);
-	free(w->blocks);
-	free(w->path);
-	memset(w->key, 0, KEY_LEN);
-	free(w);
+	struct slot *best = NULL;
+
+	for (unsigned i = 0; i < w->nslots; i++)
+		if (w->slots[i].state == state &&
+		    (!best || w->slots[i].idx < best->idx))
+			best = &w->slots[i];
+	return best;
+}
+
+static void *writer_worker(void *arg)
+{
+	struct store_writer *w = arg;
+	ZSTD_CCtx *cctx = ZSTD_createCCtx();
+	struct slot *sl;
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	if (!cctx && !w->error)
+		w->error = -ENOMEM;
+	while (!w->closing) {
+		sl = cctx ? find_slot(w, SLOT_READY) : NULL;
+		if (!sl) {
+			pthread_cond_wait(&w->changed, &w->lock);
+			continue;
+		}
+		sl->state = SLOT_SEALED;
+		pthread_mutex_unlock(&w->lock);
+		rc = seal_slot(w, sl, cctx);
+		pthread_mutex_lock(&w->lock);
+		while (!rc && !w->error && w->info.nblocks != sl->idx)
+			pthread_cond_wait(&w->changed, &w->lock);
+		if (!rc && !w->error)
+			rc = append_slot(w, sl);
+		if (rc && !w->error)
+			w->error = rc;
+		sl->state = SLOT_FREE;
+		pthread_cond_broadcast(&w->changed);
+	}
+	pthread_mutex_unlock(&w->lock);
+	ZSTD_freeCCtx(cctx);
+	return NULL;
+}
+
+int store_writer_add_block(struct store_writer *w, struct buf *rows,
+			   uint32_t nrows)
+{
+	struct buf spare;
+	struct slot *sl;
+	int rc;
+
+	if (rows->len > UINT32_MAX / 2)
+		return -EFBIG;
+	pthread_mutex_lock(&w->lock);
+	while (!w->error && !(sl = find_slot(w, SLOT_FREE)))
+		pthread_cond_wait(&w->changed, &w->lock);
+	rc = w->error;
+	if (!rc) {
+		/* Take the caller's rows; give back the slot's old buffer. */
+		spare = sl->rows;
+		sl->rows = *rows;
+		*rows = spare;
+		rows->len = 0;
+		sl->idx = w->submitted++;
+		sl->meta.first_row = w->submitted_rows;
+		sl->meta.raw_len = (uint32_t)sl->rows.len;
+		sl->meta.nrows = nrows;
+		w->submitted_rows += nrows;
+		sl->state = SLOT_READY;
+		pthread_cond_broadcast(&w->changed);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+/* Wait until every submitted block is on disk (or something failed). */
+static int drain(struct store_writer *w)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->error && w->info.nblocks != w->submitted)
+		pthread_cond_wait(&w->changed, &w->lock);
+	rc = w->error;
+	pthread_mutex_unlock(&w->lock);
+	return rc;
 }
 
 static int write_index_and_footer(struct store_writer *w)
@@ -310,8 +468,10 @@ out_free:
 
 int store_writer_finish(struct store_writer *w, struct store_info *info)
 {
-	int rc = write_index_and_footer(w);
+	int rc = drain(w);
 
+	if (!rc)
+		rc = write_index_and_footer(w);
 	if (!rc && fsync(w->fd))
 		rc = -errno;
 	if (close(w->fd) && !rc)

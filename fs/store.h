@@ -21,6 +21,7 @@
 
 #define STORE_BLOCK_TARGET (64u * 1024)
 #define STORE_FILE_ID_LEN 16
+#define STORE_MAX_WORKERS 8
 
 /* What the catalog records about a finished store file. */
 struct store_info {
@@ -33,15 +34,21 @@ struct store_info {
 
 struct store_writer;
 
-/* Create path (O_EXCL, mode 0600) to be sealed with key. */
+/*
+ * Create path (O_EXCL, mode 0600) to be sealed with key; nworkers threads
+ * compress and seal blocks in parallel while the caller fills the next.
+ */
 int store_writer_open(struct store_writer **out, const char *path,
-		      const uint8_t key[KEY_LEN])
+		      const uint8_t key[KEY_LEN], unsigned nworkers)
 	__attribute__((warn_unused_result));
 
-/* Compress, seal and append one block of nrows encoded records. */
-int store_writer_add_block(struct store_writer *w, const uint8_t *rows,
-			   size_t len, uint32_t nrows)
-	__attribute__((warn_unused_result));
+/*
+ * Queue one block of nrows encoded records.  The writer takes rows' buffer
+ * and leaves rows holding an empty one to fill next.  Returns the first
+ * error of any earlier block, if one failed.
+ */
+int store_writer_add_block(struct store_writer *w, struct buf *rows,
+			   uint32_t nrows) __attribute__((warn_unused_result));
 
 /* Write index and footer, fsync, close; fill info.  Frees w either way. */
 int store_writer_finish(struct store_writer *w, struct store_info *info)

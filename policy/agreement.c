@@ -40,7 +40,8 @@
 #define ID_MAX 64
 #define VIEW_NAME_MAX 200
 #define RULE_N_MAX 1000000u
-#define WIDTH_MAX 64
+/* The longest bucket width whose rule text fits in RULE_TEXT_MAX. */
+#define WIDTH_MAX (RULE_TEXT_MAX - (int)sizeof("bucket:"))
 #define MIN_GROUP_DEFAULT 10
 #define MAX_LEVEL_DEFAULT 3
 /* (uid_t)-1 means "no uid" to chown() and friends. */
@@ -905,7 +906,7 @@ static int parse_group_string(const char *s, const char *path,
 static int parse_group_object(json_t *obj, const char *path,
 			      struct group_key *key, struct perr *err)
 {
-	char rpath[PATH_LEN], buf[96];
+	char rpath[PATH_LEN], buf[RULE_TEXT_MAX];
 	json_t *v;
 	int rc;
 
@@ -1224,7 +1225,7 @@ static const struct column *find_column(const struct schema *schema,
 static int check_rule_fits(const struct rule *rule, const struct column *col,
 			   const char *path, struct perr *err)
 {
-	char buf[96];
+	char buf[RULE_TEXT_MAX];
 
 	if (rule_fits_type(rule->kind, col->type))
 		return 0;

@@ -39,10 +39,13 @@ struct rule {
 	char *width; /* BUCKET: canonical positive decimal text, else NULL */
 };
 
-/* Parse "keep", "mask:last4", "bucket:0.5", ...; 0 or -EINVAL (err says
- * why, without a path: the caller adds it). */
+/* Parse "keep", "mask:last4", "bucket:0.5", ...; 0, -ENOMEM, or -EINVAL
+ * (err says why, without a path: the caller adds it). */
 int rule_parse(const char *text, struct rule *out, struct perr *err);
-/* The rule written back as text ("mask:last4"); static or in buf. */
+/* The rule written back as text ("mask:last4"); static or in buf.  Every
+ * rule's text fits in RULE_TEXT_MAX bytes with its NUL (rule_parse refuses
+ * a longer bucket width); a smaller buf truncates. */
+#define RULE_TEXT_MAX 64
 const char *rule_text(const struct rule *rule, char *buf, size_t len);
 void rule_release(struct rule *rule);
 

@@ -20,6 +20,7 @@
  */
 #include "csv.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -35,8 +36,8 @@ enum csv_state {
 	ST_FIELD_START, /* before the first byte of a field */
 	ST_UNQUOTED,	/* inside an unquoted field */
 	ST_QUOTED,	/* inside a quoted field */
-	ST_QUOTE_SEEN,	/* after a quote in a quoted field: closing or doubled */
-	ST_CR,		/* after a CR outside quotes, which must precede LF */
+	ST_QUOTE_SEEN, /* after a quote in a quoted field: closing or doubled */
+	ST_CR,	       /* after a CR outside quotes, which must precede LF */
 };
 
 struct csv_reader {
@@ -59,9 +60,9 @@ struct csv_reader {
 	/* current record: copied bytes, fields ended so far */
 	char *buf;
 	size_t len, cap;
-	size_t fstart;	 /* stream offset of the current field */
-	size_t qend;	 /* stream offset of the last quote (ST_QUOTE_SEEN) */
-	bool fquote;	 /* current field needs quoting */
+	size_t fstart; /* stream offset of the current field */
+	size_t qend;   /* stream offset of the last quote (ST_QUOTE_SEEN) */
+	bool fquote;   /* current field needs quoting */
 	size_t nfields;
 	size_t fcap;
 	size_t *offs; /* stream offset of each field */
@@ -82,22 +83,22 @@ struct csv_reader {
  * non-ASCII byte.  Everything else is copied as it is.
  */
 static const unsigned char stop[256] = {
-	1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, /* 0x00 */
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
-	0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x20 */
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x50 */
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x60 */
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x70 */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x80 */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x90 */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xa0 */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xb0 */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xc0 */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xd0 */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xe0 */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xf0 */
+    1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x20 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x50 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x60 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x70 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x80 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x90 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xa0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xb0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xc0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xd0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xe0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0xf0 */
 };
 
 static const unsigned char bom[3] = {0xef, 0xbb, 0xbf};
@@ -176,8 +177,7 @@ static int fail_field_len(struct csv_reader *r)
  * sequence) and the range of the first one, which is what rules out
  * overlongs (E0, F0), surrogates (ED) and code points past U+10FFFF (F4).
  */
-static unsigned utf8_lead(unsigned char c, unsigned char *lo,
-			  unsigned char *hi)
+static unsigned utf8_lead(unsigned char c, unsigned char *lo, unsigned char *hi)
 {
 	*lo = 0x80;
 	*hi = 0xbf;
@@ -315,6 +315,11 @@ static inline int end_field(struct csv_reader *r, size_t end)
 	return 0;
 }
 
+static bool same_name(const struct csv_field *a, const struct csv_field *b)
+{
+	return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
 /* Keep a copy of the header's names, then refuse empty or repeated ones. */
 static int accept_header(struct csv_reader *r)
 {
@@ -330,24 +335,21 @@ static int accept_header(struct csv_reader *r)
 	p = r->hbuf;
 	for (i = 0; i < r->nfields; i++) {
 		memcpy(p, r->fields[i].data, r->fields[i].len);
+		r->header[i] = r->fields[i];
 		r->header[i].data = p;
-		r->header[i].len = r->fields[i].len;
-		r->header[i].needs_quote = r->fields[i].needs_quote;
 		p += r->fields[i].len;
 	}
 	r->ncols = r->nfields;
 
+	/* quadratic, but once per file and at most CSV_COLUMNS_MAX names */
 	for (i = 0; i < r->ncols; i++) {
-		const struct csv_field *name = &r->header[i];
-
-		if (name->len == 0)
+		if (r->header[i].len == 0)
 			return fail(r, r->rec_line, i, "empty column name");
 		for (j = 0; j < i; j++) {
-			if (r->header[j].len == name->len &&
-			    memcmp(r->header[j].data, name->data, name->len) ==
-				    0)
+			if (same_name(&r->header[i], &r->header[j]))
 				return fail(r, r->rec_line, i,
-					    "duplicate column name (also column %zu)",
+					    "duplicate column name (also "
+					    "column %zu)",
 					    j + 1);
 		}
 	}
@@ -383,8 +385,8 @@ static int emit_record(struct csv_reader *r, const unsigned char *run,
 	} else if (r->nfields != r->ncols) {
 		return fail(r, r->rec_line,
 			    r->nfields < r->ncols ? r->nfields : r->ncols,
-			    "record has %zu field%s, header has %zu", r->nfields,
-			    r->nfields == 1 ? "" : "s", r->ncols);
+			    "record has %zu field%s, header has %zu",
+			    r->nfields, r->nfields == 1 ? "" : "s", r->ncols);
 	}
 
 	rec.line = r->rec_line;
@@ -431,12 +433,47 @@ static size_t open_field_len(const struct csv_reader *r, size_t end)
 }
 
 /*
- * Scan an unquoted field from *pp to the first byte that ends it or is
- * wrong, checking UTF-8 on the way.  Stops at end when the chunk ends
- * first.
+ * The separator at p (',', LF or CR outside quotes) ends the current
+ * field at stream offset field_end; an LF also ends the record, whose
+ * bytes end at p, and the next record's stream starts after it (*run).
  */
-static inline int scan_unquoted(struct csv_reader *r, const unsigned char **pp,
-				const unsigned char *end)
+static int end_field_at(struct csv_reader *r, size_t field_end,
+			const unsigned char **run, const unsigned char *p)
+{
+	int rc = end_field(r, field_end);
+
+	if (rc)
+		return rc;
+	switch (*p) {
+	case ',':
+		r->fstart = r->len + (size_t)(p - *run) + 1;
+		r->state = ST_FIELD_START;
+		return 0;
+	case '\r':
+		r->state = ST_CR;
+		return 0;
+	}
+	rc = end_line(r, *run, p);
+	*run = p + 1;
+	return rc;
+}
+
+/* The quote at *pp opens a quoted field. */
+static void open_quote(struct csv_reader *r, const unsigned char **pp,
+		       const unsigned char *run)
+{
+	r->quote_line = r->line;
+	r->fstart = r->len + (size_t)(*pp - run) + 1;
+	r->state = ST_QUOTED;
+	(*pp)++;
+}
+
+/*
+ * Scan an unquoted field from *pp to the byte that ends it (or the end of
+ * the chunk), checking UTF-8 on the way, and act on that byte.
+ */
+static int parse_unquoted(struct csv_reader *r, const unsigned char **pp,
+			  const unsigned char *end, const unsigned char **run)
 {
 	const unsigned char *p = *pp;
 	int rc;
@@ -454,17 +491,23 @@ static inline int scan_unquoted(struct csv_reader *r, const unsigned char **pp,
 			return rc;
 	}
 	*pp = p;
-	return 0;
+	if (p == end)
+		return 0;
+	if (*p == '"')
+		return fail(r, r->line, r->nfields,
+			    "quote inside an unquoted field");
+	if (*p == '\0')
+		return fail(r, r->line, r->nfields, "NUL byte");
+	*pp = p + 1;
+	return end_field_at(r, r->len + (size_t)(p - *run), run, p);
 }
 
 /*
- * Scan a quoted field from *pp to the next quote, counting lines and
- * noting the bytes that make it need quoting.  Stops at end when the chunk
- * ends first.  run is where the chunk's uncopied stream bytes start.
+ * Scan a quoted field from *pp past the next quote (or to the end of the
+ * chunk), counting lines and noting the bytes that make it need quoting.
  */
-static inline int scan_quoted(struct csv_reader *r, const unsigned char **pp,
-			      const unsigned char *end,
-			      const unsigned char *run)
+static int parse_quoted(struct csv_reader *r, const unsigned char **pp,
+			const unsigned char *end, const unsigned char *run)
 {
 	const unsigned char *p = *pp;
 	int rc = 0;
@@ -472,8 +515,14 @@ static inline int scan_quoted(struct csv_reader *r, const unsigned char **pp,
 	for (;;) {
 		while (p < end && !stop[*p])
 			p++;
-		if (p == end || *p == '"')
+		if (p == end)
 			break;
+		if (*p == '"') {
+			r->qend = r->len + (size_t)(p - run);
+			r->state = ST_QUOTE_SEEN;
+			p++;
+			break;
+		}
 		if (*p >= 0x80) {
 			rc = utf8_sequence(r, &p, end);
 			if (rc)
@@ -501,12 +550,55 @@ static inline int scan_quoted(struct csv_reader *r, const unsigned char **pp,
 }
 
 /*
- * What follows a CR outside quotes: only LF.  The field before the CR has
- * already ended, hence the column number.
+ * The byte after a quote inside a quoted field: another quote (a literal
+ * one: keep the first, drop this one from the stream), or a separator
+ * after the closing quote.
  */
+static int after_quote(struct csv_reader *r, const unsigned char **pp,
+		       const unsigned char **run)
+{
+	const unsigned char *p = *pp;
+	int rc;
+
+	switch (*p) {
+	case '"':
+		if (r->len + (size_t)(p - *run) - r->fstart > CSV_FIELD_MAX)
+			return fail_field_len(r);
+		rc = append(r, *run, (size_t)(p - *run));
+		*run = p + 1;
+		*pp = p + 1;
+		r->fquote = true;
+		r->state = ST_QUOTED;
+		return rc;
+	case ',':
+	case '\n':
+	case '\r':
+		*pp = p + 1;
+		return end_field_at(r, r->qend, run, p);
+	}
+	return fail(r, r->line, r->nfields, "text after a closing quote");
+}
+
+/* A CR outside quotes not followed by LF.  The field before the CR has
+ * already ended, hence the column. */
 static int fail_bare_cr(struct csv_reader *r)
 {
 	return fail(r, r->line, r->nfields - 1, "CR not followed by LF");
+}
+
+/* What follows a CR outside quotes: only LF. */
+static int after_cr(struct csv_reader *r, const unsigned char **pp,
+		    const unsigned char **run)
+{
+	const unsigned char *p = *pp;
+	int rc;
+
+	if (*p != '\n')
+		return fail_bare_cr(r);
+	rc = end_line(r, *run, p);
+	*pp = p + 1;
+	*run = p + 1;
+	return rc;
 }
 
 /* Parse the chunk [p, end) from the current state. */
@@ -514,7 +606,6 @@ static int parse(struct csv_reader *r, const unsigned char *p,
 		 const unsigned char *end)
 {
 	const unsigned char *run = p;
-	size_t off;
 	int rc = 0;
 
 	if (p == end)
@@ -527,106 +618,29 @@ static int parse(struct csv_reader *r, const unsigned char *p,
 	}
 
 	while (p < end) {
-		off = r->len + (size_t)(p - run);
 		switch (r->state) {
 		case ST_FIELD_START:
 			if (*p == '"') {
-				r->quote_line = r->line;
-				r->fstart = off + 1;
-				r->state = ST_QUOTED;
-				p++;
+				open_quote(r, &p, run);
 				break;
 			}
 			r->state = ST_UNQUOTED;
 			/* fall through */
 		case ST_UNQUOTED:
-			rc = scan_unquoted(r, &p, end);
-			if (rc)
-				return rc;
-			if (p == end)
-				break;
-			off = r->len + (size_t)(p - run);
-			switch (*p) {
-			case ',':
-				rc = end_field(r, off);
-				r->fstart = off + 1;
-				r->state = ST_FIELD_START;
-				break;
-			case '\n':
-				rc = end_field(r, off);
-				if (!rc)
-					rc = end_line(r, run, p);
-				run = p + 1;
-				break;
-			case '\r':
-				rc = end_field(r, off);
-				r->state = ST_CR;
-				break;
-			case '"':
-				return fail(r, r->line, r->nfields,
-					    "quote inside an unquoted field");
-			default:
-				return fail(r, r->line, r->nfields,
-					    "NUL byte");
-			}
-			if (rc)
-				return rc;
-			p++;
+			rc = parse_unquoted(r, &p, end, &run);
 			break;
 		case ST_QUOTED:
-			rc = scan_quoted(r, &p, end, run);
-			if (rc)
-				return rc;
-			if (p == end)
-				break;
-			r->qend = r->len + (size_t)(p - run);
-			r->state = ST_QUOTE_SEEN;
-			p++;
+			rc = parse_quoted(r, &p, end, run);
 			break;
 		case ST_QUOTE_SEEN:
-			switch (*p) {
-			case '"':
-				/* a doubled quote: keep the first, drop this */
-				if (off - r->fstart > CSV_FIELD_MAX)
-					return fail_field_len(r);
-				rc = append(r, run, (size_t)(p - run));
-				run = p + 1;
-				r->fquote = true;
-				r->state = ST_QUOTED;
-				break;
-			case ',':
-				rc = end_field(r, r->qend);
-				r->fstart = off + 1;
-				r->state = ST_FIELD_START;
-				break;
-			case '\n':
-				rc = end_field(r, r->qend);
-				if (!rc)
-					rc = end_line(r, run, p);
-				run = p + 1;
-				break;
-			case '\r':
-				rc = end_field(r, r->qend);
-				r->state = ST_CR;
-				break;
-			default:
-				return fail(r, r->line, r->nfields,
-					    "text after a closing quote");
-			}
-			if (rc)
-				return rc;
-			p++;
+			rc = after_quote(r, &p, &run);
 			break;
 		case ST_CR:
-			if (*p != '\n')
-				return fail_bare_cr(r);
-			rc = end_line(r, run, p);
-			if (rc)
-				return rc;
-			p++;
-			run = p;
+			rc = after_cr(r, &p, &run);
 			break;
 		}
+		if (rc)
+			return rc;
 	}
 
 	/* keep the uncopied rest of the record for the next chunk */
@@ -658,8 +672,7 @@ static int skip_bom(struct csv_reader *r, const unsigned char **pp,
 	return 0;
 }
 
-struct csv_reader *csv_reader_new(csv_record_fn fn, void *ctx,
-				  struct perr *err)
+struct csv_reader *csv_reader_new(csv_record_fn fn, void *ctx, struct perr *err)
 {
 	struct csv_reader *r = calloc(1, sizeof(*r));
 
@@ -697,6 +710,8 @@ int csv_reader_feed(struct csv_reader *r, const char *buf, size_t len)
 	const unsigned char *end = p + len;
 	int rc;
 
+	/* input after a successful finish is a bug of the caller */
+	assert(!r->done || r->rc);
 	if (r->done)
 		return r->rc;
 	if (!r->bom_decided) {

@@ -24,9 +24,9 @@
 #define OFFSET_LEN 6	/* +HH:MM */
 
 static const char *const type_names[] = {
-	[COL_STRING] = "string", [COL_INT] = "int",
-	[COL_DECIMAL] = "decimal", [COL_DATE] = "date",
-	[COL_DATETIME] = "datetime",
+    [COL_STRING] = "string",	 [COL_INT] = "int",
+    [COL_DECIMAL] = "decimal",	 [COL_DATE] = "date",
+    [COL_DATETIME] = "datetime",
 };
 
 #define NTYPES (sizeof(type_names) / sizeof(type_names[0]))
@@ -235,8 +235,7 @@ void type_guess_feed(struct type_guess *g, const char *s, size_t n)
 	}
 	if ((g->candidates & TYPE_BIT(COL_DATE)) && value_is_date(s, n))
 		fits |= TYPE_BIT(COL_DATE);
-	if ((g->candidates & TYPE_BIT(COL_DATETIME)) &&
-	    value_is_datetime(s, n))
+	if ((g->candidates & TYPE_BIT(COL_DATETIME)) && value_is_datetime(s, n))
 		fits |= TYPE_BIT(COL_DATETIME);
 	g->candidates &= fits;
 }

@@ -262,6 +262,11 @@ static int apply_checked(struct ctl *ctl, struct apply_state *st)
 	schema_cache_release(&sc);
 	if (rc)
 		return fail("%s: %s", st->file, err.msg);
+	for (size_t i = 0; i < st->agr.ndatasets; i++)
+		if (st->agr.datasets[i].nviews)
+			return fail("%s: $.datasets[%zu].views: views are not "
+				    "supported yet",
+				    st->file, i);
 	rc = plan_sizes(ctl, st->file, &st->agr, &p, &n);
 	if (rc)
 		return rc;

@@ -87,6 +87,9 @@ bool parse_long(const char *s, long min, long max, long *out)
 
 enum { OPT_HOME = 200, OPT_KEY_FILE, OPT_JSON };
 
+/* --home and --key-file given before the verb. */
+static const char *leading_home, *leading_key_file;
+
 static const struct option common_options[] = {
 	{"home", required_argument, NULL, OPT_HOME},
 	{"key-file", required_argument, NULL, OPT_KEY_FILE},
@@ -109,10 +112,12 @@ int ctl_parse(struct ctl *ctl, int argc, char **argv,
 		all[n++] = *own;
 	memset(&all[n], 0, sizeof(all[n]));
 	if (!ctl->home)
-		ctl->home = getenv("GOVFS_HOME") ? getenv("GOVFS_HOME")
-						 : HOME_DEFAULT;
+		ctl->home = leading_home ? leading_home
+			    : getenv("GOVFS_HOME") ? getenv("GOVFS_HOME")
+						   : HOME_DEFAULT;
 	if (!ctl->key_file)
-		ctl->key_file = DEFAULT_KEY_FILE;
+		ctl->key_file = leading_key_file ? leading_key_file
+						 : DEFAULT_KEY_FILE;
 	optind = 1;
 	opterr = 0;
 	*npos = 0;
@@ -221,8 +226,36 @@ int cmd_init(int argc, char **argv)
 	return 0;
 }
 
+/* Take --home and --key-file that come before the verb; returns how many
+ * arguments they used, or -1 if one lacks its value. */
+static int take_leading_options(int argc, char **argv)
+{
+	int i = 1;
+
+	while (i < argc && !strncmp(argv[i], "--", 2)) {
+		const char **dst = !strcmp(argv[i], "--home")       ? &leading_home
+				   : !strcmp(argv[i], "--key-file") ? &leading_key_file
+								    : NULL;
+
+		if (!dst)
+			break;
+		if (i + 1 >= argc)
+			return -1;
+		*dst = argv[i + 1];
+		i += 2;
+	}
+	return i - 1;
+}
+
 int main(int argc, char **argv)
 {
+	int used = take_leading_options(argc, argv);
+
+	if (used < 0)
+		return usage_error("%s needs a value", argv[argc - 1]);
+	argv[used] = argv[0];
+	argc -= used;
+	argv += used;
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fputs(usage_text, argc < 2 ? stderr : stdout);
 		return argc < 2 ? EXIT_USAGE : 0;

@@ -91,17 +91,29 @@ static int header_to_schema(struct ingest *in, const struct csv_record *rec)
 	return 0;
 }
 
+/* The start of a bad value, made safe for a one-line message. */
+static void shown_value(const struct csv_field *f, char *out, size_t len)
+{
+	size_t n = f->len < len - 4 ? f->len : len - 4;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)f->data[i];
+
+		out[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	strcpy(out + n, f->len > n ? "..." : "");
+}
+
 static int type_error(const struct ingest *in, const struct csv_record *rec,
 		      size_t col, struct perr *err)
 {
-	const struct csv_field *f = &rec->fields[col];
-	int shown = f->len > SHOWN_VALUE_MAX ? SHOWN_VALUE_MAX : (int)f->len;
+	char value[SHOWN_VALUE_MAX + 4];
 
-	return perr_set(err, "line %llu, column %zu ('%s'): '%.*s%s' is not "
-			     "a valid %s",
+	shown_value(&rec->fields[col], value, sizeof(value));
+	return perr_set(err, "line %llu, column %zu ('%s'): '%s' is not a "
+			     "valid %s",
 			(unsigned long long)rec->line, col + 1,
-			in->schema.cols[col].name, shown, f->data,
-			f->len > SHOWN_VALUE_MAX ? "..." : "",
+			in->schema.cols[col].name, value,
 			col_type_name(in->schema.cols[col].type));
 }
 
@@ -111,9 +123,7 @@ static int flush_block(struct ingest *in)
 
 	if (!in->block_rows)
 		return 0;
-	rc = store_writer_add_block(in->writer, in->block.data, in->block.len,
-				    in->block_rows);
-	in->block.len = 0;
+	rc = store_writer_add_block(in->writer, &in->block, in->block_rows);
 	in->block_rows = 0;
 	return rc;
 }
@@ -400,7 +410,8 @@ static int write_store(struct ctl *ctl, struct ingest *in, int fd,
 	data_key_label(in->args->id, label, sizeof(label));
 	rc = data_key_new(&ctl->mk, label, key, v->wrapped_key);
 	if (!rc)
-		rc = store_writer_open(&in->writer, p->tmp, key);
+		rc = store_writer_open(&in->writer, p->tmp, key,
+				       (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
 	memset(key, 0, sizeof(key));
 	if (rc)
 		return fail("%s: %s", p->tmp, strerror(-rc));

@@ -495,7 +495,7 @@ static const struct change parse_refusals[] = {
      "1..1000000, without leading zeros)"},
     {"datasets/0/columns/age", "\"bucket:0\"",
      "$.datasets[0].columns.age: bad width in rule 'bucket:0' (want a "
-     "positive decimal of at most 64 characters)"},
+     "positive decimal of at most 56 characters)"},
     {"datasets/0/columns/", "\"keep\"",
      "$.datasets[0].columns['']: empty column name"},
     {"datasets/0/columns/Culmen Length (mm)", "\"bogus\"",
@@ -1084,7 +1084,7 @@ static void test_rule_round_trip(void **state)
 	    "bucket:0.0001",
 	    "bucket:123456789012345678901234567890",
 	};
-	char buf[96];
+	char buf[RULE_TEXT_MAX];
 	struct rule r;
 	size_t i;
 
@@ -1131,7 +1131,7 @@ static void test_bucket_width_is_canonical(void **state)
 	    {"bucket:5.0", "bucket:5"},	   {"bucket:0001.0100", "bucket:1.01"},
 	    {"bucket:0.10", "bucket:0.1"}, {"bucket:1000", "bucket:1000"},
 	};
-	char buf[96];
+	char buf[RULE_TEXT_MAX];
 	struct rule r;
 	size_t i;
 
@@ -1193,34 +1193,34 @@ static void test_rule_refusals(void **state)
 	     "zeros)"},
 	    {"bucket:",
 	     "bad width in rule 'bucket:' (want a positive decimal of at "
-	     "most 64 characters)"},
+	     "most 56 characters)"},
 	    {"bucket:0",
 	     "bad width in rule 'bucket:0' (want a positive decimal of at "
-	     "most 64 characters)"},
+	     "most 56 characters)"},
 	    {"bucket:0.000",
 	     "bad width in rule 'bucket:0.000' (want a positive decimal of "
-	     "at most 64 characters)"},
+	     "at most 56 characters)"},
 	    {"bucket:-1",
 	     "bad width in rule 'bucket:-1' (want a positive decimal of at "
-	     "most 64 characters)"},
+	     "most 56 characters)"},
 	    {"bucket:+1",
 	     "bad width in rule 'bucket:+1' (want a positive decimal of at "
-	     "most 64 characters)"},
+	     "most 56 characters)"},
 	    {"bucket:1e3",
 	     "bad width in rule 'bucket:1e3' (want a positive decimal of at "
-	     "most 64 characters)"},
+	     "most 56 characters)"},
 	    {"bucket:.5",
 	     "bad width in rule 'bucket:.5' (want a positive decimal of at "
-	     "most 64 characters)"},
+	     "most 56 characters)"},
 	    {"bucket:5.",
 	     "bad width in rule 'bucket:5.' (want a positive decimal of at "
-	     "most 64 characters)"},
+	     "most 56 characters)"},
 	    {"bucket:1,5",
 	     "bad width in rule 'bucket:1,5' (want a positive decimal of at "
-	     "most 64 characters)"},
+	     "most 56 characters)"},
 	    {"bucket:1.2.3",
 	     "bad width in rule 'bucket:1.2.3' (want a positive decimal of "
-	     "at most 64 characters)"},
+	     "at most 56 characters)"},
 	};
 	struct rule r;
 	size_t i;
@@ -1235,22 +1235,23 @@ static void test_rule_refusals(void **state)
 	}
 }
 
-/* A width may be 64 characters once canonical (leading zeros do not
- * count), not 65. */
+/* A width may be 56 characters once canonical (leading zeros do not
+ * count), not 57, so that every rule's text fits in RULE_TEXT_MAX. */
 static void test_bucket_width_limit(void **state)
 {
-	char text[128], want[128], buf[96];
+	char text[128], want[128], buf[RULE_TEXT_MAX];
 	struct perr err = {{0}};
 	struct rule r;
 
 	(void)state;
-	snprintf(text, sizeof(text), "bucket:000%064d", 1);
+	snprintf(text, sizeof(text), "bucket:000%056d", 1);
 	text[10] = '9';
 	assert_int_equal(rule_parse(text, &r, &err), 0);
-	snprintf(want, sizeof(want), "bucket:9%063d", 1);
+	snprintf(want, sizeof(want), "bucket:9%055d", 1);
+	assert_int_equal(strlen(want) + 1, RULE_TEXT_MAX);
 	assert_string_equal(rule_text(&r, buf, sizeof(buf)), want);
 	rule_release(&r);
-	snprintf(text, sizeof(text), "bucket:9%064d", 1);
+	snprintf(text, sizeof(text), "bucket:9%056d", 1);
 	assert_int_equal(rule_parse(text, &r, &err), -EINVAL);
 }
 

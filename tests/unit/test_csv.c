@@ -68,7 +68,8 @@ static int sink_record(void *ctx, const struct csv_record *rec,
 	for (i = 0; i < rec->nfields; i++) {
 		const struct csv_field *f = &rec->fields[i];
 
-		sink_put(s, f->needs_quote ? "|q" : "|", f->needs_quote ? 2 : 1);
+		sink_put(s, f->needs_quote ? "|q" : "|",
+			 f->needs_quote ? 2 : 1);
 		for (j = 0; j < f->len; j++) {
 			char c = f->data[j];
 
@@ -187,24 +188,23 @@ static void expect_error(const char *in, const char *msg)
 
 /* Input whose records and error must not depend on how it is cut. */
 static const char rich_sample[] =
-	"\xef\xbb\xbfid,name,note,amount\r\n"
-	"1,Ana,\"said \"\"hi\"\", then left\",12.5\r\n"
-	"2,Bo\xc3\xa9,\"multi\nline\r\nnote\",\r\n"
-	"3,\xe6\x9d\x8e\xe5\x9b\x9b,,-7\n"
-	"4,\"\",\"\xf0\x9f\x98\x80\",0\n"
-	"5,x,\"a,b\",\"\"\"\"\n"
-	"\"6\",\xef\xbb\xbf,plain,\"\"\"\"\"\"\r\n"
-	"7,last,no newline,1";
+    "\xef\xbb\xbfid,name,note,amount\r\n"
+    "1,Ana,\"said \"\"hi\"\", then left\",12.5\r\n"
+    "2,Bo\xc3\xa9,\"multi\nline\r\nnote\",\r\n"
+    "3,\xe6\x9d\x8e\xe5\x9b\x9b,,-7\n"
+    "4,\"\",\"\xf0\x9f\x98\x80\",0\n"
+    "5,x,\"a,b\",\"\"\"\"\n"
+    "\"6\",\xef\xbb\xbf,plain,\"\"\"\"\"\"\r\n"
+    "7,last,no newline,1";
 
-static const char rich_records[] =
-	"1:0|id|name|note|amount\n"
-	"2:1|1|Ana|qsaid \"hi\", then left|12.5\n"
-	"3:2|2|Bo\xc3\xa9|qmulti\\nline\\r\\nnote|\n"
-	"6:3|3|\xe6\x9d\x8e\xe5\x9b\x9b||-7\n"
-	"7:4|4||\xf0\x9f\x98\x80|0\n"
-	"8:5|5|x|qa,b|q\"\n"
-	"9:6|6|\xef\xbb\xbf|plain|q\"\"\n"
-	"10:7|7|last|no newline|1\n";
+static const char rich_records[] = "1:0|id|name|note|amount\n"
+				   "2:1|1|Ana|qsaid \"hi\", then left|12.5\n"
+				   "3:2|2|Bo\xc3\xa9|qmulti\\nline\\r\\nnote|\n"
+				   "6:3|3|\xe6\x9d\x8e\xe5\x9b\x9b||-7\n"
+				   "7:4|4||\xf0\x9f\x98\x80|0\n"
+				   "8:5|5|x|qa,b|q\"\n"
+				   "9:6|6|\xef\xbb\xbf|plain|q\"\"\n"
+				   "10:7|7|last|no newline|1\n";
 
 static void test_basic(void **state)
 {
@@ -227,7 +227,8 @@ static void test_quoted_fields(void **state)
 	/* commas, doubled quotes, CR and LF kept as they are */
 	expect_records("a,b\n\"x,y\",\"say \"\"no\"\"\"\n",
 		       "1:0|a|b\n2:1|qx,y|qsay \"no\"\n");
-	expect_records("a\n\"1\r\n2\n3\r4\"\n", "1:0|a\n2:1|q1\\r\\n2\\n3\\r4\n");
+	expect_records("a\n\"1\r\n2\n3\r4\"\n",
+		       "1:0|a\n2:1|q1\\r\\n2\\n3\\r4\n");
 	/* a quoted field that needs no quoting is not marked */
 	expect_records("a,b\n\"plain\",\"\"\n", "1:0|a|b\n2:1|plain|\n");
 	/* quoted empty field is NULL like an unquoted one */
@@ -244,8 +245,9 @@ static void test_embedded_newlines_line_numbers(void **state)
 	/* records start on the line after the last LF of the previous one */
 	expect_records("a,b\n\"1\n2\n3\",x\ny,\"\n\"\nlast,z\n",
 		       "1:0|a|b\n2:1|q1\\n2\\n3|x\n5:2|y|q\\n\n7:3|last|z\n");
-	expect_error("a,b\n\"1\n2\n3\",x\ny\n",
-		     "line 5, column 2 ('b'): record has 1 field, header has 2");
+	expect_error(
+	    "a,b\n\"1\n2\n3\",x\ny\n",
+	    "line 5, column 2 ('b'): record has 1 field, header has 2");
 }
 
 static void test_crlf(void **state)
@@ -270,7 +272,8 @@ static void test_bare_cr(void **state)
 	expect_error("a,b\n1,\"2\"\rx\n",
 		     "line 2, column 2 ('b'): CR not followed by LF");
 	/* a CR at the very end is bare too */
-	expect_error("a,b\n1,2\r", "line 2, column 2 ('b'): CR not followed by LF");
+	expect_error("a,b\n1,2\r",
+		     "line 2, column 2 ('b'): CR not followed by LF");
 	expect_error("a\r\r\n", "line 1, column 1: CR not followed by LF");
 }
 
@@ -333,10 +336,12 @@ static void test_blank_lines(void **state)
 	(void)state;
 	/* a blank line is a record with one empty field */
 	expect_records("a\n\n1\n\n", "1:0|a\n2:1|\n3:2|1\n4:3|\n");
-	expect_error("a,b\n1,2\n\n3,4\n",
-		     "line 3, column 2 ('b'): record has 1 field, header has 2");
-	expect_error("a,b\n1,2\n\n",
-		     "line 3, column 2 ('b'): record has 1 field, header has 2");
+	expect_error(
+	    "a,b\n1,2\n\n3,4\n",
+	    "line 3, column 2 ('b'): record has 1 field, header has 2");
+	expect_error(
+	    "a,b\n1,2\n\n",
+	    "line 3, column 2 ('b'): record has 1 field, header has 2");
 	/* a blank first line is a header with an empty name */
 	expect_error("\na\n", "line 1, column 1: empty column name");
 }
@@ -344,17 +349,19 @@ static void test_blank_lines(void **state)
 static void test_field_count(void **state)
 {
 	(void)state;
-	expect_error("a,b,c\n1,2,3\n1,2\n",
-		     "line 3, column 3 ('c'): record has 2 fields, header has 3");
+	expect_error(
+	    "a,b,c\n1,2,3\n1,2\n",
+	    "line 3, column 3 ('c'): record has 2 fields, header has 3");
 	expect_error("a,b,c\n1,2,3,4\n",
 		     "line 2, column 4: record has 4 fields, header has 3");
 	expect_error("a,b,c\n1,2,3,\n",
 		     "line 2, column 4: record has 4 fields, header has 3");
 	expect_error("a\n1,2\n", "line 2, column 2: record has 2 fields, "
-				  "header has 1");
+				 "header has 1");
 	/* the line is where the record starts */
-	expect_error("a,b,c\n1,\"x\ny\nz\"\n",
-		     "line 2, column 3 ('c'): record has 2 fields, header has 3");
+	expect_error(
+	    "a,b,c\n1,\"x\ny\nz\"\n",
+	    "line 2, column 3 ('c'): record has 2 fields, header has 3");
 }
 
 static void test_header_names(void **state)
@@ -427,15 +434,18 @@ static void test_unterminated_quote(void **state)
 	/* reported at the line where the quote opened */
 	expect_error("a,b\n1,\"x\ny\nz\n",
 		     "line 2, column 2 ('b'): unterminated quote");
-	expect_error("a,b\n1,2\n3,\"", "line 3, column 2 ('b'): unterminated quote");
+	expect_error("a,b\n1,2\n3,\"",
+		     "line 3, column 2 ('b'): unterminated quote");
 	expect_error("\"a", "line 1, column 1: unterminated quote");
-	expect_error("a\n\"x\"\"", "line 2, column 1 ('a'): unterminated quote");
+	expect_error("a\n\"x\"\"",
+		     "line 2, column 1 ('a'): unterminated quote");
 }
 
 static void test_nul_byte(void **state)
 {
 	(void)state;
-	expect_error_len("a,b\n1,x\0y\n", 10, "line 2, column 2 ('b'): NUL byte");
+	expect_error_len("a,b\n1,x\0y\n", 10,
+			 "line 2, column 2 ('b'): NUL byte");
 	expect_error_len("a,b\n1,\"x\n\0\"\n", 12,
 			 "line 3, column 2 ('b'): NUL byte");
 	expect_error_len("\0", 1, "line 1, column 1: NUL byte");
@@ -457,26 +467,26 @@ static void test_utf8_valid(void **state)
 static void test_utf8_invalid(void **state)
 {
 	static const char *const bad[] = {
-		"\x80",		    /* lone continuation */
-		"\xbf",		    /* lone continuation */
-		"\xc0\x80",	    /* overlong NUL */
-		"\xc1\xbf",	    /* overlong */
-		"\xe0\x80\x80",	    /* overlong */
-		"\xe0\x9f\xbf",	    /* overlong */
-		"\xf0\x80\x80\x80", /* overlong */
-		"\xf0\x8f\xbf\xbf", /* overlong */
-		"\xed\xa0\x80",	    /* surrogate D800 */
-		"\xed\xbf\xbf",	    /* surrogate DFFF */
-		"\xf4\x90\x80\x80", /* U+110000 */
-		"\xf5\x80\x80\x80", /* beyond */
-		"\xf8\x88\x80\x80\x80",
-		"\xff",
-		"\xfe",
-		"\xc3",		/* truncated at end of line */
-		"\xe2\x82",	/* truncated */
-		"\xf0\x9f\x98", /* truncated */
-		"\xc3\xc3\xa9", /* lead byte where continuation expected */
-		"x\xa9y",
+	    "\x80",		/* lone continuation */
+	    "\xbf",		/* lone continuation */
+	    "\xc0\x80",		/* overlong NUL */
+	    "\xc1\xbf",		/* overlong */
+	    "\xe0\x80\x80",	/* overlong */
+	    "\xe0\x9f\xbf",	/* overlong */
+	    "\xf0\x80\x80\x80", /* overlong */
+	    "\xf0\x8f\xbf\xbf", /* overlong */
+	    "\xed\xa0\x80",	/* surrogate D800 */
+	    "\xed\xbf\xbf",	/* surrogate DFFF */
+	    "\xf4\x90\x80\x80", /* U+110000 */
+	    "\xf5\x80\x80\x80", /* beyond */
+	    "\xf8\x88\x80\x80\x80",
+	    "\xff",
+	    "\xfe",
+	    "\xc3",	    /* truncated at end of line */
+	    "\xe2\x82",	    /* truncated */
+	    "\xf0\x9f\x98", /* truncated */
+	    "\xc3\xc3\xa9", /* lead byte where continuation expected */
+	    "x\xa9y",
 	};
 	char in[64], quoted[64];
 	size_t i;
@@ -547,18 +557,12 @@ static void test_chunking_records(void **state)
 static void test_chunking_errors(void **state)
 {
 	static const char *const inputs[] = {
-		"a,b\n1,\xe2\x82\n",
-		"a,b\n1,\"\xf0\x9f\x98\",\n",
-		"a,b\r\n1,2\r3\n",
-		"a,b\n\"x\ny\"z,1\n",
-		"a,b\n1,\"x\ny\nz",
-		"a,b,c\n1,\"x\ny\"\n",
-		"a,b\n1,2,\"3\n\"\n",
-		"a,b,a\n",
-		"a,\"\"\n",
-		"\xef\xbb\xbf\xed\xa0\x80\n",
-		"a\nx\"y\n",
-		"a,b\n1,2\r",
+	    "a,b\n1,\xe2\x82\n",  "a,b\n1,\"\xf0\x9f\x98\",\n",
+	    "a,b\r\n1,2\r3\n",	  "a,b\n\"x\ny\"z,1\n",
+	    "a,b\n1,\"x\ny\nz",	  "a,b,c\n1,\"x\ny\"\n",
+	    "a,b\n1,2,\"3\n\"\n", "a,b,a\n",
+	    "a,\"\"\n",		  "\xef\xbb\xbf\xed\xa0\x80\n",
+	    "a\nx\"y\n",	  "a,b\n1,2\r",
 	};
 	size_t i;
 
@@ -665,8 +669,8 @@ static void expect_field_max_line(char *in, size_t len, size_t lf,
 
 	in[3 + lf] = '\n';
 	for (i = 0; i < 3; i++) {
-		res = parse_cut(in, len, i ? CUT_FIXED : CUT_WHOLE, chunks[i],
-				0);
+		res =
+		    parse_cut(in, len, i ? CUT_FIXED : CUT_WHOLE, chunks[i], 0);
 		assert_int_equal(res.rc, -EINVAL);
 		assert_string_equal(res.err.msg, msg);
 		free(res.out);
@@ -677,9 +681,9 @@ static void expect_field_max_line(char *in, size_t len, size_t lf,
 static void test_field_max_line(void **state)
 {
 	static const char line2[] =
-		"line 2, column 1 ('h'): field longer than 1048576 bytes";
+	    "line 2, column 1 ('h'): field longer than 1048576 bytes";
 	static const char line3[] =
-		"line 3, column 1 ('h'): field longer than 1048576 bytes";
+	    "line 3, column 1 ('h'): field longer than 1048576 bytes";
 	size_t len;
 	char *in = big_field(CSV_FIELD_MAX + 10, 'x', true, &len);
 
@@ -692,12 +696,21 @@ static void test_field_max_line(void **state)
 	free(in);
 }
 
-/*
- * Feed "h\n" then prefix, then chunks of fill until the reader refuses;
- * returns how many bytes it took.
- */
-static size_t bytes_until_refused(const char *prefix, char fill)
+/* Bytes of heap in use, mmapped blocks included (glibc's count). */
+static size_t heap_in_use(void)
 {
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+/*
+ * Feed "h\n" then prefix, then chunks of fill until the reader refuses at
+ * line; returns how many bytes it took.
+ */
+static size_t bytes_until_refused(const char *prefix, char fill, uint64_t line)
+{
+	char msg[128];
 	static char chunk[65536];
 	struct sink s = {0};
 	struct perr err = {{0}};
@@ -714,8 +727,10 @@ static size_t bytes_until_refused(const char *prefix, char fill)
 		fed += sizeof(chunk);
 	}
 	assert_int_equal(rc, -EINVAL);
-	assert_string_equal(err.msg, "line 2, column 1 ('h'): field longer "
-				     "than 1048576 bytes");
+	snprintf(msg, sizeof(msg),
+		 "line %llu, column 1 ('h'): field longer than 1048576 bytes",
+		 (unsigned long long)line);
+	assert_string_equal(err.msg, msg);
 	csv_reader_free(r);
 	free(s.out);
 	return fed;
@@ -731,10 +746,10 @@ static size_t heap_taken_by(const char *in, size_t len)
 
 	assert_non_null(r);
 	assert_int_equal(csv_reader_feed(r, "h\n", 2), 0);
-	before = mallinfo2().uordblks;
+	before = heap_in_use();
 	if (csv_reader_feed(r, in, len) == 0)
 		assert_int_equal(csv_reader_finish(r), -EINVAL);
-	after = mallinfo2().uordblks;
+	after = heap_in_use();
 	assert_string_equal(err.msg, "line 2, column 1 ('h'): field longer "
 				     "than 1048576 bytes");
 	csv_reader_free(r);
@@ -757,11 +772,13 @@ static void test_field_max_early(void **state)
 
 	(void)state;
 	assert_non_null(in);
-	assert_true(bytes_until_refused("", 'x') <= limit);
-	assert_true(bytes_until_refused("\"", 'x') <= limit);
-	assert_true(bytes_until_refused("\"", '\n') <= limit);
+	assert_true(bytes_until_refused("", 'x', 2) <= limit);
+	assert_true(bytes_until_refused("\"", 'x', 2) <= limit);
+	/* the LF that passes the limit ends line 2 + CSV_FIELD_MAX */
+	assert_true(bytes_until_refused("\"", '\n', 2 + CSV_FIELD_MAX) <=
+		    limit);
 	/* odd chunks of quotes: a chunk ends after a lone quote */
-	assert_true(bytes_until_refused("\"\"\"", '"') <= 2 * limit);
+	assert_true(bytes_until_refused("\"\"\"", '"', 2) <= 2 * limit);
 
 	memset(in, 'x', big);
 	assert_true(heap_taken_by(in, big) <= (3u << 20));
@@ -803,7 +820,8 @@ static void test_columns_max(void **state)
 	free(in);
 
 	in = many_columns(CSV_COLUMNS_MAX + 1, &len);
-	expect_error_len(in, len, "line 1, column 4097: more than 4096 columns");
+	expect_error_len(in, len,
+			 "line 1, column 4097: more than 4096 columns");
 	free(in);
 
 	/* a data record with too many fields for the limit */
@@ -859,9 +877,9 @@ static void test_finished_after_error(void **state)
 	(void)state;
 	assert_non_null(r);
 	assert_int_equal(csv_reader_feed(r, "a,b\n1\n", 6), -EINVAL);
-	assert_string_equal(err.msg,
-			    "line 2, column 2 ('b'): record has 1 field, header "
-			    "has 2");
+	assert_string_equal(
+	    err.msg, "line 2, column 2 ('b'): record has 1 field, header "
+		     "has 2");
 	assert_int_equal(csv_reader_feed(r, "1,2\n", 4), -EINVAL);
 	assert_int_equal(csv_reader_finish(r), -EINVAL);
 	assert_int_equal(s.calls, 1);
@@ -916,12 +934,11 @@ static void test_bounded_memory(void **state)
 	assert_non_null(r);
 	assert_non_null(rows);
 	for (i = 0; rows_len < 65536; i++)
-		rows_len += (size_t)sprintf(rows + rows_len,
-					    "P%06u,\"Name, %u\",%u,%s\n", i,
-					    i % 97, i % 90,
-					    i % 3 ? "note" : "\"\"\"x\"\"\"");
+		rows_len += (size_t)sprintf(
+		    rows + rows_len, "P%06u,\"Name, %u\",%u,%s\n", i, i % 97,
+		    i % 90, i % 3 ? "note" : "\"\"\"x\"\"\"");
 	assert_int_equal(csv_reader_feed(r, "id,name,age,visit\n", 18), 0);
-	before = mallinfo2().uordblks;
+	before = heap_in_use();
 	for (i = 0; fed < total; i++) {
 		/* the same rows again, cut at a different place each time */
 		cut = (i * 7919u) % rows_len;
@@ -929,7 +946,7 @@ static void test_bounded_memory(void **state)
 		assert_int_equal(csv_reader_feed(r, rows + cut, rows_len - cut),
 				 0);
 		fed += rows_len;
-		used = mallinfo2().uordblks;
+		used = heap_in_use();
 		if (used > peak)
 			peak = used;
 	}
@@ -945,37 +962,37 @@ static void test_bounded_memory(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_basic),
-		cmocka_unit_test(test_rich_sample),
-		cmocka_unit_test(test_quoted_fields),
-		cmocka_unit_test(test_embedded_newlines_line_numbers),
-		cmocka_unit_test(test_crlf),
-		cmocka_unit_test(test_bare_cr),
-		cmocka_unit_test(test_bom),
-		cmocka_unit_test(test_empty_file),
-		cmocka_unit_test(test_header_only),
-		cmocka_unit_test(test_last_line_without_lf),
-		cmocka_unit_test(test_blank_lines),
-		cmocka_unit_test(test_field_count),
-		cmocka_unit_test(test_header_names),
-		cmocka_unit_test(test_error_label),
-		cmocka_unit_test(test_quote_errors),
-		cmocka_unit_test(test_unterminated_quote),
-		cmocka_unit_test(test_nul_byte),
-		cmocka_unit_test(test_utf8_valid),
-		cmocka_unit_test(test_utf8_invalid),
-		cmocka_unit_test(test_chunking_records),
-		cmocka_unit_test(test_chunking_errors),
-		cmocka_unit_test(test_crlf_split),
-		cmocka_unit_test(test_field_max),
-		cmocka_unit_test(test_field_max_line),
-		cmocka_unit_test(test_field_max_early),
-		cmocka_unit_test(test_columns_max),
-		cmocka_unit_test(test_callback_stops),
-		cmocka_unit_test(test_callback_stops_at_finish),
-		cmocka_unit_test(test_finished_after_error),
-		cmocka_unit_test(test_line_progress),
-		cmocka_unit_test(test_bounded_memory),
+	    cmocka_unit_test(test_basic),
+	    cmocka_unit_test(test_rich_sample),
+	    cmocka_unit_test(test_quoted_fields),
+	    cmocka_unit_test(test_embedded_newlines_line_numbers),
+	    cmocka_unit_test(test_crlf),
+	    cmocka_unit_test(test_bare_cr),
+	    cmocka_unit_test(test_bom),
+	    cmocka_unit_test(test_empty_file),
+	    cmocka_unit_test(test_header_only),
+	    cmocka_unit_test(test_last_line_without_lf),
+	    cmocka_unit_test(test_blank_lines),
+	    cmocka_unit_test(test_field_count),
+	    cmocka_unit_test(test_header_names),
+	    cmocka_unit_test(test_error_label),
+	    cmocka_unit_test(test_quote_errors),
+	    cmocka_unit_test(test_unterminated_quote),
+	    cmocka_unit_test(test_nul_byte),
+	    cmocka_unit_test(test_utf8_valid),
+	    cmocka_unit_test(test_utf8_invalid),
+	    cmocka_unit_test(test_chunking_records),
+	    cmocka_unit_test(test_chunking_errors),
+	    cmocka_unit_test(test_crlf_split),
+	    cmocka_unit_test(test_field_max),
+	    cmocka_unit_test(test_field_max_line),
+	    cmocka_unit_test(test_field_max_early),
+	    cmocka_unit_test(test_columns_max),
+	    cmocka_unit_test(test_callback_stops),
+	    cmocka_unit_test(test_callback_stops_at_finish),
+	    cmocka_unit_test(test_finished_after_error),
+	    cmocka_unit_test(test_line_progress),
+	    cmocka_unit_test(test_bounded_memory),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

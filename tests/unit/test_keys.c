@@ -1,1 +1,636 @@
-int main(void){return 0;}
+/*
+ * Unit tests of fs/keys: the master key file (created 0600, never
+ * overwritten, loaded only from a private regular file of the right size),
+ * AES-256-GCM sealing against a published test vector and against every
+ * kind of tampering, and data keys bound to their label and master key.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "keys.h"
+
+/* A private scratch directory per test, removed afterwards. */
+struct scratch {
+	char dir[64];
+};
+
+static int scratch_setup(void **state)
+{
+	struct scratch *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -1;
+	snprintf(s->dir, sizeof(s->dir), "/tmp/govfs-keys-XXXXXX");
+	if (!mkdtemp(s->dir)) {
+		free(s);
+		return -1;
+	}
+	*state = s;
+	return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int scratch_teardown(void **state)
+{
+	struct scratch *s = *state;
+	int rc = nftw(s->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+
+	free(s);
+	return rc;
+}
+
+static void scratch_path(void **state, const char *name, char *out,
+			 size_t len)
+{
+	struct scratch *s = *state;
+
+	snprintf(out, len, "%s/%s", s->dir, name);
+}
+
+/* Write len bytes to a new file of the given mode (umask bypassed). */
+static void write_file(const char *path, const void *data, size_t len,
+		       mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	assert_int_equal(fchmod(fd, mode), 0);
+	assert_int_equal(close(fd), 0);
+}
+
+static void read_file(const char *path, void *data, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, data, len), (ssize_t)len);
+	assert_int_equal(close(fd), 0);
+}
+
+static void test_create_makes_private_key_file(void **state)
+{
+	char path[128], path2[128];
+	uint8_t a[KEY_LEN], b[KEY_LEN], zero[KEY_LEN] = {0};
+	struct stat st;
+
+	scratch_path(state, "master.key", path, sizeof(path));
+	scratch_path(state, "other.key", path2, sizeof(path2));
+	assert_int_equal(master_key_create(path), 0);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_size, KEY_LEN);
+	/* Fresh random bytes: not zero, not the same twice. */
+	assert_int_equal(master_key_create(path2), 0);
+	read_file(path, a, sizeof(a));
+	read_file(path2, b, sizeof(b));
+	assert_memory_not_equal(a, zero, KEY_LEN);
+	assert_memory_not_equal(a, b, KEY_LEN);
+}
+
+static void test_create_makes_missing_directory_private(void **state)
+{
+	char dir[128], path[160];
+	struct stat st;
+	mode_t old = umask(0);
+
+	scratch_path(state, "etc-govfs", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/master.key", dir);
+	assert_int_equal(master_key_create(path), 0);
+	umask(old);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0700);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+}
+
+static void test_create_refuses_existing(void **state)
+{
+	char path[128];
+	uint8_t before[KEY_LEN], after[KEY_LEN];
+	const char other[] = "not a key";
+
+	scratch_path(state, "master.key", path, sizeof(path));
+	assert_int_equal(master_key_create(path), 0);
+	read_file(path, before, sizeof(before));
+	assert_int_equal(master_key_create(path), -EEXIST);
+	read_file(path, after, sizeof(after));
+	assert_memory_equal(before, after, KEY_LEN);
+
+	/* Any file at all, and a dangling symlink, are left alone too. */
+	scratch_path(state, "other", path, sizeof(path));
+	write_file(path, other, sizeof(other), 0600);
+	assert_int_equal(master_key_create(path), -EEXIST);
+	scratch_path(state, "dangling", path, sizeof(path));
+	assert_int_equal(symlink("nowhere", path), 0);
+	assert_int_equal(master_key_create(path), -EEXIST);
+}
+
+static void test_load_reads_created_key(void **state)
+{
+	char path[128];
+	uint8_t bytes[KEY_LEN];
+	struct master_key key;
+	const char *why = NULL;
+
+	scratch_path(state, "master.key", path, sizeof(path));
+	assert_int_equal(master_key_create(path), 0);
+	read_file(path, bytes, sizeof(bytes));
+	memset(&key, 0, sizeof(key));
+	assert_int_equal(master_key_load(path, &key, &why), 0);
+	assert_memory_equal(key.bytes, bytes, KEY_LEN);
+
+	/* Read-only for the owner is private enough. */
+	assert_int_equal(chmod(path, 0400), 0);
+	memset(&key, 0, sizeof(key));
+	assert_int_equal(master_key_load(path, &key, &why), 0);
+	assert_memory_equal(key.bytes, bytes, KEY_LEN);
+}
+
+static void test_load_refuses_group_or_other_access(void **state)
+{
+	static const mode_t modes[] = {0644, 0640, 0604, 0660, 0606, 0610,
+				       0601, 0620, 0602, 0670, 0607, 0666};
+	char path[128];
+	struct master_key key;
+	const char *why;
+	size_t i;
+
+	scratch_path(state, "master.key", path, sizeof(path));
+	assert_int_equal(master_key_create(path), 0);
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		assert_int_equal(chmod(path, modes[i]), 0);
+		why = NULL;
+		assert_int_equal(master_key_load(path, &key, &why), -EPERM);
+		assert_non_null(why);
+	}
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(master_key_load(path, &key, &why), 0);
+}
+
+static void test_load_refuses_wrong_size(void **state)
+{
+	static const size_t sizes[] = {0, 1, KEY_LEN - 1, KEY_LEN + 1,
+				       2 * KEY_LEN};
+	uint8_t data[2 * KEY_LEN];
+	char path[128];
+	struct master_key key;
+	const char *why;
+	size_t i;
+
+	memset(data, 0x42, sizeof(data));
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "key%zu", sizes[i]);
+		scratch_path(state, name, path, sizeof(path));
+		write_file(path, data, sizes[i], 0600);
+		why = NULL;
+		assert_int_equal(master_key_load(path, &key, &why), -EINVAL);
+		assert_non_null(why);
+	}
+	/* The same bytes at the right size load. */
+	scratch_path(state, "right", path, sizeof(path));
+	write_file(path, data, KEY_LEN, 0600);
+	assert_int_equal(master_key_load(path, &key, &why), 0);
+	assert_memory_equal(key.bytes, data, KEY_LEN);
+}
+
+static void test_load_refuses_symlink(void **state)
+{
+	char target[128], link[128];
+	struct master_key key;
+	uint8_t untouched[KEY_LEN];
+	const char *why = NULL;
+	int rc;
+
+	scratch_path(state, "master.key", target, sizeof(target));
+	scratch_path(state, "link.key", link, sizeof(link));
+	assert_int_equal(master_key_create(target), 0);
+	assert_int_equal(symlink(target, link), 0);
+	memset(&key, 0x5a, sizeof(key));
+	memset(untouched, 0x5a, sizeof(untouched));
+	rc = master_key_load(link, &key, &why);
+	/* Refused however it is reported (O_NOFOLLOW gives ELOOP). */
+	assert_true(rc == -ELOOP || rc == -EPERM);
+	assert_non_null(why);
+	assert_memory_equal(key.bytes, untouched, KEY_LEN);
+	/* The target itself is fine. */
+	assert_int_equal(master_key_load(target, &key, &why), 0);
+}
+
+static void test_load_refuses_non_regular(void **state)
+{
+	char path[128];
+	struct master_key key;
+	const char *why = NULL;
+
+	scratch_path(state, "dir.key", path, sizeof(path));
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(master_key_load(path, &key, &why), -EPERM);
+	assert_non_null(why);
+	scratch_path(state, "missing.key", path, sizeof(path));
+	assert_int_equal(master_key_load(path, &key, &why), -ENOENT);
+}
+
+/*
+ * A FIFO at the key path must be refused as "not a regular file", not
+ * block the caller forever waiting for a writer.  Loaded in a child so
+ * that a hang fails the test instead of the run.
+ */
+static void test_load_refuses_fifo_without_blocking(void **state)
+{
+	char path[128];
+	pid_t pid;
+	int status = 0;
+	int waited_ms = 0;
+
+	scratch_path(state, "fifo.key", path, sizeof(path));
+	assert_int_equal(mkfifo(path, 0600), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct master_key key;
+		const char *why = NULL;
+
+		_exit(master_key_load(path, &key, &why) == -EPERM ? 0 : 1);
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0 && waited_ms < 3000) {
+		const struct timespec ms = {0, 1000000};
+
+		nanosleep(&ms, NULL);
+		waited_ms++;
+	}
+	if (waited_ms >= 3000) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		fail_msg("master_key_load on a FIFO still blocked after 3 s");
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_load_refuses_other_owner(void **state)
+{
+	char path[128];
+	struct master_key key;
+	const char *why = NULL;
+
+	if (geteuid() != 0)
+		skip();
+	scratch_path(state, "master.key", path, sizeof(path));
+	assert_int_equal(master_key_create(path), 0);
+	assert_int_equal(chown(path, 12345, 12345), 0);
+	assert_int_equal(master_key_load(path, &key, &why), -EPERM);
+	assert_non_null(why);
+}
+
+static void hex(const char *s, uint8_t *out, size_t len)
+{
+	size_t i;
+
+	assert_int_equal(strlen(s), 2 * len);
+	for (i = 0; i < len; i++) {
+		unsigned v;
+
+		assert_int_equal(sscanf(s + 2 * i, "%2x", &v), 1);
+		out[i] = (uint8_t)v;
+	}
+}
+
+/* Test case 16 of McGrew and Viega, "The Galois/Counter Mode of
+ * Operation": AES-256, 96-bit IV, 60-byte plaintext, 20-byte AAD. */
+static void test_aead_known_answer(void **state)
+{
+	uint8_t key[KEY_LEN], nonce[AEAD_NONCE_LEN], aad[20];
+	uint8_t plain[60], want_ct[60], want_tag[AEAD_TAG_LEN];
+	uint8_t ct[60], tag[AEAD_TAG_LEN], back[60];
+
+	(void)state;
+	hex("feffe9928665731c6d6a8f9467308308"
+	    "feffe9928665731c6d6a8f9467308308",
+	    key, sizeof(key));
+	hex("cafebabefacedbaddecaf888", nonce, sizeof(nonce));
+	hex("feedfacedeadbeeffeedfacedeadbeefabaddad2", aad, sizeof(aad));
+	hex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+	    "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+	    plain, sizeof(plain));
+	hex("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+	    "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
+	    want_ct, sizeof(want_ct));
+	hex("76fc6ece0f4e1768cddf8853bb2d551b", want_tag, sizeof(want_tag));
+
+	assert_int_equal(aead_seal(key, nonce, aad, sizeof(aad), plain,
+				   sizeof(plain), ct, tag),
+			 0);
+	assert_memory_equal(ct, want_ct, sizeof(ct));
+	assert_memory_equal(tag, want_tag, sizeof(tag));
+	assert_int_equal(aead_open(key, nonce, aad, sizeof(aad), want_ct,
+				   sizeof(want_ct), want_tag, back),
+			 0);
+	assert_memory_equal(back, plain, sizeof(plain));
+}
+
+static void test_aead_round_trip_lengths(void **state)
+{
+	static const size_t lens[] = {0, 1, 15, 16, 17, 1000, 70000};
+	uint8_t key[KEY_LEN], nonce[AEAD_NONCE_LEN], tag[AEAD_TAG_LEN];
+	uint8_t *plain = malloc(70000), *ct = malloc(70000 + 1),
+		*back = malloc(70000 + 1);
+	const char aad[] = "blk:file-id:0";
+	size_t i, j;
+
+	(void)state;
+	assert_non_null(plain);
+	assert_non_null(ct);
+	assert_non_null(back);
+	assert_int_equal(random_bytes(key, sizeof(key)), 0);
+	assert_int_equal(random_bytes(nonce, sizeof(nonce)), 0);
+	assert_int_equal(random_bytes(plain, 70000), 0);
+	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		for (j = 0; j < 2; j++) {
+			size_t aad_len = j ? sizeof(aad) : 0;
+
+			assert_int_equal(aead_seal(key, nonce, aad, aad_len,
+						   plain, lens[i], ct, tag),
+					 0);
+			if (lens[i] >= 16)
+				assert_memory_not_equal(ct, plain, lens[i]);
+			assert_int_equal(aead_open(key, nonce, aad, aad_len, ct,
+						   lens[i], tag, back),
+					 0);
+			if (lens[i])
+				assert_memory_equal(back, plain, lens[i]);
+		}
+	}
+	free(plain);
+	free(ct);
+	free(back);
+}
+
+static void test_aead_detects_tampering(void **state)
+{
+	uint8_t key[KEY_LEN], nonce[AEAD_NONCE_LEN], tag[AEAD_TAG_LEN];
+	uint8_t plain[40], ct[40], back[41], t2[AEAD_TAG_LEN];
+	uint8_t key2[KEY_LEN], nonce2[AEAD_NONCE_LEN];
+	uint8_t aad[24], aad2[25];
+	size_t i;
+
+	(void)state;
+	assert_int_equal(random_bytes(key, sizeof(key)), 0);
+	assert_int_equal(random_bytes(nonce, sizeof(nonce)), 0);
+	assert_int_equal(random_bytes(plain, sizeof(plain)), 0);
+	assert_int_equal(random_bytes(aad, sizeof(aad)), 0);
+	assert_int_equal(aead_seal(key, nonce, aad, sizeof(aad), plain,
+				   sizeof(plain), ct, tag),
+			 0);
+	/* Every bit of the ciphertext. */
+	for (i = 0; i < 8 * sizeof(ct); i++) {
+		ct[i / 8] ^= (uint8_t)(1u << (i % 8));
+		assert_int_equal(aead_open(key, nonce, aad, sizeof(aad), ct,
+					   sizeof(ct), tag, back),
+				 -EIO);
+		ct[i / 8] ^= (uint8_t)(1u << (i % 8));
+	}
+	/* Every bit of the tag. */
+	for (i = 0; i < 8 * AEAD_TAG_LEN; i++) {
+		memcpy(t2, tag, sizeof(t2));
+		t2[i / 8] ^= (uint8_t)(1u << (i % 8));
+		assert_int_equal(aead_open(key, nonce, aad, sizeof(aad), ct,
+					   sizeof(ct), t2, back),
+				 -EIO);
+	}
+	/* Every byte of the AAD, and an AAD cut short, grown or left out. */
+	for (i = 0; i < sizeof(aad); i++) {
+		aad[i] ^= 0x01;
+		assert_int_equal(aead_open(key, nonce, aad, sizeof(aad), ct,
+					   sizeof(ct), tag, back),
+				 -EIO);
+		aad[i] ^= 0x01;
+	}
+	assert_int_equal(aead_open(key, nonce, aad, sizeof(aad) - 1, ct,
+				   sizeof(ct), tag, back),
+			 -EIO);
+	memcpy(aad2, aad, sizeof(aad));
+	aad2[sizeof(aad)] = 0;
+	assert_int_equal(aead_open(key, nonce, aad2, sizeof(aad2), ct,
+				   sizeof(ct), tag, back),
+			 -EIO);
+	assert_int_equal(
+		aead_open(key, nonce, NULL, 0, ct, sizeof(ct), tag, back),
+		-EIO);
+	/* A ciphertext cut short. */
+	assert_int_equal(aead_open(key, nonce, aad, sizeof(aad), ct,
+				   sizeof(ct) - 1, tag, back),
+			 -EIO);
+	/* Another nonce or key. */
+	memcpy(nonce2, nonce, sizeof(nonce2));
+	nonce2[AEAD_NONCE_LEN - 1] ^= 0x80;
+	assert_int_equal(aead_open(key, nonce2, aad, sizeof(aad), ct,
+				   sizeof(ct), tag, back),
+			 -EIO);
+	memcpy(key2, key, sizeof(key2));
+	key2[0] ^= 0x01;
+	assert_int_equal(aead_open(key2, nonce, aad, sizeof(aad), ct,
+				   sizeof(ct), tag, back),
+			 -EIO);
+	/* Untouched, it still opens. */
+	assert_int_equal(aead_open(key, nonce, aad, sizeof(aad), ct,
+				   sizeof(ct), tag, back),
+			 0);
+	assert_memory_equal(back, plain, sizeof(plain));
+}
+
+/* An empty message still carries a tag that binds key, nonce and aad. */
+static void test_aead_empty_message_is_authenticated(void **state)
+{
+	uint8_t key[KEY_LEN], nonce[AEAD_NONCE_LEN], tag[AEAD_TAG_LEN];
+	uint8_t ct[1], back[1];
+	const char aad[] = "idx";
+
+	(void)state;
+	assert_int_equal(random_bytes(key, sizeof(key)), 0);
+	assert_int_equal(random_bytes(nonce, sizeof(nonce)), 0);
+	assert_int_equal(aead_seal(key, nonce, aad, 3, ct, 0, ct, tag), 0);
+	assert_int_equal(aead_open(key, nonce, aad, 3, ct, 0, tag, back), 0);
+	assert_int_equal(aead_open(key, nonce, "idy", 3, ct, 0, tag, back),
+			 -EIO);
+	tag[5] ^= 0x10;
+	assert_int_equal(aead_open(key, nonce, aad, 3, ct, 0, tag, back),
+			 -EIO);
+}
+
+static void new_master(struct master_key *mk)
+{
+	assert_int_equal(random_bytes(mk->bytes, KEY_LEN), 0);
+}
+
+static void test_data_key_round_trip(void **state)
+{
+	struct master_key mk;
+	uint8_t k1[KEY_LEN], w1[WRAPPED_KEY_LEN];
+	uint8_t k2[KEY_LEN], w2[WRAPPED_KEY_LEN];
+	uint8_t back[KEY_LEN];
+
+	(void)state;
+	new_master(&mk);
+	assert_int_equal(data_key_new(&mk, "dataset:health.visits:1", k1, w1),
+			 0);
+	assert_int_equal(data_key_new(&mk, "dataset:health.visits:1", k2, w2),
+			 0);
+	/* Fresh key and nonce each time; the key never appears in clear. */
+	assert_memory_not_equal(k1, k2, KEY_LEN);
+	assert_memory_not_equal(w1, w2, AEAD_NONCE_LEN);
+	assert_memory_not_equal(w1 + AEAD_NONCE_LEN, k1, KEY_LEN);
+	assert_int_equal(data_key_unwrap(&mk, "dataset:health.visits:1", w1,
+					 back),
+			 0);
+	assert_memory_equal(back, k1, KEY_LEN);
+	assert_int_equal(data_key_unwrap(&mk, "dataset:health.visits:1", w2,
+					 back),
+			 0);
+	assert_memory_equal(back, k2, KEY_LEN);
+	/* The empty label works too. */
+	assert_int_equal(data_key_new(&mk, "", k1, w1), 0);
+	assert_int_equal(data_key_unwrap(&mk, "", w1, back), 0);
+	assert_memory_equal(back, k1, KEY_LEN);
+}
+
+static void test_data_key_bound_to_label(void **state)
+{
+	static const char *const others[] = {
+		"dataset:health.visits:2", "dataset:health.visits:",
+		"dataset:health.visits:10", "Dataset:health.visits:1", "",
+	};
+	struct master_key mk;
+	uint8_t key[KEY_LEN], wrapped[WRAPPED_KEY_LEN], back[KEY_LEN];
+	size_t i;
+
+	(void)state;
+	new_master(&mk);
+	assert_int_equal(
+		data_key_new(&mk, "dataset:health.visits:1", key, wrapped), 0);
+	for (i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+		assert_int_equal(data_key_unwrap(&mk, others[i], wrapped, back),
+				 -EIO);
+	assert_int_equal(
+		data_key_unwrap(&mk, "dataset:health.visits:1", wrapped, back),
+		0);
+	assert_memory_equal(back, key, KEY_LEN);
+}
+
+static void test_data_key_bound_to_master(void **state)
+{
+	struct master_key mk, other;
+	uint8_t key[KEY_LEN], wrapped[WRAPPED_KEY_LEN], back[KEY_LEN];
+
+	(void)state;
+	new_master(&mk);
+	new_master(&other);
+	assert_int_equal(data_key_new(&mk, "agreement:agr-1", key, wrapped),
+			 0);
+	assert_int_equal(data_key_unwrap(&other, "agreement:agr-1", wrapped,
+					 back),
+			 -EIO);
+	/* One bit of difference in the master key is enough. */
+	other = mk;
+	other.bytes[KEY_LEN - 1] ^= 0x01;
+	assert_int_equal(data_key_unwrap(&other, "agreement:agr-1", wrapped,
+					 back),
+			 -EIO);
+	assert_int_equal(data_key_unwrap(&mk, "agreement:agr-1", wrapped, back),
+			 0);
+	assert_memory_equal(back, key, KEY_LEN);
+}
+
+static void test_data_key_wrapped_tampering(void **state)
+{
+	struct master_key mk;
+	uint8_t key[KEY_LEN], wrapped[WRAPPED_KEY_LEN], back[KEY_LEN];
+	size_t i;
+
+	(void)state;
+	new_master(&mk);
+	assert_int_equal(data_key_new(&mk, "label", key, wrapped), 0);
+	/* Nonce, sealed key and tag: every byte matters. */
+	for (i = 0; i < WRAPPED_KEY_LEN; i++) {
+		wrapped[i] ^= 0x04;
+		assert_int_equal(data_key_unwrap(&mk, "label", wrapped, back),
+				 -EIO);
+		wrapped[i] ^= 0x04;
+	}
+	assert_int_equal(data_key_unwrap(&mk, "label", wrapped, back), 0);
+	assert_memory_equal(back, key, KEY_LEN);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+			test_create_makes_private_key_file, scratch_setup,
+			scratch_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_create_makes_missing_directory_private,
+			scratch_setup, scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_create_refuses_existing,
+						scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_load_reads_created_key,
+						scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_load_refuses_group_or_other_access, scratch_setup,
+			scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_load_refuses_wrong_size,
+						scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_load_refuses_symlink,
+						scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_load_refuses_non_regular,
+						scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_load_refuses_fifo_without_blocking, scratch_setup,
+			scratch_teardown),
+		cmocka_unit_test_setup_teardown(test_load_refuses_other_owner,
+						scratch_setup,
+						scratch_teardown),
+		cmocka_unit_test(test_aead_known_answer),
+		cmocka_unit_test(test_aead_round_trip_lengths),
+		cmocka_unit_test(test_aead_detects_tampering),
+		cmocka_unit_test(test_aead_empty_message_is_authenticated),
+		cmocka_unit_test(test_data_key_round_trip),
+		cmocka_unit_test(test_data_key_bound_to_label),
+		cmocka_unit_test(test_data_key_bound_to_master),
+		cmocka_unit_test(test_data_key_wrapped_tampering),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -44,8 +44,8 @@ static void check_values(value_check check, const char *const *good,
 
 static void test_names(void **state)
 {
-	static const char *const names[] = {"string", "int", "decimal",
-					    "date", "datetime"};
+	static const char *const names[] = {"string", "int", "decimal", "date",
+					    "datetime"};
 	static const enum col_type types[] = {COL_STRING, COL_INT, COL_DECIMAL,
 					      COL_DATE, COL_DATETIME};
 	enum col_type t;
@@ -70,12 +70,14 @@ static void test_names(void **state)
 static void test_int(void **state)
 {
 	static const char *const good[] = {
-		"0", "7", "-0", "-1", "42", "007", "-01",
-		"12345678901234567890123456789012345678901234567890",
+	    "0",   "7",
+	    "-0",  "-1",
+	    "42",  "007",
+	    "-01", "12345678901234567890123456789012345678901234567890",
 	};
 	static const char *const bad[] = {
-		"",    "-",	"+1", "1.", "1.0", ".1", "1e3", " 1", "1 ",
-		"1-",  "--1", "0x1", "\xd9\xa1",	 "1_0", "a",  "-a",
+	    "",	  "-",	"+1",  "1.",  "1.0",	  ".1",	 "1e3", " 1",
+	    "1 ", "1-", "--1", "0x1", "\xd9\xa1", "1_0", "a",	"-a",
 	};
 
 	(void)state;
@@ -85,13 +87,22 @@ static void test_int(void **state)
 static void test_decimal(void **state)
 {
 	static const char *const good[] = {
-		"0", "-0", "1", "-12", "0.5", "-0.5", "3.14159", "10.0",
-		"00.5", "007", "123456789012345678901234567890.000000001",
+	    "0",
+	    "-0",
+	    "1",
+	    "-12",
+	    "0.5",
+	    "-0.5",
+	    "3.14159",
+	    "10.0",
+	    "00.5",
+	    "007",
+	    "123456789012345678901234567890.000000001",
 	};
 	static const char *const bad[] = {
-		"",    "-",    ".",	"-.", ".5",  "-.5", "1.",   "-1.",
-		"1.2.3", "1,5", "+1.5", "1e5", "1.5e", " 1", "1.5 ", "1..5",
-		"inf", "nan", "0x1.8",
+	    "",	    "-",     ".",   "-.",   ".5",    "-.5",  "1.",
+	    "-1.",  "1.2.3", "1,5", "+1.5", "1e5",   "1.5e", " 1",
+	    "1.5 ", "1..5",  "inf", "nan",  "0x1.8",
 	};
 
 	(void)state;
@@ -101,21 +112,21 @@ static void test_decimal(void **state)
 static void test_date(void **state)
 {
 	static const char *const good[] = {
-		"2024-01-01", "2024-12-31", "2024-02-29", "2000-02-29",
-		"2023-02-28", "1999-04-30", "0000-01-01", "9999-12-31",
-		"2025-01-31", "2025-03-31", "2025-05-31", "2025-07-31",
-		"2025-08-31", "2025-10-31", "2025-12-31", "2025-06-30",
-		"2025-09-30", "2025-11-30", "1600-02-29", "0004-02-29",
+	    "2024-01-01", "2024-12-31", "2024-02-29", "2000-02-29",
+	    "2023-02-28", "1999-04-30", "0000-01-01", "9999-12-31",
+	    "2025-01-31", "2025-03-31", "2025-05-31", "2025-07-31",
+	    "2025-08-31", "2025-10-31", "2025-12-31", "2025-06-30",
+	    "2025-09-30", "2025-11-30", "1600-02-29", "0004-02-29",
 	};
 	static const char *const bad[] = {
-		"",	      "2024-1-01",  "2024-01-1",   "24-01-01",
-		"2024/01/01", "2024-00-10", "2024-13-01", "2024-01-00",
-		"2024-01-32", "2023-02-29", "1900-02-29", "2100-02-29",
-		"2024-02-30", "2024-04-31", "2024-06-31", "2024-09-31",
-		"2024-11-31", "2024-01-01T", "2024-01-01 ", " 2024-01-01",
-		"202a-01-01", "2024-0a-01", "2024-01-0a", "2024-01-01Z",
-		"20240101",   "2024-01-01T00:00:00", "-024-01-01",
-		"2024_01-01", "2024-01_01",
+	    "",		  "2024-1-01",		 "2024-01-1",	"24-01-01",
+	    "2024/01/01", "2024-00-10",		 "2024-13-01",	"2024-01-00",
+	    "2024-01-32", "2023-02-29",		 "1900-02-29",	"2100-02-29",
+	    "2024-02-30", "2024-04-31",		 "2024-06-31",	"2024-09-31",
+	    "2024-11-31", "2024-01-01T",	 "2024-01-01 ", " 2024-01-01",
+	    "202a-01-01", "2024-0a-01",		 "2024-01-0a",	"2024-01-01Z",
+	    "20240101",	  "2024-01-01T00:00:00", "-024-01-01",	"2024_01-01",
+	    "2024-01_01",
 	};
 
 	(void)state;
@@ -125,55 +136,55 @@ static void test_date(void **state)
 static void test_datetime(void **state)
 {
 	static const char *const good[] = {
-		"2024-01-01T00:00:00",
-		"2024-12-31T23:59:59",
-		"2024-02-29T12:30:45Z",
-		"2024-01-01T00:00:00.5",
-		"2024-01-01T00:00:00.123",
-		"2024-01-01T00:00:00.123456789",
-		"2024-01-01T00:00:00.123456789Z",
-		"2024-01-01T00:00:00+08:00",
-		"2024-01-01T00:00:00-05:30",
-		"2024-01-01T00:00:00+00:00",
-		"2024-01-01T00:00:00-00:00",
-		"2024-01-01T00:00:00+23:59",
-		"2024-01-01T00:00:00.1+08:00",
+	    "2024-01-01T00:00:00",
+	    "2024-12-31T23:59:59",
+	    "2024-02-29T12:30:45Z",
+	    "2024-01-01T00:00:00.5",
+	    "2024-01-01T00:00:00.123",
+	    "2024-01-01T00:00:00.123456789",
+	    "2024-01-01T00:00:00.123456789Z",
+	    "2024-01-01T00:00:00+08:00",
+	    "2024-01-01T00:00:00-05:30",
+	    "2024-01-01T00:00:00+00:00",
+	    "2024-01-01T00:00:00-00:00",
+	    "2024-01-01T00:00:00+23:59",
+	    "2024-01-01T00:00:00.1+08:00",
 	};
 	static const char *const bad[] = {
-		"",
-		"2024-01-01",
-		"2024-01-01T",
-		"2024-01-01 00:00:00",
-		"2024-01-01t00:00:00",
-		"2024-01-01T00:00",
-		"2024-01-01T00:00:0",
-		"2024-01-01T24:00:00",
-		"2024-01-01T23:60:00",
-		"2024-01-01T23:59:60",
-		"2024-01-01T0:00:00",
-		"2024-01-01T00-00-00",
-		"2024-01-01T00:00-00",
-		"2024-01-01T00:00:00.",
-		"2024-01-01T00:00:00.Z",
-		"2024-01-01T00:00:00.1234567890",
-		"2024-01-01T00:00:00,5",
-		"2024-01-01T00:00:00z",
-		"2024-01-01T00:00:00ZZ",
-		"2024-01-01T00:00:00Z+08:00",
-		"2024-01-01T00:00:00+0800",
-		"2024-01-01T00:00:00+08",
-		"2024-01-01T00:00:00+8:00",
-		"2024-01-01T00:00:00+24:00",
-		"2024-01-01T00:00:00+08:60",
-		"2024-01-01T00:00:00+08:00:00",
-		"2024-01-01T00:00:00 +08:00",
-		"2024-01-01T00:00:00+08:0a",
-		"2024-01-01T00:00:00*08:00",
-		"2024-01-01T00:00:00.5x",
-		"2023-02-29T00:00:00",
-		"2024-13-01T00:00:00",
-		"2024-01-01T00:00:00 ",
-		"2024-01-01Taa:00:00",
+	    "",
+	    "2024-01-01",
+	    "2024-01-01T",
+	    "2024-01-01 00:00:00",
+	    "2024-01-01t00:00:00",
+	    "2024-01-01T00:00",
+	    "2024-01-01T00:00:0",
+	    "2024-01-01T24:00:00",
+	    "2024-01-01T23:60:00",
+	    "2024-01-01T23:59:60",
+	    "2024-01-01T0:00:00",
+	    "2024-01-01T00-00-00",
+	    "2024-01-01T00:00-00",
+	    "2024-01-01T00:00:00.",
+	    "2024-01-01T00:00:00.Z",
+	    "2024-01-01T00:00:00.1234567890",
+	    "2024-01-01T00:00:00,5",
+	    "2024-01-01T00:00:00z",
+	    "2024-01-01T00:00:00ZZ",
+	    "2024-01-01T00:00:00Z+08:00",
+	    "2024-01-01T00:00:00+0800",
+	    "2024-01-01T00:00:00+08",
+	    "2024-01-01T00:00:00+8:00",
+	    "2024-01-01T00:00:00+24:00",
+	    "2024-01-01T00:00:00+08:60",
+	    "2024-01-01T00:00:00+08:00:00",
+	    "2024-01-01T00:00:00 +08:00",
+	    "2024-01-01T00:00:00+08:0a",
+	    "2024-01-01T00:00:00*08:00",
+	    "2024-01-01T00:00:00.5x",
+	    "2023-02-29T00:00:00",
+	    "2024-13-01T00:00:00",
+	    "2024-01-01T00:00:00 ",
+	    "2024-01-01Taa:00:00",
 	};
 
 	(void)state;
@@ -227,24 +238,44 @@ static enum col_type guess(const char *values, size_t len)
 static void test_guess(void **state)
 {
 	(void)state;
-	assert_int_equal(GUESS("1\0-2\0" "30"), COL_INT);
-	assert_int_equal(GUESS("0\0-0\0" "10"), COL_INT);
-	assert_int_equal(GUESS("1\0" "2.5\0-3"), COL_DECIMAL);
-	assert_int_equal(GUESS("2.5\0" "1"), COL_DECIMAL);
+	assert_int_equal(GUESS("1\0-2\0"
+			       "30"),
+			 COL_INT);
+	assert_int_equal(GUESS("0\0-0\0"
+			       "10"),
+			 COL_INT);
+	assert_int_equal(GUESS("1\0"
+			       "2.5\0-3"),
+			 COL_DECIMAL);
+	assert_int_equal(GUESS("2.5\0"
+			       "1"),
+			 COL_DECIMAL);
 	assert_int_equal(GUESS("0.5\0-0.25"), COL_DECIMAL);
-	assert_int_equal(GUESS("2024-01-01\0" "2024-02-29"), COL_DATE);
+	assert_int_equal(GUESS("2024-01-01\0"
+			       "2024-02-29"),
+			 COL_DATE);
 	assert_int_equal(GUESS("2024-01-01T00:00:00Z\0"
 			       "2024-01-01T08:00:00+08:00"),
 			 COL_DATETIME);
-	assert_int_equal(GUESS("hello\0" "1"), COL_STRING);
+	assert_int_equal(GUESS("hello\0"
+			       "1"),
+			 COL_STRING);
 	assert_int_equal(GUESS("1\0hello"), COL_STRING);
-	assert_int_equal(GUESS("1\0" "2024-01-01"), COL_STRING);
-	assert_int_equal(GUESS("2024-01-01\0" "2024-01-01T00:00:00"),
+	assert_int_equal(GUESS("1\0"
+			       "2024-01-01"),
 			 COL_STRING);
-	assert_int_equal(GUESS("2024-01-01T00:00:00\0" "2024-01-01"),
+	assert_int_equal(GUESS("2024-01-01\0"
+			       "2024-01-01T00:00:00"),
 			 COL_STRING);
-	assert_int_equal(GUESS("2024-01-01\0" "2023-02-29"), COL_STRING);
-	assert_int_equal(GUESS("1.5\0" "2024-01-01"), COL_STRING);
+	assert_int_equal(GUESS("2024-01-01T00:00:00\0"
+			       "2024-01-01"),
+			 COL_STRING);
+	assert_int_equal(GUESS("2024-01-01\0"
+			       "2023-02-29"),
+			 COL_STRING);
+	assert_int_equal(GUESS("1.5\0"
+			       "2024-01-01"),
+			 COL_STRING);
 	/* only what was fed counts: a single value decides */
 	assert_int_equal(GUESS("x"), COL_STRING);
 	assert_int_equal(GUESS("5"), COL_INT);
@@ -256,9 +287,16 @@ static void test_guess_nulls(void **state)
 
 	(void)state;
 	/* NULLs are ignored */
-	assert_int_equal(GUESS("\0" "1\0\0" "2\0"), COL_INT);
-	assert_int_equal(GUESS("\0" "2024-01-01\0"), COL_DATE);
-	assert_int_equal(GUESS("\0" "1.5\0"), COL_DECIMAL);
+	assert_int_equal(GUESS("\0"
+			       "1\0\0"
+			       "2\0"),
+			 COL_INT);
+	assert_int_equal(GUESS("\0"
+			       "2024-01-01\0"),
+			 COL_DATE);
+	assert_int_equal(GUESS("\0"
+			       "1.5\0"),
+			 COL_DECIMAL);
 	/* an all-NULL or empty column is string */
 	assert_int_equal(GUESS("\0\0"), COL_STRING);
 	type_guess_init(&g);
@@ -275,16 +313,26 @@ static void test_guess_leading_zero(void **state)
 	assert_int_equal(GUESS("-01"), COL_STRING);
 	assert_int_equal(GUESS("00.5"), COL_STRING);
 	assert_int_equal(GUESS("00"), COL_STRING);
-	assert_int_equal(GUESS("1\0" "2\0" "0138"), COL_STRING);
-	assert_int_equal(GUESS("0138\0" "1\0" "2"), COL_STRING);
-	assert_int_equal(GUESS("1.5\0" "01.5"), COL_STRING);
+	assert_int_equal(GUESS("1\0"
+			       "2\0"
+			       "0138"),
+			 COL_STRING);
+	assert_int_equal(GUESS("0138\0"
+			       "1\0"
+			       "2"),
+			 COL_STRING);
+	assert_int_equal(GUESS("1.5\0"
+			       "01.5"),
+			 COL_STRING);
 	assert_int_equal(GUESS("-00.5"), COL_STRING);
 	/* a lone zero, or zero before the point, is no leading zero */
 	assert_int_equal(GUESS("0"), COL_INT);
 	assert_int_equal(GUESS("-0"), COL_INT);
 	assert_int_equal(GUESS("0.5"), COL_DECIMAL);
 	assert_int_equal(GUESS("-0.5"), COL_DECIMAL);
-	assert_int_equal(GUESS("10\0" "100"), COL_INT);
+	assert_int_equal(GUESS("10\0"
+			       "100"),
+			 COL_INT);
 	assert_int_equal(GUESS("0.05"), COL_DECIMAL);
 	/* dates have leading zeros and are still dates */
 	assert_int_equal(GUESS("0001-01-01"), COL_DATE);
@@ -293,15 +341,15 @@ static void test_guess_leading_zero(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_int),
-		cmocka_unit_test(test_decimal),
-		cmocka_unit_test(test_date),
-		cmocka_unit_test(test_datetime),
-		cmocka_unit_test(test_fits_type),
-		cmocka_unit_test(test_guess),
-		cmocka_unit_test(test_guess_nulls),
-		cmocka_unit_test(test_guess_leading_zero),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_int),
+	    cmocka_unit_test(test_decimal),
+	    cmocka_unit_test(test_date),
+	    cmocka_unit_test(test_datetime),
+	    cmocka_unit_test(test_fits_type),
+	    cmocka_unit_test(test_guess),
+	    cmocka_unit_test(test_guess_nulls),
+	    cmocka_unit_test(test_guess_leading_zero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

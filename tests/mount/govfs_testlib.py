@@ -1,0 +1,463 @@
+"""
+Helpers of the mount test suite: where the programs are, a throw-away govfs
+home driven through govfsctl, mounting and unmounting a real govfs, running a
+probe as another uid, and the independent expectation of data.csv.
+
+The expectation is computed here from the source CSV with Python's csv
+module and the rules as SPEC.md states them; it shares no code with the C
+implementation, so a test comparing the two checks the product against the
+contract rather than against itself.
+"""
+import contextlib
+import csv
+import errno
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = "/usr/bin/python3"
+
+
+def _binary(env, name):
+    return os.environ.get(env) or str(REPO / "build" / name)
+
+
+GOVFS = _binary("GOVFS_BIN", "govfs")
+GOVFSCTL = _binary("GOVFSCTL_BIN", "govfsctl")
+GEN_VISITS = _binary("GEN_VISITS_BIN", "gen-visits")
+
+# The uid the suite uses as "an analyst who is not root".
+NOBODY = 65534
+
+
+# ---------------------------------------------------------------------------
+# The independent expectation of data.csv
+# ---------------------------------------------------------------------------
+
+def parse_source(data):
+    """Parse source CSV bytes (UTF-8, optional BOM, LF or CRLF) into
+    (header, rows); an empty field is NULL and is kept as ''."""
+    text = data.decode("utf-8")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    return rows[0], rows[1:]
+
+
+def apply_rule(rule, value):
+    """The text a column rule makes of one source field ('' is NULL)."""
+    if value == "":
+        return ""  # NULL stays NULL under every rule
+    if rule == "keep":
+        return value
+    if rule == "null":
+        return ""
+    if rule == "redact":
+        return "***"
+    m = re.fullmatch(r"mask:(first|last)(\d+)", rule)
+    if m:
+        n = int(m.group(2))
+        if len(value) <= n:
+            return "*" * len(value)
+        hidden = len(value) - n
+        if m.group(1) == "first":
+            return value[:n] + "*" * hidden
+        return "*" * hidden + value[hidden:]
+    m = re.fullmatch(r"prefix:(\d+)", rule)
+    if m:
+        return value[: int(m.group(1))]
+    widths = {"date:year": 4, "date:month": 7, "date:day": 10}
+    if rule in widths:
+        return value[: widths[rule]]
+    raise ValueError("the expectation does not know rule %r" % rule)
+
+
+def csv_field(text):
+    """RFC 4180 quoting, only where the field needs it."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def csv_record(fields):
+    if len(fields) == 1 and fields[0] == "":
+        return '""'  # a lone NULL would otherwise be a blank line
+    return ",".join(csv_field(f) for f in fields)
+
+
+def expected_table(header, rows, rules):
+    """(header, rows) of data.csv under rules {column: rule}: the named,
+    not dropped columns in the dataset's order, each field ruled."""
+    shown = [i for i, name in enumerate(header)
+             if rules.get(name, "drop") != "drop"]
+    out_header = [header[i] for i in shown]
+    out_rows = [[apply_rule(rules[header[i]], row[i]) for i in shown]
+                for row in rows]
+    return out_header, out_rows
+
+
+def render_table(header, rows):
+    lines = [csv_record(header)] + [csv_record(r) for r in rows]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def expected_data_csv(source_bytes, rules):
+    """The bytes data.csv must hold for this source under these rules."""
+    header, rows = parse_source(source_bytes)
+    return render_table(*expected_table(header, rows, rules))
+
+
+def rfc3339_epoch(text):
+    """Seconds since the epoch of an RFC 3339 time such as
+    2026-01-02T03:04:05Z or 2026-01-02T03:04:05.123+08:00."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def rfc3339(ts):
+    """A whole-second RFC 3339 UTC time for the epoch seconds ts."""
+    return datetime.fromtimestamp(int(ts), timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S+00:00")
+
+
+# ---------------------------------------------------------------------------
+# Programs
+# ---------------------------------------------------------------------------
+
+def run(cmd, **kw):
+    kw.setdefault("capture_output", True)
+    kw.setdefault("timeout", 300)
+    return subprocess.run([str(c) for c in cmd], **kw)
+
+
+def gen_visits(path, rows, seed=1):
+    with open(path, "wb") as f:
+        subprocess.run([GEN_VISITS, "--rows", str(rows), "--seed", str(seed)],
+                       stdout=f, check=True, timeout=300)
+    return Path(path)
+
+
+def gen_visits_bytes(path, nbytes, seed=1):
+    with open(path, "wb") as f:
+        subprocess.run([GEN_VISITS, "--bytes", str(nbytes), "--seed",
+                        str(seed)], stdout=f, check=True, timeout=300)
+    return Path(path)
+
+
+def gen_bad(path, kind):
+    """Write gen-visits' file with one defect of kind; return its line."""
+    with open(path, "wb") as f:
+        res = subprocess.run([GEN_VISITS, "--with-bad", kind], stdout=f,
+                             stderr=subprocess.PIPE, text=True, check=True,
+                             timeout=60)
+    m = re.search(r"bad line: (\d+)", res.stderr)
+    assert m, res.stderr
+    return int(m.group(1))
+
+
+def assert_one_line_error(res, rc, prog, *needles):
+    """res failed with exit code rc and said so in exactly one stderr line
+    that starts with 'prog: ' and contains every needle."""
+    assert res.returncode == rc, (res.returncode, res.stdout, res.stderr)
+    err = res.stderr
+    assert err.endswith("\n") and err.count("\n") == 1, \
+        "want one line on stderr, got %r" % err
+    assert err.startswith(prog + ": "), err
+    for needle in needles:
+        assert needle in err, "%r not in %r" % (needle, err)
+    return err.rstrip("\n")
+
+
+def agreement(agr_id, datasets, uids=(0,), max_level=4,
+              valid_from="2025-01-01T00:00:00+08:00",
+              valid_until="2099-01-01T00:00:00+08:00", **extra):
+    """An agreement document; datasets maps a dataset id to its column
+    rules."""
+    doc = {
+        "id": agr_id,
+        "grantee": "govfs mount tests",
+        "scenario": "checking what real tools see",
+        "uids": list(uids),
+        "max_level": max_level,
+        "valid_from": valid_from,
+        "valid_until": valid_until,
+        "datasets": [{"dataset": ds, "records": True, "columns": dict(cols)}
+                     for ds, cols in datasets.items()],
+    }
+    doc.update(extra)
+    return doc
+
+
+class Home:
+    """A govfs home and its key, created with `govfsctl init`."""
+
+    def __init__(self, base, name="home"):
+        self.base = Path(base)
+        self.dir = self.base / name
+        self.key = self.base / (name + ".key")
+        self.work = self.base / (name + ".files")
+        self.work.mkdir()
+        self._n = 0
+        res = self.ctl("init")
+        assert res.returncode == 0, res.stderr
+
+    def ctl_cmd(self, *args):
+        return [GOVFSCTL, *args, "--home", self.dir, "--key-file", self.key]
+
+    def ctl(self, *args, **kw):
+        kw.setdefault("timeout", 120)
+        return run(self.ctl_cmd(*args), text=True, **kw)
+
+    def ok(self, *args):
+        res = self.ctl(*args)
+        assert res.returncode == 0, (args, res.stdout, res.stderr)
+        return res
+
+    def json(self, *args):
+        return json.loads(self.ok(*args, "--json").stdout)
+
+    def add(self, ds_id, csv_path, schema=None):
+        args = ["dataset", "add", ds_id, "--file", csv_path]
+        if schema is not None:
+            if isinstance(schema, dict):
+                schema = self.write_json(schema, ds_id + ".schema")
+            args += ["--schema", schema]
+        return self.ok(*args)
+
+    def write_json(self, doc, stem):
+        self._n += 1
+        path = self.work / ("%s.%d.json" % (stem, self._n))
+        path.write_text(json.dumps(doc, ensure_ascii=False, indent=1))
+        return path
+
+    def apply(self, doc, expect_rc=0):
+        res = self.ctl("agreement", "apply", self.write_json(doc, doc["id"]))
+        assert res.returncode == expect_rc, (res.stdout, res.stderr)
+        return res
+
+    def datasets(self):
+        return self.json("dataset", "list")
+
+    def agreements(self):
+        return self.json("agreement", "list")
+
+
+# ---------------------------------------------------------------------------
+# Mounts
+# ---------------------------------------------------------------------------
+
+# Every daemon and mount point the suite started, for the last-resort
+# clean-up at the end of the session.
+STARTED = []
+
+
+def _unescape_mountinfo(field):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mount_fstype(path):
+    """The file system type mounted on path, or None."""
+    path = os.path.realpath(path) if os.path.lexists(path) else str(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if _unescape_mountinfo(fields[4]) == path:
+                sep = fields.index("-")
+                return fields[sep + 1]
+    return None
+
+
+def is_mounted(path):
+    return mount_fstype(path) is not None
+
+
+def wait_for(predicate, timeout, step=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def force_unmount(path):
+    """Unmount path however it can be done; True if nothing is mounted."""
+    if not is_mounted(path):
+        return True
+    run(["fusermount3", "-u", path], timeout=30)
+    if is_mounted(path):
+        run(["fusermount3", "-u", "-z", path], timeout=30)
+    return wait_for(lambda: not is_mounted(path), 5)
+
+
+def stop_process(proc, timeout=10):
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout=10)
+
+
+class Mount:
+    def __init__(self, path, proc, errlog):
+        self.path = Path(path)
+        self.proc = proc
+        self.errlog = errlog
+
+    def __truediv__(self, rel):
+        return self.path / rel
+
+    def stderr(self):
+        return Path(self.errlog).read_text(errors="replace")
+
+
+def new_mountpoint(base, name="mnt"):
+    """A fresh directory other uids can traverse to."""
+    base = Path(base)
+    n = 0
+    while (base / ("%s%d" % (name, n))).exists():
+        n += 1
+    mp = base / ("%s%d" % (name, n))
+    mp.mkdir(mode=0o755)
+    os.chmod(mp, 0o755)
+    return mp
+
+
+def start_govfs(home, agr_id, mountpoint, extra=()):
+    """Start a foreground govfs and wait until it is mounted."""
+    errlog = Path(str(mountpoint) + ".govfs.stderr")
+    with open(errlog, "wb") as err:
+        proc = subprocess.Popen(
+            [GOVFS, "--home", str(home.dir), "--key-file", str(home.key),
+             "--agreement", agr_id, "-f", *extra, str(mountpoint)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    STARTED.append((proc, Path(mountpoint)))
+    up = wait_for(lambda: is_mounted(mountpoint) or proc.poll() is not None,
+                  15)
+    if not is_mounted(mountpoint):
+        stop_process(proc, 1)
+        raise AssertionError("govfs did not mount %s (exit %s): %s" % (
+            mountpoint, proc.returncode, errlog.read_text()))
+    assert up
+    return Mount(mountpoint, proc, errlog)
+
+
+def stop_govfs(m):
+    """Unmount m and wait for its daemon; the daemon's exit code."""
+    force_unmount(m.path)
+    return stop_process(m.proc)
+
+
+@contextlib.contextmanager
+def mounted(home, agr_id, mountpoint=None, extra=()):
+    """A live foreground mount of agr_id; always unmounted afterwards."""
+    mp = mountpoint or new_mountpoint(home.base)
+    m = start_govfs(home, agr_id, mp, extra)
+    try:
+        yield m
+    finally:
+        stop_govfs(m)
+
+
+def cleanup_everything():
+    for proc, mp in STARTED:
+        force_unmount(mp)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            stop_process(proc, 5)
+    STARTED.clear()
+
+
+# ---------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------
+
+def read_all(path, chunk=1 << 20):
+    """Read path to EOF with plain read(2) calls."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        parts = []
+        while True:
+            b = os.read(fd, chunk)
+            if not b:
+                return b"".join(parts)
+            parts.append(b)
+    finally:
+        os.close(fd)
+
+
+def read_until_error(path, chunk=65536):
+    """Read path with read(2) until EOF or an error: (bytes, errno|None)."""
+    fd = os.open(path, os.O_RDONLY)
+    parts = []
+    try:
+        while True:
+            try:
+                b = os.read(fd, chunk)
+            except OSError as e:
+                return b"".join(parts), e.errno
+            if not b:
+                return b"".join(parts), None
+            parts.append(b)
+    finally:
+        os.close(fd)
+
+
+def errno_of(fn, *args):
+    """Call fn(*args): 'ok' or the errno name it failed with."""
+    try:
+        fn(*args)
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+    return "ok"
+
+
+# A probe run as another uid: takes a JSON list of [op, path] and prints a
+# JSON list of results, each "ok:<detail>" or an errno name.
+PROBE = r"""
+import errno, hashlib, json, os, sys
+out = []
+for op, path in json.loads(sys.argv[1]):
+    try:
+        if op == "stat":
+            r = str(os.stat(path).st_size)
+        elif op == "lstat":
+            r = str(os.lstat(path).st_size)
+        elif op == "listdir":
+            r = ",".join(sorted(os.listdir(path)))
+        elif op == "open":
+            os.close(os.open(path, os.O_RDONLY))
+            r = ""
+        elif op == "read":
+            with open(path, "rb") as f:
+                r = hashlib.sha256(f.read()).hexdigest()
+        elif op == "opendir":
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            os.close(fd)
+            r = ""
+        else:
+            raise SystemExit("unknown op " + op)
+        out.append("ok:" + r)
+    except OSError as e:
+        out.append(errno.errorcode.get(e.errno, str(e.errno)))
+print(json.dumps(out))
+"""
+
+
+def run_as(uid, cmd, **kw):
+    """Run cmd as uid (and its own gid, no supplementary groups)."""
+    return run(cmd, user=uid, group=uid, extra_groups=[], text=True, **kw)
+
+
+def probe_as(uid, ops):
+    res = run_as(uid, [PYTHON, "-c", PROBE, json.dumps(
+        [[op, str(p)] for op, p in ops])])
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
