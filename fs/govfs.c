@@ -37,6 +37,7 @@
 #define MAX_DATASETS 4096
 #define DEFAULT_CACHE_MB 64
 #define PREFETCH_BYTES (8u << 20)
+#define SEQUENTIAL_SLACK (4u << 20)
 #define MAX_READ_PARTS 64
 #define REFRESH_NS 100000000L
 #define BLKSIZE (1u << 20)
@@ -591,8 +592,21 @@ static void prefetch_ahead(struct handle *h, uint32_t last)
 	atomic_store(&h->prefetched, last + 1 + window);
 }
 
+/*
+ * Whether this read goes on near where the last one stopped.  The kernel
+ * may split one large read into requests that arrive out of order, so
+ * "near" is a window, not an exact offset.
+ */
+static bool is_sequential(struct handle *h, off_t off, uint64_t end)
+{
+	uint64_t last = atomic_exchange(&h->next_off, end);
+	uint64_t o = (uint64_t)off;
+
+	return o + SEQUENTIAL_SLACK >= last && o <= last + SEQUENTIAL_SLACK;
+}
+
 static int gather_data(struct handle *h, uint64_t off, uint64_t end,
-		       struct read_reply *r)
+		       bool sequential, struct read_reply *r)
 {
 	struct file_view *fv = h->fv;
 	uint64_t header = fv->dv.sizes.header_bytes;
@@ -621,7 +635,7 @@ static int gather_data(struct handle *h, uint64_t off, uint64_t end,
 			       (size_t)(stop - off), blk, total);
 		off = stop;
 	}
-	if (!rc && fv->dv.sizes.nblocks)
+	if (!rc && sequential && fv->dv.sizes.nblocks)
 		prefetch_ahead(h, b);
 	return rc;
 }
@@ -640,8 +654,7 @@ static void read_data(fuse_req_t req, struct handle *h, size_t size,
 	end = (uint64_t)off + size;
 	if (end > h->fv->size)
 		end = h->fv->size;
-	rc = gather_data(h, (uint64_t)off, end, &r);
-	atomic_store(&h->next_off, end);
+	rc = gather_data(h, (uint64_t)off, end, is_sequential(h, off, end), &r);
 	if (!rc) {
 		/* A cut that landed while we gathered wins. */
 		struct mount_state *st = current_state();

@@ -8,6 +8,7 @@
 #ifndef GOVFS_ROWFMT_H
 #define GOVFS_ROWFMT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +30,46 @@ int rowfmt_append(struct buf *out, const struct csv_field *fields, size_t n)
  * Decode the record at *pos of block[0..len) into fields[0..ncols) and move
  * *pos past it.  Returns 0, or -EIO if the bytes are not a whole record.
  */
-int rowfmt_next(const uint8_t *block, size_t len, size_t *pos, size_t ncols,
-		struct rowfmt_field *fields) __attribute__((warn_unused_result));
+static inline int rowfmt_next(const uint8_t *block, size_t len, size_t *pos,
+			      size_t ncols, struct rowfmt_field *fields)
+	__attribute__((warn_unused_result));
+
+/* One varint; 0, or -EIO if it runs past len or over 64 bits. */
+static inline int rowfmt_varint(const uint8_t *p, size_t len, size_t *pos,
+				uint64_t *v)
+{
+	uint64_t x = 0;
+	unsigned shift = 0;
+
+	while (*pos < len && shift < 64) {
+		uint8_t c = p[(*pos)++];
+
+		x |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80)) {
+			*v = x;
+			return 0;
+		}
+		shift += 7;
+	}
+	return -EIO;
+}
+
+static inline int rowfmt_next(const uint8_t *block, size_t len, size_t *pos,
+			      size_t ncols, struct rowfmt_field *fields)
+{
+	for (size_t i = 0; i < ncols; i++) {
+		uint64_t v;
+
+		if (rowfmt_varint(block, len, pos, &v))
+			return -EIO;
+		fields[i].len = v >> 1;
+		fields[i].needs_quote = v & 1;
+		if (fields[i].len > len - *pos)
+			return -EIO;
+		fields[i].data = block + *pos;
+		*pos += fields[i].len;
+	}
+	return 0;
+}
 
 #endif
