@@ -1182,6 +1182,7 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	int rc;
 
+	umask(077);
 	pthread_mutex_init(&g.lock, NULL);
 	rc = fuse_opt_add_arg(&args, argv[0]) ? 1 : parse_args(argc, argv, &args);
 	if (!rc)

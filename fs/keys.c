@@ -76,7 +76,8 @@ int master_key_load(const char *path, struct master_key *key, const char **why)
 	ssize_t n;
 	int fd, rc = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO put in the key's place must not hang us. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		*why = strerror(errno);
 		return -errno;

@@ -11,6 +11,9 @@
 
 #include "rowfmt.h"
 
+/* Fields shorter than this are copied with one fixed-size move. */
+#define SHORT_COPY 16
+
 /* Fields decoded on the stack for datasets up to this wide. */
 #define STACK_FIELDS 64
 
@@ -303,7 +306,7 @@ static void put_value(struct buf *out, const struct render_col *col,
 static size_t block_bound(const struct render_plan *plan, size_t len,
 			  uint32_t nrows)
 {
-	return 2 * len + (size_t)nrows * (4 * plan->nout + 3);
+	return 2 * len + (size_t)nrows * (4 * plan->nout + 3) + SHORT_COPY;
 }
 
 static void render_row(const struct render_plan *plan,
@@ -332,6 +335,21 @@ static bool plan_keeps_all(const struct render_plan *plan)
 }
 
 /*
+ * Copy a field; short ones (most) with one fixed 16-byte move instead of a
+ * call, when 16 bytes can be read from s without passing end.  The output
+ * has room: block_bound leaves SHORT_COPY bytes over.
+ */
+static inline void put_bytes_fast(struct buf *out, const uint8_t *s, size_t n,
+				  const uint8_t *end)
+{
+	if (n <= SHORT_COPY && s + SHORT_COPY <= end)
+		memcpy(out->data + out->len, s, SHORT_COPY);
+	else
+		memcpy(out->data + out->len, s, n);
+	out->len += n;
+}
+
+/*
  * The common case of an agreement that keeps every column: one pass over
  * the encoded bytes, no per-row field table.
  */
@@ -347,8 +365,10 @@ static int render_keep_all(const struct render_plan *plan,
 
 			if (rowfmt_next(block, len, &pos, 1, &f))
 				return -EIO;
-			if (f.len)
-				put_field(out, f.data, f.len, f.needs_quote);
+			if (f.needs_quote)
+				put_quoted(out, f.data, f.len);
+			else
+				put_bytes_fast(out, f.data, f.len, block + len);
 			buf_putc(out, i + 1 < plan->nsrc ? ',' : '\n');
 		}
 	}
@@ -362,8 +382,12 @@ int render_block(const struct render_plan *plan, const uint8_t *block,
 	struct rowfmt_field *fields = stack;
 	size_t pos = 0;
 	uint32_t r;
-	int rc = buf_reserve(out, block_bound(plan, len, nrows));
+	int rc;
 
+	/* Every field takes at least one byte: more rows cannot be there. */
+	if (plan->nsrc && (uint64_t)nrows * plan->nsrc > len)
+		return -EIO;
+	rc = buf_reserve(out, block_bound(plan, len, nrows));
 	if (rc)
 		return rc;
 	if (plan_keeps_all(plan))

@@ -251,6 +251,8 @@ int main(int argc, char **argv)
 {
 	int used = take_leading_options(argc, argv);
 
+	/* Everything govfsctl creates under the home is for its owner alone. */
+	umask(077);
 	if (used < 0)
 		return usage_error("%s needs a value", argv[argc - 1]);
 	argv[used] = argv[0];

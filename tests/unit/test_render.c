@@ -595,7 +595,12 @@ static void test_pseudonym_and_bucket_refused(void **state)
 			 0);
 }
 
-/* A plan of two string columns, both kept, and a block of two records. */
+/*
+ * A plan of two string columns and a block of two records.  keep_all
+ * keeps both; otherwise the second is redacted, so that both ways through
+ * render_block (a shortcut for plans that keep everything, and the
+ * general one) are held to the same checks.
+ */
 struct bad_block {
 	struct fixture fx;
 	struct render_plan plan;
@@ -603,10 +608,10 @@ struct bad_block {
 	size_t row1_end; /* where the first record ends */
 };
 
-static void bad_block_init(struct bad_block *bb)
+static void bad_block_init(struct bad_block *bb, bool keep_all)
 {
 	const struct tcol cols[] = {{"a", COL_STRING}, {"b", COL_STRING}};
-	const char *rules[] = {"keep", "keep"};
+	const char *rules[] = {"keep", keep_all ? "keep" : "redact"};
 	const char *cells[] = {"hello", "a,b", NULL, "world"};
 	struct perr err = {{0}};
 
@@ -637,13 +642,12 @@ static int render_rc(const struct bad_block *bb, const uint8_t *data,
 	return rc;
 }
 
-static void test_block_truncated(void **state)
+static void check_block_truncated(bool keep_all)
 {
 	struct bad_block bb;
 	size_t cut;
 
-	(void)state;
-	bad_block_init(&bb);
+	bad_block_init(&bb, keep_all);
 	assert_int_equal(render_rc(&bb, bb.block.data, bb.block.len, 2), 0);
 	/* Every shorter block, record boundaries included, is refused. */
 	for (cut = 0; cut < bb.block.len; cut++)
@@ -651,13 +655,19 @@ static void test_block_truncated(void **state)
 	bad_block_release(&bb);
 }
 
-static void test_block_overlong(void **state)
+static void test_block_truncated(void **state)
+{
+	(void)state;
+	check_block_truncated(true);
+	check_block_truncated(false);
+}
+
+static void check_block_overlong(bool keep_all)
 {
 	struct bad_block bb;
 	const char *extra[] = {"x", "y"};
 
-	(void)state;
-	bad_block_init(&bb);
+	bad_block_init(&bb, keep_all);
 	/* One stray byte, then a whole extra record. */
 	assert_int_equal(buf_append(&bb.block, "\0", 1), 0);
 	assert_int_equal(render_rc(&bb, bb.block.data, bb.block.len, 2), -EIO);
@@ -668,12 +678,18 @@ static void test_block_overlong(void **state)
 	bad_block_release(&bb);
 }
 
-static void test_block_wrong_nrows(void **state)
+static void test_block_overlong(void **state)
+{
+	(void)state;
+	check_block_overlong(true);
+	check_block_overlong(false);
+}
+
+static void check_block_wrong_nrows(bool keep_all)
 {
 	struct bad_block bb;
 
-	(void)state;
-	bad_block_init(&bb);
+	bad_block_init(&bb, keep_all);
 	assert_int_equal(render_rc(&bb, bb.block.data, bb.block.len, 0), -EIO);
 	assert_int_equal(render_rc(&bb, bb.block.data, bb.block.len, 1), -EIO);
 	assert_int_equal(render_rc(&bb, bb.block.data, bb.block.len, 3), -EIO);
@@ -683,17 +699,23 @@ static void test_block_wrong_nrows(void **state)
 	bad_block_release(&bb);
 }
 
+static void test_block_wrong_nrows(void **state)
+{
+	(void)state;
+	check_block_wrong_nrows(true);
+	check_block_wrong_nrows(false);
+}
+
 /*
  * A row count no block of len bytes can hold (every record takes at least
  * one byte per column) is a corrupt block: -EIO, found before any room is
  * reserved for that many rows, not -ENOMEM after trying.
  */
-static void test_block_impossible_nrows_is_eio_not_enomem(void **state)
+static void check_block_impossible_nrows_is_eio_not_enomem(bool keep_all)
 {
 	struct bad_block bb;
 
-	(void)state;
-	bad_block_init(&bb);
+	bad_block_init(&bb, keep_all);
 	assert_int_equal(render_rc(&bb, bb.block.data, bb.block.len,
 				   UINT32_MAX),
 			 -EIO);
@@ -701,7 +723,14 @@ static void test_block_impossible_nrows_is_eio_not_enomem(void **state)
 	bad_block_release(&bb);
 }
 
-static void test_block_corrupt_lengths(void **state)
+static void test_block_impossible_nrows_is_eio_not_enomem(void **state)
+{
+	(void)state;
+	check_block_impossible_nrows_is_eio_not_enomem(true);
+	check_block_impossible_nrows_is_eio_not_enomem(false);
+}
+
+static void check_block_corrupt_lengths(bool keep_all)
 {
 	struct bad_block bb;
 	/* A field claiming 1000 bytes where 3 follow. */
@@ -713,13 +742,19 @@ static void test_block_corrupt_lengths(void **state)
 	const uint8_t huge[] = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 				0xff, 0xff, 0x01, 'a'};
 
-	(void)state;
-	bad_block_init(&bb);
+	bad_block_init(&bb, keep_all);
 	assert_int_equal(render_rc(&bb, long_field, sizeof(long_field), 1),
 			 -EIO);
 	assert_int_equal(render_rc(&bb, endless, sizeof(endless), 1), -EIO);
 	assert_int_equal(render_rc(&bb, huge, sizeof(huge), 1), -EIO);
 	bad_block_release(&bb);
+}
+
+static void test_block_corrupt_lengths(void **state)
+{
+	(void)state;
+	check_block_corrupt_lengths(true);
+	check_block_corrupt_lengths(false);
 }
 
 static void test_rule_output_type(void **state)

@@ -1,0 +1,243 @@
+/*
+ * test_catalog: the SQLite catalog backend through its interface: create
+ * and reopen, dataset versions, agreement revisions, size indexes and their
+ * pruning, and transactions that roll back whole.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "catalog.h"
+
+struct fixture {
+	char dir[64];
+	struct catalog *cat;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	strcpy(f->dir, "/tmp/govfs-test-catalog.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(catalog_create(f->dir, &f->cat), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	catalog_close(f->cat);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static void make_version(struct dataset_version *v, const char *id,
+			 const char *file, uint64_t rows)
+{
+	static char sha[] = "00";
+	static char schema[] = "{\"columns\":[]}";
+	static char by[] = "uid 0";
+
+	memset(v, 0, sizeof(*v));
+	v->dataset = (char *)id;
+	v->ingested_ns = 1000;
+	v->ingested_by = by;
+	v->source_sha256 = sha;
+	v->schema_json = schema;
+	v->store_file = (char *)file;
+	v->store.nblocks = 3;
+	v->store.nrows = rows;
+	v->store.file_bytes = 123;
+	memset(v->store.file_id, 7, STORE_FILE_ID_LEN);
+	memset(v->wrapped_key, 9, WRAPPED_KEY_LEN);
+}
+
+static void test_create_refuses_existing_catalog(void **state)
+{
+	struct fixture *f = *state;
+	struct catalog *again;
+
+	assert_int_equal(catalog_create(f->dir, &again), -EEXIST);
+}
+
+static void test_open_reads_meta(void **state)
+{
+	struct fixture *f = *state;
+	struct catalog *ro;
+	char *v;
+
+	assert_int_equal(catalog_meta_set(f->cat, "retention_days", "30"), 0);
+	assert_int_equal(catalog_open(f->dir, true, &ro), 0);
+	assert_int_equal(catalog_meta_get(ro, "retention_days", &v), 0);
+	assert_string_equal(v, "30");
+	free(v);
+	assert_int_equal(catalog_meta_get(ro, "absent", &v), -ENOENT);
+	catalog_close(ro);
+}
+
+static void test_versions_number_from_one(void **state)
+{
+	struct fixture *f = *state;
+	struct dataset_version v, got, *all;
+	size_t n;
+
+	assert_int_equal(catalog_dataset_latest(f->cat, "d", &got), -ENOENT);
+	make_version(&v, "d", "store/a.gvs", 10);
+	v.title = (char *)"first";
+	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
+	assert_int_equal(v.version, 1);
+	make_version(&v, "d", "store/b.gvs", 20);
+	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
+	assert_int_equal(v.version, 2);
+	assert_int_equal(catalog_dataset_latest(f->cat, "d", &got), 0);
+	assert_int_equal(got.version, 2);
+	assert_int_equal(got.store.nrows, 20);
+	assert_string_equal(got.title, "first"); /* kept when not given */
+	assert_memory_equal(got.wrapped_key, v.wrapped_key, WRAPPED_KEY_LEN);
+	dataset_version_release(&got);
+	assert_int_equal(catalog_dataset_versions(f->cat, "d", &all, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(all[0].version, 1);
+	dataset_versions_free(all, n);
+	assert_int_equal(catalog_dataset_list(f->cat, &all, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(all[0].version, 2);
+	dataset_versions_free(all, n);
+}
+
+static void test_store_file_is_unique(void **state)
+{
+	struct fixture *f = *state;
+	struct dataset_version v;
+
+	make_version(&v, "d", "store/a.gvs", 1);
+	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
+	make_version(&v, "e", "store/a.gvs", 1);
+	assert_int_equal(catalog_dataset_add_version(f->cat, &v), -EEXIST);
+}
+
+static void test_rollback_leaves_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct dataset_version v, got;
+
+	assert_int_equal(catalog_begin(f->cat), 0);
+	make_version(&v, "d", "store/a.gvs", 1);
+	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
+	catalog_rollback(f->cat);
+	assert_int_equal(catalog_dataset_latest(f->cat, "d", &got), -ENOENT);
+}
+
+static void test_agreement_revisions(void **state)
+{
+	struct fixture *f = *state;
+	struct agreement_record a = {0}, got, *all;
+	size_t n;
+
+	a.id = (char *)"agr-1";
+	a.applied_by = (char *)"uid 1000 (alice)";
+	a.policy_json = (char *)"{\"v\":1}";
+	assert_int_equal(catalog_agreement_add_revision(f->cat, &a), 0);
+	assert_int_equal(a.revision, 1);
+	a.policy_json = (char *)"{\"v\":2}";
+	assert_int_equal(catalog_agreement_add_revision(f->cat, &a), 0);
+	assert_int_equal(a.revision, 2);
+	assert_int_equal(catalog_agreement_get(f->cat, "agr-1", &got), 0);
+	assert_int_equal(got.revision, 2);
+	assert_string_equal(got.policy_json, "{\"v\":2}");
+	assert_string_equal(got.state, "active");
+	assert_string_equal(got.state_by, "uid 1000 (alice)");
+	agreement_record_release(&got);
+	assert_int_equal(catalog_agreement_get(f->cat, "nope", &got), -ENOENT);
+	assert_int_equal(catalog_agreement_list(f->cat, &all, &n), 0);
+	assert_int_equal(n, 1);
+	agreement_records_free(all, n);
+}
+
+static void test_size_index_round_trip_and_prune(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t blocks[3] = {10, 20, 30};
+	struct size_index si = {5, 3, blocks, 65}, got;
+	struct dataset_version v;
+
+	make_version(&v, "d", "store/a.gvs", 1);
+	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
+	assert_int_equal(catalog_size_index_put(f->cat, "agr", 1, "d", 1, &si),
+			 0);
+	assert_int_equal(catalog_size_index_get(f->cat, "agr", 1, "d", 1, &got),
+			 0);
+	assert_int_equal(got.nblocks, 3);
+	assert_int_equal(got.header_bytes, 5);
+	assert_int_equal(got.total_bytes, 65);
+	assert_memory_equal(got.block_bytes, blocks, sizeof(blocks));
+	size_index_release(&got);
+	/* A newer revision makes the old index unreachable: pruned. */
+	assert_int_equal(catalog_size_index_put(f->cat, "agr", 2, "d", 1, &si),
+			 0);
+	assert_int_equal(catalog_size_index_prune(f->cat, "agr", 2), 0);
+	assert_int_equal(catalog_size_index_get(f->cat, "agr", 1, "d", 1, &got),
+			 -ENOENT);
+	assert_int_equal(catalog_size_index_get(f->cat, "agr", 2, "d", 1, &got),
+			 0);
+	size_index_release(&got);
+	/* So does a newer dataset version. */
+	make_version(&v, "d", "store/b.gvs", 1);
+	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
+	assert_int_equal(catalog_size_index_prune(f->cat, "agr", 2), 0);
+	assert_int_equal(catalog_size_index_get(f->cat, "agr", 2, "d", 1, &got),
+			 -ENOENT);
+}
+
+static void test_data_version_moves_on_foreign_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct catalog *reader;
+	int64_t before, after;
+
+	assert_int_equal(catalog_open(f->dir, true, &reader), 0);
+	assert_int_equal(catalog_data_version(reader, &before), 0);
+	assert_int_equal(catalog_meta_set(f->cat, "k", "v"), 0);
+	assert_int_equal(catalog_data_version(reader, &after), 0);
+	assert_true(after != before);
+	catalog_close(reader);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_create_refuses_existing_catalog,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_reads_meta, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_versions_number_from_one,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_file_is_unique, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agreement_revisions, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_size_index_round_trip_and_prune,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_data_version_moves_on_foreign_commit, setup,
+			teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
