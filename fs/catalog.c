@@ -364,43 +364,61 @@ static int version_from_row(sqlite3_stmt *st, struct dataset_version *v)
 	return 0;
 }
 
-/* Run a query returning version rows into a growing array. */
-static int collect_versions(sqlite3_stmt *st, struct dataset_version **out,
-			    size_t *n)
+/*
+ * Step st to the end, turning each row into an element of a growing array
+ * with from_row; on failure release what was built.  Finalizes st.
+ */
+static int collect_rows(sqlite3_stmt *st, size_t size,
+			int (*from_row)(sqlite3_stmt *st, void *elem),
+			void (*release)(void *elem), void **out, size_t *n)
 {
-	struct dataset_version *v = NULL;
+	char *items = NULL;
 	size_t count = 0, cap = 0;
 	int rc;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (count == cap) {
-			struct dataset_version *grown;
+			char *grown;
 
 			cap = cap ? cap * 2 : 8;
-			grown = realloc(v, cap * sizeof(*v));
+			grown = realloc(items, cap * size);
 			if (!grown) {
 				rc = -ENOMEM;
-				goto out_free;
+				break;
 			}
-			v = grown;
+			items = grown;
 		}
-		rc = version_from_row(st, &v[count++]);
+		rc = from_row(st, items + count++ * size);
 		if (rc)
-			goto out_free;
+			break;
 	}
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		dataset_versions_free(v, count);
-		return sql_rc(rc);
+	if (rc == SQLITE_DONE) {
+		*out = items;
+		*n = count;
+		return 0;
 	}
-	*out = v;
-	*n = count;
-	return 0;
+	for (size_t i = 0; i < count; i++)
+		release(items + i * size);
+	free(items);
+	return rc < 0 ? rc : sql_rc(rc);
+}
 
-out_free:
-	sqlite3_finalize(st);
-	dataset_versions_free(v, count);
-	return rc;
+static int version_row(sqlite3_stmt *st, void *elem)
+{
+	return version_from_row(st, elem);
+}
+
+static void version_release(void *elem)
+{
+	dataset_version_release(elem);
+}
+
+static int collect_versions(sqlite3_stmt *st, struct dataset_version **out,
+			    size_t *n)
+{
+	return collect_rows(st, sizeof(**out), version_row, version_release,
+			    (void **)out, n);
 }
 
 int catalog_dataset_latest(struct catalog *cat, const char *id,
@@ -619,42 +637,21 @@ static int agreement_from_row(sqlite3_stmt *st, struct agreement_record *a)
 	return 0;
 }
 
+static int agreement_row(sqlite3_stmt *st, void *elem)
+{
+	return agreement_from_row(st, elem);
+}
+
+static void agreement_release_elem(void *elem)
+{
+	agreement_record_release(elem);
+}
+
 static int collect_agreements(sqlite3_stmt *st, struct agreement_record **out,
 			      size_t *n)
 {
-	struct agreement_record *a = NULL;
-	size_t count = 0, cap = 0;
-	int rc;
-
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			struct agreement_record *grown;
-
-			cap = cap ? cap * 2 : 8;
-			grown = realloc(a, cap * sizeof(*a));
-			if (!grown) {
-				rc = -ENOMEM;
-				goto out_free;
-			}
-			a = grown;
-		}
-		rc = agreement_from_row(st, &a[count++]);
-		if (rc)
-			goto out_free;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		agreement_records_free(a, count);
-		return sql_rc(rc);
-	}
-	*out = a;
-	*n = count;
-	return 0;
-
-out_free:
-	sqlite3_finalize(st);
-	agreement_records_free(a, count);
-	return rc;
+	return collect_rows(st, sizeof(**out), agreement_row,
+			    agreement_release_elem, (void **)out, n);
 }
 
 int catalog_agreement_get(struct catalog *cat, const char *id,

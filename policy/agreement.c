@@ -21,6 +21,8 @@
  */
 #include "agreement.h"
 
+#include "jsonpath.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -29,13 +31,6 @@
 #include <string.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-#define PATH_LEN 512
-
-/* User text quoted in an error is cut after QUOTE_MAX bytes; QUOTE_LEN
- * holds that much with every byte escaped, the "..." and the NUL. */
-#define QUOTE_MAX 64
-#define QUOTE_LEN (QUOTE_MAX * 4 + 4)
 
 #define ID_MAX 64
 #define VIEW_NAME_MAX 200
@@ -78,69 +73,6 @@ static const char *const measure_names[] = {
 static const struct rule drop_rule = {.kind = RULE_DROP};
 
 /* ---- error text ---- */
-
-/*
- * Copy s into buf (QUOTE_LEN bytes) for a one-line message: control bytes
- * become \xHH, and text past QUOTE_MAX bytes is cut (at a UTF-8 character
- * boundary) and marked with "...".  Returns buf.
- */
-static const char *quote(char *buf, const char *s)
-{
-	size_t len = strnlen(s, QUOTE_MAX + 1);
-	bool cut = len > QUOTE_MAX;
-	size_t i, o = 0;
-
-	if (cut) {
-		len = QUOTE_MAX;
-		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-			len--;
-	}
-	for (i = 0; i < len; i++) {
-		unsigned char c = s[i];
-
-		if (c < 0x20 || c == 0x7f)
-			o += snprintf(buf + o, QUOTE_LEN - o, "\\x%02x", c);
-		else
-			buf[o++] = c;
-	}
-	snprintf(buf + o, QUOTE_LEN - o, "%s", cut ? "..." : "");
-	return buf;
-}
-
-/* Whether key can be written after a dot in a JSON path. */
-static bool key_is_plain(const char *key)
-{
-	size_t i;
-
-	if (!((key[0] >= 'A' && key[0] <= 'Z') ||
-	      (key[0] >= 'a' && key[0] <= 'z') || key[0] == '_'))
-		return false;
-	for (i = 1; key[i]; i++) {
-		char c = key[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      (c >= '0' && c <= '9') || c == '_'))
-			return false;
-	}
-	return i <= QUOTE_MAX;
-}
-
-/* The path of member key of the object at base: "$.a.b" or "$.a['b c']". */
-static void path_key(char *dst, const char *base, const char *key)
-{
-	char q[QUOTE_LEN];
-
-	if (key_is_plain(key))
-		snprintf(dst, PATH_LEN, "%s.%s", base, key);
-	else
-		snprintf(dst, PATH_LEN, "%s['%s']", base, quote(q, key));
-}
-
-/* The path of item i of the array at base: "$.a[3]". */
-static void path_index(char *dst, const char *base, size_t i)
-{
-	snprintf(dst, PATH_LEN, "%s[%zu]", base, i);
-}
 
 static int nomem(struct perr *err)
 {
@@ -325,14 +257,14 @@ static int parse_rule_arg(const char *text, enum rule_kind kind,
 					"bad width in rule '%s' (want a "
 					"positive decimal of at most %d "
 					"characters)",
-					quote(q, text), WIDTH_MAX);
+					text_quote(q, text), WIDTH_MAX);
 		return rc ? nomem(err) : 0;
 	}
 	if (!parse_rule_n(arg, &out->n))
 		return perr_set(err,
 				"bad N in rule '%s' (want 1..%u, without "
 				"leading zeros)",
-				quote(q, text), RULE_N_MAX);
+				text_quote(q, text), RULE_N_MAX);
 	return 0;
 }
 
@@ -353,7 +285,7 @@ int rule_parse(const char *text, struct rule *out, struct perr *err)
 			return 0;
 		}
 	}
-	return perr_set(err, "unknown rule '%s'", quote(q, text));
+	return perr_set(err, "unknown rule '%s'", text_quote(q, text));
 }
 
 const char *rule_text(const struct rule *rule, char *buf, size_t len)
@@ -567,41 +499,13 @@ int time_parse_rfc3339(const char *s, int64_t *ns, int *offset_min)
 
 /* ---- JSON access ---- */
 
-static bool key_is_known(const char *key, const char *const *known)
-{
-	for (; *known; known++) {
-		if (strcmp(*known, key) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* Refuse any key of obj that is not in known (NULL-terminated). */
-static int check_keys(json_t *obj, const char *path, const char *const *known,
-		      struct perr *err)
-{
-	char kpath[PATH_LEN];
-	void *it;
-
-	for (it = json_object_iter(obj); it;
-	     it = json_object_iter_next(obj, it)) {
-		const char *key = json_object_iter_key(it);
-
-		if (!key_is_known(key, known)) {
-			path_key(kpath, path, key);
-			return perr_set(err, "%s: unknown key", kpath);
-		}
-	}
-	return 0;
-}
-
 /* The object at path, which must be one, with only the known keys. */
 static int check_object(json_t *v, const char *path, const char *const *known,
 			struct perr *err)
 {
 	if (!json_is_object(v))
 		return perr_set(err, "%s: expected an object", path);
-	return check_keys(v, path, known, err);
+	return jsonpath_check_keys(v, path, known, err);
 }
 
 /*
@@ -611,7 +515,7 @@ static int check_object(json_t *v, const char *path, const char *const *known,
 static int member(json_t *obj, const char *base, const char *key, bool required,
 		  char *path, json_t **out, struct perr *err)
 {
-	path_key(path, base, key);
+	jsonpath_key(path, base, key);
 	*out = json_object_get(obj, key);
 	if (!*out && required)
 		return perr_set(err, "%s: missing", path);
@@ -663,7 +567,7 @@ static int dup_string(const char *s, char **out, struct perr *err)
 static int take_string(json_t *obj, const char *base, const char *key,
 		       bool required, char **out, struct perr *err)
 {
-	char path[PATH_LEN];
+	char path[JSONPATH_LEN];
 	const char *s;
 	json_t *v;
 	int rc;
@@ -681,7 +585,7 @@ static int take_string(json_t *obj, const char *base, const char *key,
 static int take_id(json_t *obj, const char *base, const char *key, char **out,
 		   struct perr *err)
 {
-	char path[PATH_LEN], q[QUOTE_LEN];
+	char path[JSONPATH_LEN], q[QUOTE_LEN];
 	int rc;
 
 	rc = take_string(obj, base, key, true, out, err);
@@ -689,11 +593,11 @@ static int take_id(json_t *obj, const char *base, const char *key, char **out,
 		return rc;
 	if (id_is_valid(*out))
 		return 0;
-	path_key(path, base, key);
+	jsonpath_key(path, base, key);
 	return perr_set(err,
 			"%s: invalid id '%s' (want [a-z0-9][a-z0-9._-]*, "
 			"at most %d characters)",
-			path, quote(q, *out), ID_MAX);
+			path, text_quote(q, *out), ID_MAX);
 }
 
 /* A rule from the string at path, with the path in front of any error. */
@@ -717,7 +621,7 @@ static int take_rule(json_t *v, const char *path, struct rule *out,
 
 static int parse_uids(json_t *root, struct agreement *agr, struct perr *err)
 {
-	char path[PATH_LEN], item[PATH_LEN];
+	char path[JSONPATH_LEN], item[JSONPATH_LEN];
 	json_int_t uid;
 	json_t *arr;
 	size_t i, j;
@@ -732,7 +636,7 @@ static int parse_uids(json_t *root, struct agreement *agr, struct perr *err)
 	if (!agr->uids)
 		return nomem(err);
 	for (i = 0; i < json_array_size(arr); i++) {
-		path_index(item, path, i);
+		jsonpath_index(item, path, i);
 		rc = as_int(json_array_get(arr, i), item, 0, UID_LAST,
 			    "a uid (an integer 0..4294967294)", &uid, err);
 		if (rc)
@@ -752,7 +656,7 @@ static int parse_uids(json_t *root, struct agreement *agr, struct perr *err)
 static int parse_max_level(json_t *root, struct agreement *agr,
 			   struct perr *err)
 {
-	char path[PATH_LEN];
+	char path[JSONPATH_LEN];
 	json_int_t level;
 	json_t *v;
 	int rc;
@@ -772,7 +676,7 @@ static int parse_max_level(json_t *root, struct agreement *agr,
 static int parse_time_member(json_t *root, const char *key, int64_t *ns,
 			     int *offset_min, struct perr *err)
 {
-	char path[PATH_LEN];
+	char path[JSONPATH_LEN];
 	const char *why;
 	json_t *v;
 	int rc;
@@ -807,7 +711,7 @@ static int parse_validity(json_t *root, struct agreement *agr, struct perr *err)
 
 static int parse_quota(json_t *root, struct agreement *agr, struct perr *err)
 {
-	char path[PATH_LEN], item[PATH_LEN];
+	char path[JSONPATH_LEN], item[JSONPATH_LEN];
 	json_int_t bytes;
 	json_t *quota, *v;
 	int rc;
@@ -836,7 +740,7 @@ static int parse_quota(json_t *root, struct agreement *agr, struct perr *err)
 static int parse_columns(json_t *obj, const char *base,
 			 struct agreement_dataset *ds, struct perr *err)
 {
-	char path[PATH_LEN], item[PATH_LEN];
+	char path[JSONPATH_LEN], item[JSONPATH_LEN];
 	bool shows = false;
 	json_t *cols;
 	void *it;
@@ -858,7 +762,7 @@ static int parse_columns(json_t *obj, const char *base,
 		const char *key = json_object_iter_key(it);
 		struct column_rule *cr = &ds->columns[ds->ncolumns++];
 
-		path_key(item, path, key);
+		jsonpath_key(item, path, key);
 		if (key[0] == '\0')
 			return perr_set(err, "%s: empty column name", item);
 		rc = dup_string(key, &cr->column, err);
@@ -906,7 +810,7 @@ static int parse_group_string(const char *s, const char *path,
 static int parse_group_object(json_t *obj, const char *path,
 			      struct group_key *key, struct perr *err)
 {
-	char rpath[PATH_LEN], buf[RULE_TEXT_MAX];
+	char rpath[JSONPATH_LEN], buf[RULE_TEXT_MAX];
 	json_t *v;
 	int rc;
 
@@ -933,7 +837,7 @@ static int parse_group_object(json_t *obj, const char *path,
 static int parse_group_by(json_t *obj, const char *base, struct view *view,
 			  struct perr *err)
 {
-	char path[PATH_LEN], item[PATH_LEN];
+	char path[JSONPATH_LEN], item[JSONPATH_LEN];
 	const char *s;
 	json_t *arr, *v;
 	size_t i;
@@ -950,7 +854,7 @@ static int parse_group_by(json_t *obj, const char *base, struct view *view,
 	for (i = 0; i < json_array_size(arr); i++) {
 		struct group_key *key = &view->keys[view->nkeys++];
 
-		path_index(item, path, i);
+		jsonpath_index(item, path, i);
 		v = json_array_get(arr, i);
 		if (json_is_object(v)) {
 			rc = parse_group_object(v, item, key, err);
@@ -973,7 +877,7 @@ static int parse_group_by(json_t *obj, const char *base, struct view *view,
 static int parse_measures(json_t *obj, const char *base, struct view *view,
 			  struct perr *err)
 {
-	char path[PATH_LEN], item[PATH_LEN], q[QUOTE_LEN];
+	char path[JSONPATH_LEN], item[JSONPATH_LEN], q[QUOTE_LEN];
 	const char *s;
 	json_t *arr;
 	size_t i;
@@ -990,7 +894,7 @@ static int parse_measures(json_t *obj, const char *base, struct view *view,
 	for (i = 0; i < json_array_size(arr); i++) {
 		struct measure *m = &view->measures[view->nmeasures++];
 
-		path_index(item, path, i);
+		jsonpath_index(item, path, i);
 		rc = as_string(json_array_get(arr, i), item, &s, err);
 		if (rc)
 			return rc;
@@ -1002,7 +906,7 @@ static int parse_measures(json_t *obj, const char *base, struct view *view,
 					"%s: unknown measure '%s' (want count, "
 					"count_distinct:C, sum:C, avg:C, min:C "
 					"or max:C)",
-					item, quote(q, s));
+					item, text_quote(q, s));
 	}
 	return 0;
 }
@@ -1010,7 +914,7 @@ static int parse_measures(json_t *obj, const char *base, struct view *view,
 static int parse_view(json_t *obj, const char *path, struct view *view,
 		      struct perr *err)
 {
-	char item[PATH_LEN], q[QUOTE_LEN];
+	char item[JSONPATH_LEN], q[QUOTE_LEN];
 	json_int_t min_group = MIN_GROUP_DEFAULT;
 	json_t *v;
 	int rc;
@@ -1025,7 +929,7 @@ static int parse_view(json_t *obj, const char *path, struct view *view,
 				"%s.name: invalid view name '%s' (want "
 				"[A-Za-z0-9][A-Za-z0-9._-]*, at most %d "
 				"characters)",
-				path, quote(q, view->name), VIEW_NAME_MAX);
+				path, text_quote(q, view->name), VIEW_NAME_MAX);
 	rc = parse_group_by(obj, path, view, err);
 	if (!rc)
 		rc = parse_measures(obj, path, view, err);
@@ -1046,7 +950,7 @@ static int parse_views(json_t *obj, const char *base,
 {
 	static const char needs_view[] =
 	    "records is false: the dataset needs a view";
-	char path[PATH_LEN], item[PATH_LEN], q[QUOTE_LEN];
+	char path[JSONPATH_LEN], item[JSONPATH_LEN], q[QUOTE_LEN];
 	json_t *arr;
 	size_t i, j;
 	int rc;
@@ -1071,7 +975,7 @@ static int parse_views(json_t *obj, const char *base,
 	for (i = 0; i < json_array_size(arr); i++) {
 		struct view *view = &ds->views[ds->nviews++];
 
-		path_index(item, path, i);
+		jsonpath_index(item, path, i);
 		rc = parse_view(json_array_get(arr, i), item, view, err);
 		if (rc)
 			return rc;
@@ -1080,7 +984,7 @@ static int parse_views(json_t *obj, const char *base,
 				return perr_set(err,
 						"%s.name: view '%s' named "
 						"twice",
-						item, quote(q, view->name));
+						item, text_quote(q, view->name));
 		}
 	}
 	return 0;
@@ -1089,7 +993,7 @@ static int parse_views(json_t *obj, const char *base,
 static int parse_dataset(json_t *obj, const char *path,
 			 struct agreement_dataset *ds, struct perr *err)
 {
-	char item[PATH_LEN];
+	char item[JSONPATH_LEN];
 	json_t *v;
 	int rc;
 
@@ -1113,7 +1017,7 @@ static int parse_dataset(json_t *obj, const char *path,
 
 static int parse_datasets(json_t *root, struct agreement *agr, struct perr *err)
 {
-	char path[PATH_LEN], item[PATH_LEN];
+	char path[JSONPATH_LEN], item[JSONPATH_LEN];
 	json_t *arr;
 	size_t i, j;
 	int rc;
@@ -1129,7 +1033,7 @@ static int parse_datasets(json_t *root, struct agreement *agr, struct perr *err)
 	for (i = 0; i < json_array_size(arr); i++) {
 		struct agreement_dataset *ds = &agr->datasets[agr->ndatasets++];
 
-		path_index(item, path, i);
+		jsonpath_index(item, path, i);
 		rc = parse_dataset(json_array_get(arr, i), item, ds, err);
 		if (rc)
 			return rc;
@@ -1218,7 +1122,7 @@ static const struct column *find_column(const struct schema *schema,
 			 dataset);
 	else
 		perr_set(err, "%s: no such column '%s' in dataset '%s'", path,
-			 quote(q, name), dataset);
+			 text_quote(q, name), dataset);
 	return NULL;
 }
 
@@ -1242,16 +1146,16 @@ static int check_columns(const struct agreement *agr,
 			 const struct schema *schema, const char *base,
 			 struct perr *err)
 {
-	char cols_path[PATH_LEN], path[PATH_LEN];
+	char cols_path[JSONPATH_LEN], path[JSONPATH_LEN];
 	const struct column *col;
 	size_t i;
 	int rc;
 
-	path_key(cols_path, base, "columns");
+	jsonpath_key(cols_path, base, "columns");
 	for (i = 0; i < ds->ncolumns; i++) {
 		const struct column_rule *cr = &ds->columns[i];
 
-		path_key(path, cols_path, cr->column);
+		jsonpath_key(path, cols_path, cr->column);
 		col = find_column(schema, ds->dataset, cr->column, true, path,
 				  err);
 		if (!col)
@@ -1274,16 +1178,16 @@ static int check_group_by(const struct agreement *agr,
 			  const struct view *view, const struct schema *schema,
 			  const char *base, struct perr *err)
 {
-	char keys_path[PATH_LEN], path[PATH_LEN], q[QUOTE_LEN];
+	char keys_path[JSONPATH_LEN], path[JSONPATH_LEN], q[QUOTE_LEN];
 	const struct column *col;
 	size_t i;
 	int rc;
 
-	path_key(keys_path, base, "group_by");
+	jsonpath_key(keys_path, base, "group_by");
 	for (i = 0; i < view->nkeys; i++) {
 		const struct group_key *key = &view->keys[i];
 
-		path_index(path, keys_path, i);
+		jsonpath_index(path, keys_path, i);
 		col = find_column(schema, ds->dataset, key->column, false, path,
 				  err);
 		if (!col)
@@ -1293,7 +1197,7 @@ static int check_group_by(const struct agreement *agr,
 					"%s: column '%s' is level %d, above "
 					"max_level %d: it may not be a group "
 					"key",
-					path, quote(q, key->column), col->level,
+					path, text_quote(q, key->column), col->level,
 					agr->max_level);
 		if (key->has_rule) {
 			rc = check_rule_fits(&key->rule, col, path, err);
@@ -1309,17 +1213,17 @@ static int check_measures(const struct agreement *agr,
 			  const struct view *view, const struct schema *schema,
 			  const char *base, struct perr *err)
 {
-	char measures_path[PATH_LEN], path[PATH_LEN], q[QUOTE_LEN];
+	char measures_path[JSONPATH_LEN], path[JSONPATH_LEN], q[QUOTE_LEN];
 	const struct column *col;
 	size_t i;
 
-	path_key(measures_path, base, "measures");
+	jsonpath_key(measures_path, base, "measures");
 	for (i = 0; i < view->nmeasures; i++) {
 		const struct measure *m = &view->measures[i];
 
 		if (m->kind == MEASURE_COUNT)
 			continue;
-		path_index(path, measures_path, i);
+		jsonpath_index(path, measures_path, i);
 		col = find_column(schema, ds->dataset, m->column, false, path,
 				  err);
 		if (!col)
@@ -1330,7 +1234,7 @@ static int check_measures(const struct agreement *agr,
 					"%s: column '%s' is level %d, above "
 					"max_level %d: only count_distinct may "
 					"use it",
-					path, quote(q, m->column), col->level,
+					path, text_quote(q, m->column), col->level,
 					agr->max_level);
 		if ((m->kind == MEASURE_SUM || m->kind == MEASURE_AVG) &&
 		    col->type != COL_INT && col->type != COL_DECIMAL)
@@ -1338,7 +1242,7 @@ static int check_measures(const struct agreement *agr,
 					"%s: %s needs an int or decimal "
 					"column, '%s' is %s",
 					path, measure_names[m->kind],
-					quote(q, m->column),
+					text_quote(q, m->column),
 					col_type_name(col->type));
 	}
 	return 0;
@@ -1348,14 +1252,14 @@ static int check_measures(const struct agreement *agr,
 static void header_path(char *dst, const struct view *view, const char *base,
 			size_t i)
 {
-	char list[PATH_LEN];
+	char list[JSONPATH_LEN];
 
 	if (i < view->nkeys) {
-		path_key(list, base, "group_by");
-		path_index(dst, list, i);
+		jsonpath_key(list, base, "group_by");
+		jsonpath_index(dst, list, i);
 	} else {
-		path_key(list, base, "measures");
-		path_index(dst, list, i - view->nkeys);
+		jsonpath_key(list, base, "measures");
+		jsonpath_index(dst, list, i - view->nkeys);
 	}
 }
 
@@ -1364,7 +1268,7 @@ static int check_headers(const struct view *view, const char *base,
 			 struct perr *err)
 {
 	size_t n = view->nkeys + view->nmeasures;
-	char path[PATH_LEN], q[QUOTE_LEN];
+	char path[JSONPATH_LEN], q[QUOTE_LEN];
 	char **names;
 	size_t i, j;
 	int rc = 0;
@@ -1387,7 +1291,7 @@ static int check_headers(const struct view *view, const char *base,
 				continue;
 			header_path(path, view, base, i);
 			rc = perr_set(err, "%s: duplicate header name '%s'",
-				      path, quote(q, names[i]));
+				      path, text_quote(q, names[i]));
 			goto out_free;
 		}
 	}
@@ -1403,7 +1307,7 @@ static int check_view(const struct agreement *agr,
 		      const struct view *view, const struct schema *schema,
 		      const char *path, struct perr *err)
 {
-	char item[PATH_LEN];
+	char item[JSONPATH_LEN];
 	int rc;
 
 	rc = check_group_by(agr, ds, view, schema, path, err);
@@ -1412,7 +1316,7 @@ static int check_view(const struct agreement *agr,
 	if (rc)
 		return rc;
 	if (view->entity) {
-		path_key(item, path, "entity");
+		jsonpath_key(item, path, "entity");
 		if (!find_column(schema, ds->dataset, view->entity, false, item,
 				 err))
 			return -EINVAL;
@@ -1423,7 +1327,7 @@ static int check_view(const struct agreement *agr,
 int agreement_check(const struct agreement *agr, schema_lookup_fn lookup,
 		    void *ctx, struct perr *err)
 {
-	char path[PATH_LEN], views_path[PATH_LEN], item[PATH_LEN];
+	char path[JSONPATH_LEN], views_path[JSONPATH_LEN], item[JSONPATH_LEN];
 	const struct schema *schema;
 	size_t i, j;
 	int rc;
@@ -1431,7 +1335,7 @@ int agreement_check(const struct agreement *agr, schema_lookup_fn lookup,
 	for (i = 0; i < agr->ndatasets; i++) {
 		const struct agreement_dataset *ds = &agr->datasets[i];
 
-		path_index(path, "$.datasets", i);
+		jsonpath_index(path, "$.datasets", i);
 		schema = lookup(ctx, ds->dataset);
 		if (!schema)
 			return perr_set(err, "%s.dataset: no such dataset '%s'",
@@ -1439,9 +1343,9 @@ int agreement_check(const struct agreement *agr, schema_lookup_fn lookup,
 		rc = check_columns(agr, ds, schema, path, err);
 		if (rc)
 			return rc;
-		path_key(views_path, path, "views");
+		jsonpath_key(views_path, path, "views");
 		for (j = 0; j < ds->nviews; j++) {
-			path_index(item, views_path, j);
+			jsonpath_index(item, views_path, j);
 			rc = check_view(agr, ds, &ds->views[j], schema, item,
 					err);
 			if (rc)

@@ -6,6 +6,8 @@
  */
 #include "schema.h"
 
+#include "jsonpath.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -13,100 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PATH_LEN 192
-
-/* User text quoted in an error is cut after QUOTE_MAX bytes; QUOTE_LEN
- * holds that much with every byte escaped, the "..." and the NUL. */
-#define QUOTE_MAX 64
-#define QUOTE_LEN (QUOTE_MAX * 4 + 4)
-
 static const char *const root_keys[] = {"columns", NULL};
 static const char *const column_keys[] = {"name", "type", "level", NULL};
-
-/*
- * Copy s into buf (QUOTE_LEN bytes) for a one-line message: control bytes
- * become \xHH, and text past QUOTE_MAX bytes is cut (at a UTF-8 character
- * boundary) and marked with "...".  Returns buf.
- */
-static const char *quote(char *buf, const char *s)
-{
-	size_t len = strnlen(s, QUOTE_MAX + 1);
-	bool cut = len > QUOTE_MAX;
-	size_t i, o = 0;
-
-	if (cut) {
-		len = QUOTE_MAX;
-		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-			len--;
-	}
-	for (i = 0; i < len; i++) {
-		unsigned char c = s[i];
-
-		if (c < 0x20 || c == 0x7f)
-			o += snprintf(buf + o, QUOTE_LEN - o, "\\x%02x", c);
-		else
-			buf[o++] = c;
-	}
-	snprintf(buf + o, QUOTE_LEN - o, "%s", cut ? "..." : "");
-	return buf;
-}
-
-/* Whether key can be written after a dot in a JSON path. */
-static bool key_is_plain(const char *key)
-{
-	size_t i;
-
-	if (!((key[0] >= 'A' && key[0] <= 'Z') ||
-	      (key[0] >= 'a' && key[0] <= 'z') || key[0] == '_'))
-		return false;
-	for (i = 1; key[i]; i++) {
-		char c = key[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      (c >= '0' && c <= '9') || c == '_'))
-			return false;
-	}
-	return i <= QUOTE_MAX;
-}
-
-/* The path of member key of the object at base: "$.a.b" or "$.a['b c']". */
-static void path_key(char *dst, const char *base, const char *key)
-{
-	char q[QUOTE_LEN];
-
-	if (key_is_plain(key))
-		snprintf(dst, PATH_LEN, "%s.%s", base, key);
-	else
-		snprintf(dst, PATH_LEN, "%s['%s']", base, quote(q, key));
-}
-
-static bool key_is_known(const char *key, const char *const *known)
-{
-	for (; *known; known++) {
-		if (strcmp(*known, key) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* Refuse any key of obj that is not in known (NULL-terminated). */
-static int check_keys(json_t *obj, const char *path, const char *const *known,
-		      struct perr *err)
-{
-	char kpath[PATH_LEN];
-	void *it;
-
-	for (it = json_object_iter(obj); it;
-	     it = json_object_iter_next(obj, it)) {
-		const char *key = json_object_iter_key(it);
-
-		if (!key_is_known(key, known)) {
-			path_key(kpath, path, key);
-			return perr_set(err, "%s: unknown key", kpath);
-		}
-	}
-	return 0;
-}
 
 static int parse_name(json_t *col, const char *path, const struct schema *s,
 		      char **name, struct perr *err)
@@ -126,7 +36,7 @@ static int parse_name(json_t *col, const char *path, const struct schema *s,
 	for (i = 0; i < s->ncols; i++) {
 		if (strcmp(s->cols[i].name, text) == 0)
 			return perr_set(err, "%s.name: duplicate column '%s'",
-					path, quote(q, text));
+					path, text_quote(q, text));
 	}
 	*name = strdup(text);
 	return *name ? 0 : -ENOMEM;
@@ -144,7 +54,7 @@ static int parse_type(json_t *col, const char *path, enum col_type *type,
 		return perr_set(err, "%s.type: expected a string", path);
 	if (col_type_parse(json_string_value(v), type) != 0)
 		return perr_set(err, "%s.type: unknown type '%s'", path,
-				quote(q, json_string_value(v)));
+				text_quote(q, json_string_value(v)));
 	return 0;
 }
 
@@ -172,13 +82,13 @@ static int parse_column(json_t *col, size_t i, struct schema *s,
 			struct perr *err)
 {
 	struct column *c = &s->cols[s->ncols];
-	char path[PATH_LEN];
+	char path[JSONPATH_LEN];
 	int rc;
 
 	snprintf(path, sizeof(path), "$.columns[%zu]", i);
 	if (!json_is_object(col))
 		return perr_set(err, "%s: expected an object", path);
-	rc = check_keys(col, path, column_keys, err);
+	rc = jsonpath_check_keys(col, path, column_keys, err);
 	if (rc)
 		return rc;
 	rc = parse_name(col, path, s, &c->name, err);
@@ -199,7 +109,7 @@ static int parse_root(json_t *root, struct schema *s, struct perr *err)
 
 	if (!json_is_object(root))
 		return perr_set(err, "$: expected an object");
-	rc = check_keys(root, "$", root_keys, err);
+	rc = jsonpath_check_keys(root, "$", root_keys, err);
 	if (rc)
 		return rc;
 	cols = json_object_get(root, "columns");
