@@ -9,7 +9,6 @@ import os
 import random
 import signal
 import subprocess
-import time
 
 import pytest
 

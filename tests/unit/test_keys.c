@@ -63,8 +63,7 @@ static int scratch_teardown(void **state)
 	return rc;
 }
 
-static void scratch_path(void **state, const char *name, char *out,
-			 size_t len)
+static void scratch_path(void **state, const char *name, char *out, size_t len)
 {
 	struct scratch *s = *state;
 
@@ -443,8 +442,7 @@ static void test_aead_detects_tampering(void **state)
 				   sizeof(ct), tag, back),
 			 -EIO);
 	assert_int_equal(
-		aead_open(key, nonce, NULL, 0, ct, sizeof(ct), tag, back),
-		-EIO);
+	    aead_open(key, nonce, NULL, 0, ct, sizeof(ct), tag, back), -EIO);
 	/* A ciphertext cut short. */
 	assert_int_equal(aead_open(key, nonce, aad, sizeof(aad), ct,
 				   sizeof(ct) - 1, tag, back),
@@ -452,18 +450,18 @@ static void test_aead_detects_tampering(void **state)
 	/* Another nonce or key. */
 	memcpy(nonce2, nonce, sizeof(nonce2));
 	nonce2[AEAD_NONCE_LEN - 1] ^= 0x80;
-	assert_int_equal(aead_open(key, nonce2, aad, sizeof(aad), ct,
-				   sizeof(ct), tag, back),
-			 -EIO);
+	assert_int_equal(
+	    aead_open(key, nonce2, aad, sizeof(aad), ct, sizeof(ct), tag, back),
+	    -EIO);
 	memcpy(key2, key, sizeof(key2));
 	key2[0] ^= 0x01;
-	assert_int_equal(aead_open(key2, nonce, aad, sizeof(aad), ct,
-				   sizeof(ct), tag, back),
-			 -EIO);
+	assert_int_equal(
+	    aead_open(key2, nonce, aad, sizeof(aad), ct, sizeof(ct), tag, back),
+	    -EIO);
 	/* Untouched, it still opens. */
-	assert_int_equal(aead_open(key, nonce, aad, sizeof(aad), ct,
-				   sizeof(ct), tag, back),
-			 0);
+	assert_int_equal(
+	    aead_open(key, nonce, aad, sizeof(aad), ct, sizeof(ct), tag, back),
+	    0);
 	assert_memory_equal(back, plain, sizeof(plain));
 }
 
@@ -482,8 +480,7 @@ static void test_aead_empty_message_is_authenticated(void **state)
 	assert_int_equal(aead_open(key, nonce, "idy", 3, ct, 0, tag, back),
 			 -EIO);
 	tag[5] ^= 0x10;
-	assert_int_equal(aead_open(key, nonce, aad, 3, ct, 0, tag, back),
-			 -EIO);
+	assert_int_equal(aead_open(key, nonce, aad, 3, ct, 0, tag, back), -EIO);
 }
 
 static void new_master(struct master_key *mk)
@@ -508,13 +505,11 @@ static void test_data_key_round_trip(void **state)
 	assert_memory_not_equal(k1, k2, KEY_LEN);
 	assert_memory_not_equal(w1, w2, AEAD_NONCE_LEN);
 	assert_memory_not_equal(w1 + AEAD_NONCE_LEN, k1, KEY_LEN);
-	assert_int_equal(data_key_unwrap(&mk, "dataset:health.visits:1", w1,
-					 back),
-			 0);
+	assert_int_equal(
+	    data_key_unwrap(&mk, "dataset:health.visits:1", w1, back), 0);
 	assert_memory_equal(back, k1, KEY_LEN);
-	assert_int_equal(data_key_unwrap(&mk, "dataset:health.visits:1", w2,
-					 back),
-			 0);
+	assert_int_equal(
+	    data_key_unwrap(&mk, "dataset:health.visits:1", w2, back), 0);
 	assert_memory_equal(back, k2, KEY_LEN);
 	/* The empty label works too. */
 	assert_int_equal(data_key_new(&mk, "", k1, w1), 0);
@@ -525,8 +520,11 @@ static void test_data_key_round_trip(void **state)
 static void test_data_key_bound_to_label(void **state)
 {
 	static const char *const others[] = {
-		"dataset:health.visits:2", "dataset:health.visits:",
-		"dataset:health.visits:10", "Dataset:health.visits:1", "",
+	    "dataset:health.visits:2",
+	    "dataset:health.visits:",
+	    "dataset:health.visits:10",
+	    "Dataset:health.visits:1",
+	    "",
 	};
 	struct master_key mk;
 	uint8_t key[KEY_LEN], wrapped[WRAPPED_KEY_LEN], back[KEY_LEN];
@@ -535,13 +533,12 @@ static void test_data_key_bound_to_label(void **state)
 	(void)state;
 	new_master(&mk);
 	assert_int_equal(
-		data_key_new(&mk, "dataset:health.visits:1", key, wrapped), 0);
+	    data_key_new(&mk, "dataset:health.visits:1", key, wrapped), 0);
 	for (i = 0; i < sizeof(others) / sizeof(others[0]); i++)
 		assert_int_equal(data_key_unwrap(&mk, others[i], wrapped, back),
 				 -EIO);
 	assert_int_equal(
-		data_key_unwrap(&mk, "dataset:health.visits:1", wrapped, back),
-		0);
+	    data_key_unwrap(&mk, "dataset:health.visits:1", wrapped, back), 0);
 	assert_memory_equal(back, key, KEY_LEN);
 }
 
@@ -553,17 +550,14 @@ static void test_data_key_bound_to_master(void **state)
 	(void)state;
 	new_master(&mk);
 	new_master(&other);
-	assert_int_equal(data_key_new(&mk, "agreement:agr-1", key, wrapped),
-			 0);
-	assert_int_equal(data_key_unwrap(&other, "agreement:agr-1", wrapped,
-					 back),
-			 -EIO);
+	assert_int_equal(data_key_new(&mk, "agreement:agr-1", key, wrapped), 0);
+	assert_int_equal(
+	    data_key_unwrap(&other, "agreement:agr-1", wrapped, back), -EIO);
 	/* One bit of difference in the master key is enough. */
 	other = mk;
 	other.bytes[KEY_LEN - 1] ^= 0x01;
-	assert_int_equal(data_key_unwrap(&other, "agreement:agr-1", wrapped,
-					 back),
-			 -EIO);
+	assert_int_equal(
+	    data_key_unwrap(&other, "agreement:agr-1", wrapped, back), -EIO);
 	assert_int_equal(data_key_unwrap(&mk, "agreement:agr-1", wrapped, back),
 			 0);
 	assert_memory_equal(back, key, KEY_LEN);
@@ -592,44 +586,37 @@ static void test_data_key_wrapped_tampering(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-			test_create_makes_private_key_file, scratch_setup,
-			scratch_teardown),
-		cmocka_unit_test_setup_teardown(
-			test_create_makes_missing_directory_private,
-			scratch_setup, scratch_teardown),
-		cmocka_unit_test_setup_teardown(test_create_refuses_existing,
-						scratch_setup,
-						scratch_teardown),
-		cmocka_unit_test_setup_teardown(test_load_reads_created_key,
-						scratch_setup,
-						scratch_teardown),
-		cmocka_unit_test_setup_teardown(
-			test_load_refuses_group_or_other_access, scratch_setup,
-			scratch_teardown),
-		cmocka_unit_test_setup_teardown(test_load_refuses_wrong_size,
-						scratch_setup,
-						scratch_teardown),
-		cmocka_unit_test_setup_teardown(test_load_refuses_symlink,
-						scratch_setup,
-						scratch_teardown),
-		cmocka_unit_test_setup_teardown(test_load_refuses_non_regular,
-						scratch_setup,
-						scratch_teardown),
-		cmocka_unit_test_setup_teardown(
-			test_load_refuses_fifo_without_blocking, scratch_setup,
-			scratch_teardown),
-		cmocka_unit_test_setup_teardown(test_load_refuses_other_owner,
-						scratch_setup,
-						scratch_teardown),
-		cmocka_unit_test(test_aead_known_answer),
-		cmocka_unit_test(test_aead_round_trip_lengths),
-		cmocka_unit_test(test_aead_detects_tampering),
-		cmocka_unit_test(test_aead_empty_message_is_authenticated),
-		cmocka_unit_test(test_data_key_round_trip),
-		cmocka_unit_test(test_data_key_bound_to_label),
-		cmocka_unit_test(test_data_key_bound_to_master),
-		cmocka_unit_test(test_data_key_wrapped_tampering),
+	    cmocka_unit_test_setup_teardown(test_create_makes_private_key_file,
+					    scratch_setup, scratch_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_create_makes_missing_directory_private, scratch_setup,
+		scratch_teardown),
+	    cmocka_unit_test_setup_teardown(test_create_refuses_existing,
+					    scratch_setup, scratch_teardown),
+	    cmocka_unit_test_setup_teardown(test_load_reads_created_key,
+					    scratch_setup, scratch_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_load_refuses_group_or_other_access, scratch_setup,
+		scratch_teardown),
+	    cmocka_unit_test_setup_teardown(test_load_refuses_wrong_size,
+					    scratch_setup, scratch_teardown),
+	    cmocka_unit_test_setup_teardown(test_load_refuses_symlink,
+					    scratch_setup, scratch_teardown),
+	    cmocka_unit_test_setup_teardown(test_load_refuses_non_regular,
+					    scratch_setup, scratch_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_load_refuses_fifo_without_blocking, scratch_setup,
+		scratch_teardown),
+	    cmocka_unit_test_setup_teardown(test_load_refuses_other_owner,
+					    scratch_setup, scratch_teardown),
+	    cmocka_unit_test(test_aead_known_answer),
+	    cmocka_unit_test(test_aead_round_trip_lengths),
+	    cmocka_unit_test(test_aead_detects_tampering),
+	    cmocka_unit_test(test_aead_empty_message_is_authenticated),
+	    cmocka_unit_test(test_data_key_round_trip),
+	    cmocka_unit_test(test_data_key_bound_to_label),
+	    cmocka_unit_test(test_data_key_bound_to_master),
+	    cmocka_unit_test(test_data_key_wrapped_tampering),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

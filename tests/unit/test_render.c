@@ -110,6 +110,20 @@ static void encode_row(struct buf *block, const char *const *vals, size_t n)
 	assert_int_equal(rowfmt_append(block, fields, n), 0);
 }
 
+/*
+ * A copy of data[0..len) in an allocation of exactly len bytes, so that an
+ * ASan build catches any read past the end of a block.
+ */
+static uint8_t *exact_copy(const uint8_t *data, size_t len)
+{
+	uint8_t *p = malloc(len ? len : 1);
+
+	assert_non_null(p);
+	if (len)
+		memcpy(p, data, len);
+	return p;
+}
+
 /* NUL-terminated copy of b, for assert_string_equal. */
 static char *buf_text(const struct buf *b)
 {
@@ -134,6 +148,7 @@ static void expect_csv(const struct tcol *cols, size_t ncols,
 	struct render_plan plan;
 	struct buf block = BUF_INIT, out = BUF_INIT;
 	struct perr err = {{0}};
+	uint8_t *exact;
 	char *got;
 	uint32_t r;
 
@@ -143,8 +158,9 @@ static void expect_csv(const struct tcol *cols, size_t ncols,
 		encode_row(&block, cells + (size_t)r * ncols, ncols);
 	assert_int_equal(buf_append(&out, plan.header.data, plan.header.len),
 			 0);
-	assert_int_equal(
-		render_block(&plan, block.data, block.len, nrows, &out), 0);
+	exact = exact_copy(block.data, block.len);
+	assert_int_equal(render_block(&plan, exact, block.len, nrows, &out), 0);
+	free(exact);
 	got = buf_text(&out);
 	assert_string_equal(got, want);
 	free(got);
@@ -165,7 +181,7 @@ static void expect_field(const char *rule, enum col_type type,
 			 const char *value, const char *want)
 {
 	const struct tcol cols[] = {
-		{"c", type}, {"k", COL_STRING}, {"z", COL_STRING}};
+	    {"c", type}, {"k", COL_STRING}, {"z", COL_STRING}};
 	const char *rules[] = {rule, "keep", "drop"};
 	const char *cells[] = {value, "x", "dropped,\"value\""};
 	char expected[512];
@@ -184,6 +200,15 @@ static void test_keep_writes_value_as_ingested(void **state)
 	expect_field("keep", COL_INT, "-0042", "-0042");
 	expect_field("keep", COL_DECIMAL, "1.50", "1.50");
 	expect_field("keep", COL_STRING, "O'Brien", "O'Brien");
+	/* Around 16 bytes, and well over. */
+	expect_field("keep", COL_STRING, "fifteen chars!!", "fifteen chars!!");
+	expect_field("keep", COL_STRING, "exactly sixteen!",
+		     "exactly sixteen!");
+	expect_field("keep", COL_STRING, "seventeen chars!!",
+		     "seventeen chars!!");
+	expect_field("keep", COL_STRING,
+		     "a value of well over sixteen bytes, 杭州市西湖区",
+		     "\"a value of well over sixteen bytes, 杭州市西湖区\"");
 }
 
 static void test_keep_quotes_only_where_needed(void **state)
@@ -338,9 +363,9 @@ static void test_date_rules(void **state)
 }
 
 static const char *const all_rules[] = {
-	"keep",	       "null",	      "redact",	     "mask:first1",
-	"mask:last1",  "mask:first4", "mask:last4",  "prefix:1",
-	"prefix:3",    "date:year",   "date:month",  "date:day",
+    "keep",	  "null",	 "redact",     "mask:first1",
+    "mask:last1", "mask:first4", "mask:last4", "prefix:1",
+    "prefix:3",	  "date:year",	 "date:month", "date:day",
 };
 
 static enum col_type type_for_rule(const char *rule)
@@ -372,15 +397,15 @@ static void test_one_column_null_written_as_empty_quotes(void **state)
 	const char *nullrule[] = {"null"};
 	const char *cells[] = {"123", NULL, "a,b", NULL};
 	const struct tcol three[] = {
-		{"a", COL_STRING}, {"phone", COL_STRING}, {"c", COL_STRING}};
+	    {"a", COL_STRING}, {"phone", COL_STRING}, {"c", COL_STRING}};
 	const char *middle_only[] = {"drop", "keep", NULL};
 	const char *cells3[] = {"x", NULL, "y", "x", "1", "y"};
 
 	(void)state;
-	expect_csv(one, 1, keep, cells, 4,
-		   "phone\n123\n\"\"\n\"a,b\"\n\"\"\n");
+	expect_csv(one, 1, keep, cells, 4, "phone\n123\n\"\"\n\"a,b\"\n\"\"\n");
 	/* null on the only column: every record is "". */
-	expect_csv(one, 1, nullrule, cells, 4, "phone\n\"\"\n\"\"\n\"\"\n\"\"\n");
+	expect_csv(one, 1, nullrule, cells, 4,
+		   "phone\n\"\"\n\"\"\n\"\"\n\"\"\n");
 	/* One output column out of three source columns. */
 	expect_csv(three, 3, middle_only, cells3, 2, "phone\n\"\"\n1\n");
 }
@@ -388,7 +413,7 @@ static void test_one_column_null_written_as_empty_quotes(void **state)
 static void test_several_null_fields_stay_empty(void **state)
 {
 	const struct tcol cols[] = {
-		{"a", COL_STRING}, {"b", COL_STRING}, {"c", COL_STRING}};
+	    {"a", COL_STRING}, {"b", COL_STRING}, {"c", COL_STRING}};
 	const char *rules[] = {"keep", "redact", "mask:first1"};
 	const char *cells[] = {NULL, NULL, NULL, "x", NULL, NULL};
 
@@ -399,16 +424,16 @@ static void test_several_null_fields_stay_empty(void **state)
 static void test_drop_and_unnamed_are_absent_in_dataset_order(void **state)
 {
 	const struct tcol cols[] = {
-		{"id", COL_STRING},	 {"name", COL_STRING},
-		{"district", COL_STRING}, {"phone", COL_STRING},
-		{"visit_date", COL_DATE}, {"cost", COL_DECIMAL},
+	    {"id", COL_STRING},	      {"name", COL_STRING},
+	    {"district", COL_STRING}, {"phone", COL_STRING},
+	    {"visit_date", COL_DATE}, {"cost", COL_DECIMAL},
 	};
 	/* name dropped, cost not named; fixture_init lists rules reversed. */
 	const char *rules[] = {"keep",	     "drop",	   "keep",
 			       "mask:last4", "date:month", NULL};
 	const char *cells[] = {
-		"p1", "Zhang San", "Xihu",	  "13812345678", "2024-03-05", "12.5",
-		"p2", "Li Si",	   "Gongshu", NULL,	      "2024-04-01", "7",
+	    "p1", "Zhang San", "Xihu",	  "13812345678", "2024-03-05", "12.5",
+	    "p2", "Li Si",     "Gongshu", NULL,		 "2024-04-01", "7",
 	};
 
 	(void)state;
@@ -421,10 +446,10 @@ static void test_drop_and_unnamed_are_absent_in_dataset_order(void **state)
 static void test_header_quotes_odd_names(void **state)
 {
 	const struct tcol cols[] = {
-		{"plain", COL_STRING},	     {"a,b", COL_STRING},
-		{"say \"hi\"", COL_STRING},  {"two\nlines", COL_STRING},
-		{"cr\rname", COL_STRING},    {"Culmen Length (mm)", COL_STRING},
-		{"名字", COL_STRING},	     {"\"", COL_STRING},
+	    {"plain", COL_STRING},	{"a,b", COL_STRING},
+	    {"say \"hi\"", COL_STRING}, {"two\nlines", COL_STRING},
+	    {"cr\rname", COL_STRING},	{"Culmen Length (mm)", COL_STRING},
+	    {"名字", COL_STRING},	{"\"", COL_STRING},
 	};
 	const char *rules[] = {"keep", "keep", "keep", "keep",
 			       "keep", "keep", "keep", "keep"};
@@ -472,48 +497,65 @@ static void test_zero_rows_and_appending(void **state)
 	fixture_release(&fx);
 }
 
-/* Wider than the 64 fields render decodes on the stack. */
-static void test_wide_dataset(void **state)
+/* Append text to want at *w, with a comma first unless first. */
+static void want_put(char *want, size_t cap, size_t *w, bool first,
+		     const char *text)
+{
+	*w += (size_t)snprintf(want + *w, cap - *w, "%s%s", first ? "" : ",",
+			       text);
+}
+
+/*
+ * Wider than the 64 fields render decodes on the stack; every third column
+ * dropped, or all kept.  Values alternate short and over 16 bytes (those
+ * hold a comma, so they are quoted); the last field of the last row is
+ * NULL.
+ */
+static void check_wide_dataset(bool drop_some)
 {
 	enum { NCOLS = 70 };
 	struct tcol cols[NCOLS];
 	const char *rules[NCOLS];
 	const char *cells[2 * NCOLS];
-	char names[NCOLS][8], vals[NCOLS][8];
-	char want[4096];
-	size_t i, w = 0;
+	char names[NCOLS][8], vals[NCOLS][32], quoted[NCOLS][32];
+	char want[8192];
+	size_t i, r, w = 0;
 
-	(void)state;
 	for (i = 0; i < NCOLS; i++) {
 		snprintf(names[i], sizeof(names[i]), "c%zu", i);
-		snprintf(vals[i], sizeof(vals[i]), "v%zu", i);
+		snprintf(vals[i], sizeof(vals[i]),
+			 i % 2 ? "v%zu" : "a longer value, %zu", i);
+		snprintf(quoted[i], sizeof(quoted[i]), i % 2 ? "%s" : "\"%s\"",
+			 vals[i]);
 		cols[i].name = names[i];
 		cols[i].type = COL_STRING;
-		rules[i] = i % 3 == 1 ? "drop" : "keep";
+		rules[i] = drop_some && i % 3 == 1 ? "drop" : "keep";
 		cells[i] = vals[i];
 		cells[NCOLS + i] = i == NCOLS - 1 ? NULL : vals[i];
 	}
-	for (i = 0; i < NCOLS; i++)
-		if (i % 3 != 1)
-			w += (size_t)snprintf(want + w, sizeof(want) - w,
-					      "%s%s", w ? "," : "", names[i]);
-	w += (size_t)snprintf(want + w, sizeof(want) - w, "\n");
-	for (size_t r = 0; r < 2; r++) {
+	for (r = 0; r < 3; r++) {
 		bool first = true;
 
 		for (i = 0; i < NCOLS; i++) {
-			const char *v = cells[r * NCOLS + i];
+			const char *text = r == 0 ? names[i] : quoted[i];
 
-			if (i % 3 == 1)
+			if (drop_some && i % 3 == 1)
 				continue;
-			w += (size_t)snprintf(want + w, sizeof(want) - w,
-					      "%s%s", first ? "" : ",",
-					      v ? v : "");
+			if (r == 2 && i == NCOLS - 1)
+				text = "";
+			want_put(want, sizeof(want), &w, first, text);
 			first = false;
 		}
 		w += (size_t)snprintf(want + w, sizeof(want) - w, "\n");
 	}
 	expect_csv(cols, NCOLS, rules, cells, 2, want);
+}
+
+static void test_wide_dataset(void **state)
+{
+	(void)state;
+	check_wide_dataset(true);
+	check_wide_dataset(false);
 }
 
 /* Build a plan and return render_plan_init's result and message. */
@@ -554,9 +596,8 @@ static void test_row_filter_refused(void **state)
 	char msg[512];
 
 	(void)state;
-	assert_int_equal(plan_error(cols, 2, rules, "age >= 18", msg,
-				    sizeof(msg)),
-			 -EINVAL);
+	assert_int_equal(
+	    plan_error(cols, 2, rules, "age >= 18", msg, sizeof(msg)), -EINVAL);
 	assert_non_null(strstr(msg, "$.rows"));
 	/* The same entry without a filter is accepted. */
 	assert_int_equal(plan_error(cols, 2, rules, NULL, msg, sizeof(msg)), 0);
@@ -585,8 +626,7 @@ static void test_pseudonym_and_bucket_refused(void **state)
 	assert_non_null(strstr(msg, "bucket:10"));
 
 	assert_int_equal(
-		plan_error(cols, 3, bucket_dec, NULL, msg, sizeof(msg)),
-		-EINVAL);
+	    plan_error(cols, 3, bucket_dec, NULL, msg, sizeof(msg)), -EINVAL);
 	assert_non_null(strstr(msg, "$.columns.cost"));
 	assert_non_null(strstr(msg, "bucket:0.5"));
 
@@ -617,9 +657,8 @@ static void bad_block_init(struct bad_block *bb, bool keep_all)
 
 	memset(bb, 0, sizeof(*bb));
 	fixture_init(&bb->fx, cols, 2, rules);
-	assert_int_equal(render_plan_init(&bb->plan, &bb->fx.schema,
-					  &bb->fx.ds, &err),
-			 0);
+	assert_int_equal(
+	    render_plan_init(&bb->plan, &bb->fx.schema, &bb->fx.ds, &err), 0);
 	encode_row(&bb->block, cells, 2);
 	bb->row1_end = bb->block.len;
 	encode_row(&bb->block, cells + 2, 2);
@@ -636,8 +675,10 @@ static int render_rc(const struct bad_block *bb, const uint8_t *data,
 		     size_t len, uint32_t nrows)
 {
 	struct buf out = BUF_INIT;
-	int rc = render_block(&bb->plan, data, len, nrows, &out);
+	uint8_t *exact = data ? exact_copy(data, len) : NULL;
+	int rc = render_block(&bb->plan, exact, len, nrows, &out);
 
+	free(exact);
 	buf_release(&out);
 	return rc;
 }
@@ -716,9 +757,8 @@ static void check_block_impossible_nrows_is_eio_not_enomem(bool keep_all)
 	struct bad_block bb;
 
 	bad_block_init(&bb, keep_all);
-	assert_int_equal(render_rc(&bb, bb.block.data, bb.block.len,
-				   UINT32_MAX),
-			 -EIO);
+	assert_int_equal(
+	    render_rc(&bb, bb.block.data, bb.block.len, UINT32_MAX), -EIO);
 	assert_int_equal(render_rc(&bb, NULL, 0, UINT32_MAX), -EIO);
 	bad_block_release(&bb);
 }
@@ -739,8 +779,8 @@ static void check_block_corrupt_lengths(bool keep_all)
 	const uint8_t endless[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
 				   0x80, 0x80, 0x80, 0x80, 0x80, 0x80};
 	/* A length near 2^63, which must not wrap the bounds check. */
-	const uint8_t huge[] = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-				0xff, 0xff, 0x01, 'a'};
+	const uint8_t huge[] = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff,
+				0xff, 0xff, 0xff, 0x01, 'a'};
 
 	bad_block_init(&bb, keep_all);
 	assert_int_equal(render_rc(&bb, long_field, sizeof(long_field), 1),
@@ -763,22 +803,22 @@ static void test_rule_output_type(void **state)
 		const char *rule;
 		enum col_type in, out;
 	} cases[] = {
-		{"keep", COL_INT, COL_INT},
-		{"keep", COL_DATETIME, COL_DATETIME},
-		{"null", COL_DECIMAL, COL_DECIMAL},
-		{"drop", COL_DATE, COL_DATE},
-		{"redact", COL_INT, COL_STRING},
-		{"pseudonym", COL_INT, COL_STRING},
-		{"mask:first2", COL_INT, COL_STRING},
-		{"mask:last4", COL_STRING, COL_STRING},
-		{"prefix:3", COL_INT, COL_STRING},
-		{"date:year", COL_DATE, COL_INT},
-		{"date:year", COL_DATETIME, COL_INT},
-		{"date:month", COL_DATE, COL_STRING},
-		{"date:day", COL_DATETIME, COL_DATE},
-		{"date:day", COL_DATE, COL_DATE},
-		{"bucket:10", COL_INT, COL_INT},
-		{"bucket:0.5", COL_DECIMAL, COL_DECIMAL},
+	    {"keep", COL_INT, COL_INT},
+	    {"keep", COL_DATETIME, COL_DATETIME},
+	    {"null", COL_DECIMAL, COL_DECIMAL},
+	    {"drop", COL_DATE, COL_DATE},
+	    {"redact", COL_INT, COL_STRING},
+	    {"pseudonym", COL_INT, COL_STRING},
+	    {"mask:first2", COL_INT, COL_STRING},
+	    {"mask:last4", COL_STRING, COL_STRING},
+	    {"prefix:3", COL_INT, COL_STRING},
+	    {"date:year", COL_DATE, COL_INT},
+	    {"date:year", COL_DATETIME, COL_INT},
+	    {"date:month", COL_DATE, COL_STRING},
+	    {"date:day", COL_DATETIME, COL_DATE},
+	    {"date:day", COL_DATE, COL_DATE},
+	    {"bucket:10", COL_INT, COL_INT},
+	    {"bucket:0.5", COL_DECIMAL, COL_DECIMAL},
 	};
 	size_t i;
 
@@ -823,36 +863,35 @@ static void test_plan_records_output_types(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_keep_writes_value_as_ingested),
-		cmocka_unit_test(test_keep_quotes_only_where_needed),
-		cmocka_unit_test(test_null_rule_writes_empty),
-		cmocka_unit_test(test_redact_writes_three_stars),
-		cmocka_unit_test(test_mask_first_and_last),
-		cmocka_unit_test(test_mask_short_value_entirely),
-		cmocka_unit_test(test_mask_counts_code_points),
-		cmocka_unit_test(test_mask_quotes_on_output),
-		cmocka_unit_test(test_prefix_keeps_first_code_points),
-		cmocka_unit_test(test_prefix_quotes_on_output),
-		cmocka_unit_test(test_date_rules),
-		cmocka_unit_test(test_null_stays_null_under_every_rule),
-		cmocka_unit_test(test_one_column_null_written_as_empty_quotes),
-		cmocka_unit_test(test_several_null_fields_stay_empty),
-		cmocka_unit_test(
-			test_drop_and_unnamed_are_absent_in_dataset_order),
-		cmocka_unit_test(test_header_quotes_odd_names),
-		cmocka_unit_test(test_zero_rows_and_appending),
-		cmocka_unit_test(test_wide_dataset),
-		cmocka_unit_test(test_row_filter_refused),
-		cmocka_unit_test(test_pseudonym_and_bucket_refused),
-		cmocka_unit_test(test_block_truncated),
-		cmocka_unit_test(test_block_overlong),
-		cmocka_unit_test(test_block_wrong_nrows),
-		cmocka_unit_test(test_block_corrupt_lengths),
-		cmocka_unit_test(test_rule_output_type),
-		cmocka_unit_test(test_plan_records_output_types),
-		/* Last: where it fails, an ASan build aborts on the huge
-		 * allocation, and the tests above have run by then. */
-		cmocka_unit_test(test_block_impossible_nrows_is_eio_not_enomem),
+	    cmocka_unit_test(test_keep_writes_value_as_ingested),
+	    cmocka_unit_test(test_keep_quotes_only_where_needed),
+	    cmocka_unit_test(test_null_rule_writes_empty),
+	    cmocka_unit_test(test_redact_writes_three_stars),
+	    cmocka_unit_test(test_mask_first_and_last),
+	    cmocka_unit_test(test_mask_short_value_entirely),
+	    cmocka_unit_test(test_mask_counts_code_points),
+	    cmocka_unit_test(test_mask_quotes_on_output),
+	    cmocka_unit_test(test_prefix_keeps_first_code_points),
+	    cmocka_unit_test(test_prefix_quotes_on_output),
+	    cmocka_unit_test(test_date_rules),
+	    cmocka_unit_test(test_null_stays_null_under_every_rule),
+	    cmocka_unit_test(test_one_column_null_written_as_empty_quotes),
+	    cmocka_unit_test(test_several_null_fields_stay_empty),
+	    cmocka_unit_test(test_drop_and_unnamed_are_absent_in_dataset_order),
+	    cmocka_unit_test(test_header_quotes_odd_names),
+	    cmocka_unit_test(test_zero_rows_and_appending),
+	    cmocka_unit_test(test_wide_dataset),
+	    cmocka_unit_test(test_row_filter_refused),
+	    cmocka_unit_test(test_pseudonym_and_bucket_refused),
+	    cmocka_unit_test(test_block_truncated),
+	    cmocka_unit_test(test_block_overlong),
+	    cmocka_unit_test(test_block_wrong_nrows),
+	    cmocka_unit_test(test_block_corrupt_lengths),
+	    cmocka_unit_test(test_rule_output_type),
+	    cmocka_unit_test(test_plan_records_output_types),
+	    /* Last: where it fails, an ASan build aborts on the huge
+	     * allocation, and the tests above have run by then. */
+	    cmocka_unit_test(test_block_impossible_nrows_is_eio_not_enomem),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,8 +113,8 @@ static void add_block(struct fixture *fx, size_t len, enum fill fill,
 }
 
 /* Queue one block on w: the writer takes a buffer holding a copy. */
-static int queue_block(struct store_writer *w, const uint8_t *data,
-		       size_t len, uint32_t nrows)
+static int queue_block(struct store_writer *w, const uint8_t *data, size_t len,
+		       uint32_t nrows)
 {
 	struct buf rows = BUF_INIT;
 	int rc = buf_append(&rows, data, len);
@@ -137,9 +137,8 @@ static void write_store_at(struct fixture *fx, const char *path,
 
 	assert_int_equal(store_writer_open(&w, path, key, nworkers), 0);
 	for (i = 0; i < fx->nblocks; i++)
-		assert_int_equal(queue_block(w, fx->data[i], fx->len[i],
-					     fx->nrows[i]),
-				 0);
+		assert_int_equal(
+		    queue_block(w, fx->data[i], fx->len[i], fx->nrows[i]), 0);
 	assert_int_equal(store_writer_finish(w, info), 0);
 }
 
@@ -218,16 +217,16 @@ static void write_byte(const char *path, uint64_t off, uint8_t c)
 }
 
 /* Flip bits of the byte at off, check the store refuses, flip back. */
-static void expect_flip_detected(struct fixture *fx, uint64_t off,
-				 uint8_t bits)
+static void expect_flip_detected(struct fixture *fx, uint64_t off, uint8_t bits)
 {
 	uint8_t c = read_byte(fx->path, off);
 
 	write_byte(fx->path, off, c ^ bits);
 	if (read_back(fx, fx->path, fx->key, &fx->info) != -EIO)
-		fail_msg("flipping 0x%02x at offset %llu of %llu went unnoticed",
-			 bits, (unsigned long long)off,
-			 (unsigned long long)fx->info.file_bytes);
+		fail_msg(
+		    "flipping 0x%02x at offset %llu of %llu went unnoticed",
+		    bits, (unsigned long long)off,
+		    (unsigned long long)fx->info.file_bytes);
 	write_byte(fx->path, off, c);
 	assert_int_equal(read_back(fx, fx->path, fx->key, &fx->info), 0);
 }
@@ -303,9 +302,9 @@ static void test_round_trip(void **state)
 		const uint8_t *p = NULL;
 		size_t len = 0;
 
-		assert_int_equal(store_read_block(s, (uint32_t)fx->nblocks, d,
-						  &p, &len),
-				 -EIO);
+		assert_int_equal(
+		    store_read_block(s, (uint32_t)fx->nblocks, d, &p, &len),
+		    -EIO);
 		assert_int_equal(store_read_block(s, UINT32_MAX, d, &p, &len),
 				 -EIO);
 	}
@@ -319,7 +318,7 @@ static void test_round_trip_records(void **state)
 	struct fixture *fx = *state;
 	struct buf rows = BUF_INIT;
 	const struct csv_field f[3] = {
-		{"p1", 2, false}, {"a,b", 3, true}, {"", 0, false}};
+	    {"p1", 2, false}, {"a,b", 3, true}, {"", 0, false}};
 	uint32_t i;
 
 	for (i = 0; i < 500; i++)
@@ -440,7 +439,7 @@ static void test_flip_in_header_detected(void **state)
 	write_small_store(fx);
 	for (off = 0; off < 8; off++) /* magic */
 		expect_flip_detected(fx, off, 0x01);
-	expect_flip_detected(fx, 8, 0x01); /* format */
+	expect_flip_detected(fx, 8, 0x01);	/* format */
 	for (off = 16; off < HEADER_LEN; off++) /* file id */
 		expect_flip_detected(fx, off, 0x01);
 }
@@ -450,8 +449,7 @@ static void test_flip_in_header_detected(void **state)
  * refuses or serves exactly what was written (read_back asserts the
  * latter).  Returns how many offsets went unnoticed, listed in where.
  */
-static size_t unnoticed_flips(struct fixture *fx, uint64_t *where,
-			      size_t max)
+static size_t unnoticed_flips(struct fixture *fx, uint64_t *where, size_t max)
 {
 	static const uint8_t patterns[] = {0x01, 0x80, 0xff};
 	size_t n = 0;
@@ -812,22 +810,22 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, fixture_setup, fixture_teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_round_trip),
-		T(test_round_trip_records),
-		T(test_empty_store),
-		T(test_writer_refuses_existing_and_abort_removes),
-		T(test_flip_in_block_detected),
-		T(test_flip_in_index_detected),
-		T(test_flip_in_footer_detected),
-		T(test_flip_in_header_detected),
-		T(test_any_flip_never_serves_wrong_bytes),
-		T(test_truncated_detected),
-		T(test_grown_file_detected),
-		T(test_swapped_blocks_detected),
-		T(test_transplant_from_other_store_detected),
-		T(test_wrong_key_detected),
-		T(test_wrong_expected_info_detected),
-		T(test_many_blocks_any_worker_count),
+	    T(test_round_trip),
+	    T(test_round_trip_records),
+	    T(test_empty_store),
+	    T(test_writer_refuses_existing_and_abort_removes),
+	    T(test_flip_in_block_detected),
+	    T(test_flip_in_index_detected),
+	    T(test_flip_in_footer_detected),
+	    T(test_flip_in_header_detected),
+	    T(test_any_flip_never_serves_wrong_bytes),
+	    T(test_truncated_detected),
+	    T(test_grown_file_detected),
+	    T(test_swapped_blocks_detected),
+	    T(test_transplant_from_other_store_detected),
+	    T(test_wrong_key_detected),
+	    T(test_wrong_expected_info_detected),
+	    T(test_many_blocks_any_worker_count),
 	};
 #undef T
 
