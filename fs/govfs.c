@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,13 +80,22 @@ struct govfs {
 
 static struct govfs g;
 
+enum handle_kind {
+	HANDLE_README,
+	HANDLE_SCHEMA,
+	HANDLE_DATA,
+};
+
 /* An open file: a data view, or a frozen copy of a small text. */
 struct handle {
-	enum node_kind kind; /* NODE_DATA, or NODE_DIR for text files */
-	struct file_view *fv;
-	struct buf text;
+	enum handle_kind kind;
+	struct file_view *fv; /* HANDLE_DATA */
+	struct buf text;      /* the others */
 	atomic_uint_fast64_t next_off;	/* where a sequential read goes on */
 	atomic_uint_fast32_t prefetched; /* blocks below this are queued */
+	/* The revision last checked for changed bytes, and the verdict. */
+	atomic_int_fast64_t checked_revision;
+	atomic_bool stale;
 };
 
 static struct mount_state *current_state(void)
@@ -295,7 +305,7 @@ static void govfs_getattr(fuse_req_t req, fuse_ino_t ino,
 		/* fstat on an open handle: the size of what it reads. */
 		if (h && h->fv && !rc)
 			stbuf.st_size = (off_t)h->fv->size;
-		else if (h && h->kind != NODE_DATA && !rc)
+		else if (h && h->kind != HANDLE_DATA && !rc)
 			stbuf.st_size = (off_t)h->text.len;
 	}
 	if (rc)
@@ -428,7 +438,7 @@ out_put:
 	mount_state_put(st);
 }
 
-static struct handle *handle_new(enum node_kind kind)
+static struct handle *handle_new(enum handle_kind kind)
 {
 	struct handle *h = calloc(1, sizeof(*h));
 
@@ -446,13 +456,15 @@ static void handle_free(struct handle *h)
 	free(h);
 }
 
-/* Open a data file or a text file of st; returns 0 and the handle. */
+/*
+ * Open a file of st; returns 0 and the handle.  Outside the validity window
+ * or while the agreement is not active, only README.txt opens.
+ */
 static int open_node(const struct mount_state *st, fuse_ino_t ino,
 		     struct handle **out)
 {
 	const struct dataset_state *d = NULL;
 	enum node_kind kind = NODE_DIR;
-	const struct buf *text;
 	struct handle *h;
 
 	if (ino != INO_README) {
@@ -461,20 +473,18 @@ static int open_node(const struct mount_state *st, fuse_ino_t ino,
 			return -ENOENT;
 		if (kind == NODE_DIR || kind == NODE_VIEWS)
 			return -EISDIR;
-	}
-	if (kind == NODE_DATA) {
 		if (!data_readable(st))
 			return -EACCES;
-		h = handle_new(NODE_DATA);
-		if (!h)
-			return -ENOMEM;
-		h->fv = file_view_get(d->data);
-		*out = h;
-		return 0;
 	}
-	text = d ? &d->schema_json : &st->readme;
-	h = handle_new(NODE_DIR);
-	if (!h || buf_append(&h->text, text->data, text->len)) {
+	h = handle_new(!d ? HANDLE_README
+			  : kind == NODE_DATA ? HANDLE_DATA : HANDLE_SCHEMA);
+	if (!h)
+		return -ENOMEM;
+	if (h->kind == HANDLE_DATA) {
+		h->fv = file_view_get(d->data);
+		atomic_init(&h->checked_revision, h->fv->revision);
+	} else if (buf_append(&h->text, d ? d->schema_json.data : st->readme.data,
+			      d ? d->schema_json.len : st->readme.len)) {
 		handle_free(h);
 		return -ENOMEM;
 	}
@@ -506,6 +516,35 @@ static void govfs_open(fuse_req_t req, fuse_ino_t ino,
 	fi->keep_cache = 0;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		handle_free(h);
+}
+
+/*
+ * Whether h was opened under an earlier revision whose rules give other
+ * bytes than the current one's: then it must not read on (ESTALE).
+ */
+static bool handle_is_stale(struct handle *h, const struct mount_state *st)
+{
+	if (atomic_load(&h->checked_revision) != st->rec.revision) {
+		atomic_store(&h->stale, atomic_load(&h->stale) ||
+						!file_view_current(h->fv, st));
+		atomic_store(&h->checked_revision, st->rec.revision);
+	}
+	return atomic_load(&h->stale);
+}
+
+/* The errno a read on h must fail with now, in SPEC's order, or 0. */
+static int read_refusal(fuse_req_t req, struct handle *h,
+			const struct mount_state *st)
+{
+	if (!caller_allowed(req, st))
+		return EACCES;
+	if (h->kind == HANDLE_README)
+		return 0;
+	if (!data_readable(st))
+		return EACCES;
+	if (h->kind == HANDLE_DATA && handle_is_stale(h, st))
+		return ESTALE;
+	return 0;
 }
 
 /* The parts of one read reply: slices of held blocks, or one copy. */
@@ -656,10 +695,10 @@ static void read_data(fuse_req_t req, struct handle *h, size_t size,
 		end = h->fv->size;
 	rc = gather_data(h, (uint64_t)off, end, is_sequential(h, off, end), &r);
 	if (!rc) {
-		/* A cut that landed while we gathered wins. */
+		/* A cut or a revision that landed while we gathered wins. */
 		struct mount_state *st = current_state();
 
-		rc = data_readable(st) ? 0 : -EACCES;
+		rc = -read_refusal(req, h, st);
 		mount_state_put(st);
 	}
 	if (rc)
@@ -676,17 +715,13 @@ static void govfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct handle *h = (struct handle *)fi->fh;
 	struct mount_state *st = current_state();
-	int rc = 0;
+	int rc = read_refusal(req, h, st);
 
 	(void)ino;
-	if (!caller_allowed(req, st))
-		rc = EACCES;
-	else if (h->kind == NODE_DATA && !data_readable(st))
-		rc = EACCES;
 	mount_state_put(st);
 	if (rc) {
 		fuse_reply_err(req, rc);
-	} else if (h->kind == NODE_DATA) {
+	} else if (h->kind == HANDLE_DATA) {
 		read_data(req, h, size, off);
 	} else if ((uint64_t)off >= h->text.len) {
 		fuse_reply_buf(req, NULL, 0);
@@ -1163,7 +1198,9 @@ static int serve(struct fuse_args *args)
 	config = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(config, 16);
 	fuse_loop_cfg_set_idle_threads(config, 4);
-	rc = fuse_session_loop_mt(g.se, config) ? 1 : 0;
+	/* The loop returns the signal that stopped it: a clean stop. */
+	rc = fuse_session_loop_mt(g.se, config);
+	rc = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 	fuse_loop_cfg_destroy(config);
 	atomic_store(&g.stopping, true);
 	if (g.refresher_started)

@@ -29,9 +29,9 @@ struct master_key {
 int master_key_create(const char *path) __attribute__((warn_unused_result));
 
 /*
- * Load the key.  Refuses (-EPERM) a file that is not a regular file owned
- * by the caller with no group or other access, and (-EINVAL) a file of the
- * wrong size.  why is set to a one-line reason on error.
+ * Load the key.  Refuses a symbolic link (-ELOOP), a file that is not a
+ * regular file owned by the caller with no group or other access (-EPERM),
+ * and a file of the wrong size (-EINVAL).  why is set to a one-line reason on error.
  */
 int master_key_load(const char *path, struct master_key *key,
 		    const char **why) __attribute__((warn_unused_result));

@@ -27,6 +27,7 @@ void file_view_put(struct file_view *fv)
 	if (!fv || atomic_fetch_sub(&fv->refs, 1) != 1)
 		return;
 	dataview_close(&fv->dv);
+	buf_release(&fv->fingerprint);
 	free(fv->ends);
 	free(fv->dataset);
 	free(fv);
@@ -123,6 +124,8 @@ static int file_view_open(struct catalog *cat, const char *home,
 		rc = -EIO;
 	if (!rc)
 		rc = file_view_fill_ends(fv);
+	if (!rc && render_fingerprint(&fv->dv.schema, ds, &fv->fingerprint))
+		rc = -ENOMEM;
 	if (rc) {
 		snprintf(why, whylen, "%s: %s", v->dataset,
 			 rc == -ENOENT ? "no size index for this version and "
@@ -133,6 +136,25 @@ static int file_view_open(struct catalog *cat, const char *home,
 	}
 	*out = fv;
 	return 0;
+}
+
+bool file_view_current(const struct file_view *fv,
+		       const struct mount_state *st)
+{
+	const struct agreement_dataset *ds;
+	struct buf now = BUF_INIT;
+	bool same;
+
+	if (fv->revision == st->rec.revision)
+		return true;
+	ds = agreement_find_dataset(&st->agr, fv->dataset);
+	if (!ds || render_fingerprint(&fv->dv.schema, ds, &now)) {
+		buf_release(&now);
+		return false;
+	}
+	same = render_fingerprint_equal(&fv->fingerprint, &now);
+	buf_release(&now);
+	return same;
 }
 
 static struct file_view *reusable_view(const struct mount_state *prev,

@@ -23,6 +23,8 @@
 #include "dataview.h"
 #include "keys.h"
 
+struct mount_state;
+
 /* One data.csv: a dataset version rendered under one agreement revision. */
 struct file_view {
 	atomic_uint refs;
@@ -34,7 +36,15 @@ struct file_view {
 	uint64_t *ends; /* ends[b]: offset just past block b's bytes */
 	uint64_t size;
 	int64_t mtime_ns;
+	struct buf fingerprint; /* render_fingerprint of its revision's rules */
 };
+
+/*
+ * Whether fv still renders the same bytes under state st (a later
+ * revision may have changed its rules, or withdrawn its dataset).
+ */
+bool file_view_current(const struct file_view *fv,
+		       const struct mount_state *st);
 
 struct file_view *file_view_get(struct file_view *fv);
 void file_view_put(struct file_view *fv);

@@ -195,7 +195,7 @@ static int start_workers(struct store_writer *w, unsigned nworkers)
 	return w->nworkers ? 0 : -EAGAIN;
 }
 
-static void writer_free(struct store_writer *w)
+static void stop_workers(struct store_writer *w)
 {
 	pthread_mutex_lock(&w->lock);
 	w->closing = true;
@@ -203,6 +203,12 @@ static void writer_free(struct store_writer *w)
 	pthread_mutex_unlock(&w->lock);
 	for (unsigned i = 0; i < w->nworkers; i++)
 		pthread_join(w->workers[i], NULL);
+	w->nworkers = 0;
+}
+
+static void writer_free(struct store_writer *w)
+{
+	stop_workers(w);
 	for (unsigned i = 0; i < STORE_MAX_WORKERS * 2; i++) {
 		buf_release(&w->slots[i].rows);
 		buf_release(&w->slots[i].sealed);
@@ -486,6 +492,8 @@ int store_writer_finish(struct store_writer *w, struct store_info *info)
 
 void store_writer_abort(struct store_writer *w)
 {
+	/* No worker may write to the descriptor once it is closed. */
+	stop_workers(w);
 	close(w->fd);
 	unlink(w->path);
 	writer_free(w);
@@ -510,8 +518,9 @@ static int read_footer(struct store *s, const struct store_info *expect,
 	if (rc)
 		return rc;
 	if (memcmp(header, STORE_MAGIC, 8) || get_u32(header + 8) != STORE_FORMAT ||
+	    get_u32(header + 12) != STORE_BLOCK_TARGET ||
 	    memcmp(header + 16, expect->file_id, STORE_FILE_ID_LEN) ||
-	    memcmp(footer + 32, STORE_END_MAGIC, 8))
+	    get_u32(footer + 12) != 0 || memcmp(footer + 32, STORE_END_MAGIC, 8))
 		return -EIO;
 	*index_offset = get_u64(footer);
 	s->info = *expect;

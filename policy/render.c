@@ -186,6 +186,38 @@ void render_plan_release(struct render_plan *plan)
 	memset(plan, 0, sizeof(*plan));
 }
 
+int render_fingerprint(const struct schema *schema,
+		       const struct agreement_dataset *ds, struct buf *out)
+{
+	char text[RULE_TEXT_MAX];
+	int rc = 0;
+
+	out->len = 0;
+	for (size_t i = 0; i < schema->ncols && !rc; i++) {
+		const struct rule *r =
+			agreement_dataset_rule(ds, schema->cols[i].name);
+		const char *rule;
+
+		if (r->kind == RULE_DROP)
+			continue;
+		rule = rule_text(r, text, sizeof(text));
+		rc = buf_append(out, schema->cols[i].name,
+				strlen(schema->cols[i].name) + 1);
+		if (!rc)
+			rc = buf_append(out, rule, strlen(rule) + 1);
+	}
+	if (!rc)
+		rc = buf_append(out, ds->records ? "R" : "V", 1);
+	if (!rc && ds->rows)
+		rc = buf_append(out, ds->rows, strlen(ds->rows));
+	return rc;
+}
+
+bool render_fingerprint_equal(const struct buf *a, const struct buf *b)
+{
+	return a->len == b->len && (!a->len || !memcmp(a->data, b->data, a->len));
+}
+
 static bool utf8_is_lead(uint8_t c)
 {
 	return (c & 0xc0) != 0x80;

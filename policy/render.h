@@ -12,6 +12,7 @@
 #ifndef GOVFS_RENDER_H
 #define GOVFS_RENDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,19 @@ int render_plan_init(struct render_plan *plan, const struct schema *schema,
 	__attribute__((warn_unused_result));
 
 void render_plan_release(struct render_plan *plan);
+
+/*
+ * A text naming everything that decides the bytes entry ds renders from a
+ * dataset of this schema: the shown columns with their rules, and the row
+ * filter.  Equal fingerprints over one schema mean equal bytes.  Fills out
+ * (which the caller releases); 0 or -ENOMEM.
+ */
+int render_fingerprint(const struct schema *schema,
+		       const struct agreement_dataset *ds, struct buf *out)
+	__attribute__((warn_unused_result));
+
+/* Whether two fingerprints are the same. */
+bool render_fingerprint_equal(const struct buf *a, const struct buf *b);
 
 /* Type of the output column that rule produces from a column of type in. */
 enum col_type rule_output_type(const struct rule *rule, enum col_type in);

@@ -177,9 +177,6 @@ def test_outside_validity(data, agr_id, state):
         assert got[0] == "EACCES" and got[1].startswith("ok:")
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: schema.json stays "
-                   "readable outside the validity window (open_node in "
-                   "fs/govfs.c checks validity for data files only)")
 @pytest.mark.parametrize("agr_id", ["agr-future", "agr-expired"])
 def test_only_readme_outside_validity(data, agr_id):
     """SPEC: a not-yet-valid or expired agreement mounts "and only

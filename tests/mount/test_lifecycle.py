@@ -63,9 +63,6 @@ def test_sigterm_unmounts(data):
         lib.stop_govfs(m)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: govfs exits 1 on "
-                   "SIGTERM (fuse_session_loop_mt returns the signal "
-                   "number, which serve() in fs/govfs.c takes as failure)")
 def test_sigterm_exit_code(data):
     m = lib.start_govfs(data.home, "agr-life",
                         lib.new_mountpoint(data.home.base))

@@ -108,9 +108,6 @@ def test_new_revision_and_identical_reapply(home, tmp_dir):
         assert "(revision 2)" in readme
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: a handle opened under "
-                   "an earlier revision keeps reading the old bytes "
-                   "instead of failing with ESTALE (SPEC, Agreements)")
 def test_old_revision_handle_is_stale(home, tmp_dir):
     """A handle opened under an earlier revision whose bytes differ under
     the new one fails its next read with ESTALE; one whose bytes do not
