@@ -55,7 +55,7 @@ struct blockcache {
 	bool stopping;
 	unsigned nworkers;
 	pthread_t *workers;
-	pthread_key_t worker_key; /* per-thread struct render_scratch */
+	pthread_key_t worker_key;  /* per-thread struct render_scratch */
 	struct buf pool[POOL_MAX]; /* not counted in bytes */
 	unsigned npool;
 };

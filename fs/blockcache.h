@@ -35,7 +35,7 @@ void blockcache_free(struct blockcache *bc);
  */
 int blockcache_get(struct blockcache *bc, struct file_view *fv, uint32_t b,
 		   const struct cached_block **out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 void blockcache_put(struct blockcache *bc, const struct cached_block *blk);
 

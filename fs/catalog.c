@@ -22,37 +22,37 @@ struct catalog {
 };
 
 static const char schema_sql[] =
-	"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-	"CREATE TABLE datasets("
-	" id TEXT PRIMARY KEY, title TEXT, provider TEXT,"
-	" created_ns INTEGER NOT NULL);"
-	"CREATE TABLE dataset_versions("
-	" dataset TEXT NOT NULL REFERENCES datasets(id),"
-	" version INTEGER NOT NULL,"
-	" ingested_ns INTEGER NOT NULL, ingested_by TEXT NOT NULL,"
-	" source_name TEXT, source_bytes INTEGER NOT NULL,"
-	" source_sha256 TEXT NOT NULL, schema_json TEXT NOT NULL,"
-	" store_file TEXT NOT NULL UNIQUE, file_id BLOB NOT NULL,"
-	" nblocks INTEGER NOT NULL, nrows INTEGER NOT NULL,"
-	" raw_bytes INTEGER NOT NULL, file_bytes INTEGER NOT NULL,"
-	" wrapped_key BLOB NOT NULL,"
-	" PRIMARY KEY(dataset, version));"
-	"CREATE TABLE agreements("
-	" id TEXT PRIMARY KEY, created_ns INTEGER NOT NULL,"
-	" state TEXT NOT NULL, state_since_ns INTEGER NOT NULL,"
-	" state_by TEXT NOT NULL, state_reason TEXT,"
-	" revision INTEGER NOT NULL);"
-	"CREATE TABLE agreement_revisions("
-	" agreement TEXT NOT NULL REFERENCES agreements(id),"
-	" revision INTEGER NOT NULL, applied_ns INTEGER NOT NULL,"
-	" applied_by TEXT NOT NULL, policy_json TEXT NOT NULL,"
-	" PRIMARY KEY(agreement, revision));"
-	"CREATE TABLE size_indexes("
-	" agreement TEXT NOT NULL, revision INTEGER NOT NULL,"
-	" dataset TEXT NOT NULL, version INTEGER NOT NULL,"
-	" header_bytes INTEGER NOT NULL, total_bytes INTEGER NOT NULL,"
-	" block_bytes BLOB NOT NULL,"
-	" PRIMARY KEY(agreement, revision, dataset, version));";
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE datasets("
+    " id TEXT PRIMARY KEY, title TEXT, provider TEXT,"
+    " created_ns INTEGER NOT NULL);"
+    "CREATE TABLE dataset_versions("
+    " dataset TEXT NOT NULL REFERENCES datasets(id),"
+    " version INTEGER NOT NULL,"
+    " ingested_ns INTEGER NOT NULL, ingested_by TEXT NOT NULL,"
+    " source_name TEXT, source_bytes INTEGER NOT NULL,"
+    " source_sha256 TEXT NOT NULL, schema_json TEXT NOT NULL,"
+    " store_file TEXT NOT NULL UNIQUE, file_id BLOB NOT NULL,"
+    " nblocks INTEGER NOT NULL, nrows INTEGER NOT NULL,"
+    " raw_bytes INTEGER NOT NULL, file_bytes INTEGER NOT NULL,"
+    " wrapped_key BLOB NOT NULL,"
+    " PRIMARY KEY(dataset, version));"
+    "CREATE TABLE agreements("
+    " id TEXT PRIMARY KEY, created_ns INTEGER NOT NULL,"
+    " state TEXT NOT NULL, state_since_ns INTEGER NOT NULL,"
+    " state_by TEXT NOT NULL, state_reason TEXT,"
+    " revision INTEGER NOT NULL);"
+    "CREATE TABLE agreement_revisions("
+    " agreement TEXT NOT NULL REFERENCES agreements(id),"
+    " revision INTEGER NOT NULL, applied_ns INTEGER NOT NULL,"
+    " applied_by TEXT NOT NULL, policy_json TEXT NOT NULL,"
+    " PRIMARY KEY(agreement, revision));"
+    "CREATE TABLE size_indexes("
+    " agreement TEXT NOT NULL, revision INTEGER NOT NULL,"
+    " dataset TEXT NOT NULL, version INTEGER NOT NULL,"
+    " header_bytes INTEGER NOT NULL, total_bytes INTEGER NOT NULL,"
+    " block_bytes BLOB NOT NULL,"
+    " PRIMARY KEY(agreement, revision, dataset, version));";
 
 static int64_t now_ns(void)
 {
@@ -104,7 +104,8 @@ static int step_done(sqlite3_stmt *st)
 	int rc = sqlite3_step(st);
 
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : sql_rc(rc == SQLITE_ROW ? SQLITE_ERROR : rc);
+	return rc == SQLITE_DONE ? 0
+				 : sql_rc(rc == SQLITE_ROW ? SQLITE_ERROR : rc);
 }
 
 static char *col_strdup(sqlite3_stmt *st, int i)
@@ -296,10 +297,11 @@ int catalog_meta_get(struct catalog *cat, const char *key, char **value)
 int catalog_meta_set(struct catalog *cat, const char *key, const char *value)
 {
 	sqlite3_stmt *st;
-	int rc = prepare(cat,
-			 "INSERT INTO meta(key, value) VALUES(?, ?) "
-			 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-			 &st);
+	int rc =
+	    prepare(cat,
+		    "INSERT INTO meta(key, value) VALUES(?, ?) "
+		    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+		    &st);
 
 	if (rc)
 		return rc;
@@ -329,9 +331,9 @@ void dataset_versions_free(struct dataset_version *v, size_t n)
 }
 
 #define VERSION_COLUMNS                                                        \
-	"v.dataset, v.version, d.title, d.provider, v.ingested_ns,"           \
-	" v.ingested_by, v.source_name, v.source_bytes, v.source_sha256,"     \
-	" v.schema_json, v.store_file, v.file_id, v.nblocks, v.nrows,"        \
+	"v.dataset, v.version, d.title, d.provider, v.ingested_ns,"            \
+	" v.ingested_by, v.source_name, v.source_bytes, v.source_sha256,"      \
+	" v.schema_json, v.store_file, v.file_id, v.nblocks, v.nrows,"         \
 	" v.raw_bytes, v.file_bytes, v.wrapped_key"
 
 static int version_from_row(sqlite3_stmt *st, struct dataset_version *v)
@@ -613,9 +615,9 @@ void agreement_records_free(struct agreement_record *a, size_t n)
 }
 
 #define AGREEMENT_QUERY                                                        \
-	"SELECT a.id, a.created_ns, a.state, a.state_since_ns, a.state_by,"   \
-	" a.state_reason, a.revision, r.applied_ns, r.applied_by,"            \
-	" r.policy_json FROM agreements a JOIN agreement_revisions r"         \
+	"SELECT a.id, a.created_ns, a.state, a.state_since_ns, a.state_by,"    \
+	" a.state_reason, a.revision, r.applied_ns, r.applied_by,"             \
+	" r.policy_json FROM agreements a JOIN agreement_revisions r"          \
 	" ON r.agreement = a.id AND r.revision = a.revision"
 
 static int agreement_from_row(sqlite3_stmt *st, struct agreement_record *a)
@@ -767,11 +769,12 @@ int catalog_size_index_put(struct catalog *cat, const char *agreement,
 			   int64_t version, const struct size_index *si)
 {
 	sqlite3_stmt *st;
-	int rc = prepare(cat,
-			 "INSERT OR REPLACE INTO size_indexes(agreement,"
-			 " revision, dataset, version, header_bytes,"
-			 " total_bytes, block_bytes) VALUES(?, ?, ?, ?, ?, ?, ?)",
-			 &st);
+	int rc =
+	    prepare(cat,
+		    "INSERT OR REPLACE INTO size_indexes(agreement,"
+		    " revision, dataset, version, header_bytes,"
+		    " total_bytes, block_bytes) VALUES(?, ?, ?, ?, ?, ?, ?)",
+		    &st);
 
 	if (rc)
 		return rc;
@@ -781,9 +784,9 @@ int catalog_size_index_put(struct catalog *cat, const char *agreement,
 	sqlite3_bind_int64(st, 4, version);
 	sqlite3_bind_int64(st, 5, (int64_t)si->header_bytes);
 	sqlite3_bind_int64(st, 6, (int64_t)si->total_bytes);
-	sqlite3_bind_blob64(st, 7, si->block_bytes ? (void *)si->block_bytes : "",
-			    (sqlite3_uint64)si->nblocks * sizeof(uint64_t),
-			    SQLITE_TRANSIENT);
+	sqlite3_bind_blob64(
+	    st, 7, si->block_bytes ? (void *)si->block_bytes : "",
+	    (sqlite3_uint64)si->nblocks * sizeof(uint64_t), SQLITE_TRANSIENT);
 	return step_done(st);
 }
 

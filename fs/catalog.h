@@ -22,11 +22,11 @@ struct catalog;
 
 /* Create HOME/catalog.db with an empty schema; -EEXIST if one exists. */
 int catalog_create(const char *home, struct catalog **out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Open HOME/catalog.db; read-only opens never write. */
 int catalog_open(const char *home, bool read_only, struct catalog **out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 void catalog_close(struct catalog *cat);
 
@@ -39,18 +39,17 @@ int catalog_commit(struct catalog *cat) __attribute__((warn_unused_result));
 void catalog_rollback(struct catalog *cat);
 
 /* A snapshot for reading several things consistently. */
-int catalog_begin_read(struct catalog *cat)
-	__attribute__((warn_unused_result));
+int catalog_begin_read(struct catalog *cat) __attribute__((warn_unused_result));
 void catalog_end_read(struct catalog *cat);
 
 /* A number that changes whenever another connection commits a change. */
 int catalog_data_version(struct catalog *cat, int64_t *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 int catalog_meta_get(struct catalog *cat, const char *key, char **value)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 int catalog_meta_set(struct catalog *cat, const char *key, const char *value)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 struct dataset_version {
 	char *dataset;
@@ -73,12 +72,12 @@ void dataset_version_release(struct dataset_version *v);
 /* The newest version of dataset id; -ENOENT if it has none. */
 int catalog_dataset_latest(struct catalog *cat, const char *id,
 			   struct dataset_version *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Every version of id, oldest first; *out is an array of *n. */
 int catalog_dataset_versions(struct catalog *cat, const char *id,
 			     struct dataset_version **out, size_t *n)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* The newest version of every dataset, by id. */
 int catalog_dataset_list(struct catalog *cat, struct dataset_version **out,
@@ -90,19 +89,18 @@ void dataset_versions_free(struct dataset_version *v, size_t n);
  * Add v as the next version of v->dataset (creating the dataset, and
  * updating its title and provider when v gives them); v->version is set.
  */
-int catalog_dataset_add_version(struct catalog *cat,
-				struct dataset_version *v)
-	__attribute__((warn_unused_result));
+int catalog_dataset_add_version(struct catalog *cat, struct dataset_version *v)
+    __attribute__((warn_unused_result));
 
 /* Replace the schema JSON of one version (grading). */
 int catalog_dataset_set_schema(struct catalog *cat, const char *id,
 			       int64_t version, const char *schema_json)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Call fn for every store file the catalog references. */
 int catalog_store_files(struct catalog *cat,
 			int (*fn)(void *ctx, const char *file), void *ctx)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 struct agreement_record {
 	char *id;
@@ -122,11 +120,10 @@ void agreement_record_release(struct agreement_record *a);
 /* The agreement and its current revision; -ENOENT if unknown. */
 int catalog_agreement_get(struct catalog *cat, const char *id,
 			  struct agreement_record *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
-int catalog_agreement_list(struct catalog *cat,
-			   struct agreement_record **out, size_t *n)
-	__attribute__((warn_unused_result));
+int catalog_agreement_list(struct catalog *cat, struct agreement_record **out,
+			   size_t *n) __attribute__((warn_unused_result));
 
 void agreement_records_free(struct agreement_record *a, size_t n);
 
@@ -136,7 +133,7 @@ void agreement_records_free(struct agreement_record *a, size_t n);
  */
 int catalog_agreement_add_revision(struct catalog *cat,
 				   struct agreement_record *a)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Size index of one data.csv: header bytes, then each block's bytes. */
 struct size_index {
@@ -151,18 +148,18 @@ void size_index_release(struct size_index *si);
 int catalog_size_index_put(struct catalog *cat, const char *agreement,
 			   int64_t revision, const char *dataset,
 			   int64_t version, const struct size_index *si)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* -ENOENT if none was computed for that pair. */
 int catalog_size_index_get(struct catalog *cat, const char *agreement,
 			   int64_t revision, const char *dataset,
 			   int64_t version, struct size_index *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Drop the size indexes of agreement other than (revision, its datasets'
  * newest versions): nothing can open them any more. */
 int catalog_size_index_prune(struct catalog *cat, const char *agreement,
 			     int64_t revision)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

@@ -20,7 +20,8 @@ static int64_t floor_div(int64_t a, int64_t b)
 
 char *time_format_offset(int64_t ns, int offset_min, char *buf, size_t len)
 {
-	time_t secs = (time_t)floor_div(ns, 1000000000) + (time_t)offset_min * 60;
+	time_t secs =
+	    (time_t)floor_div(ns, 1000000000) + (time_t)offset_min * 60;
 	struct tm tm;
 	char zone[8] = "Z";
 

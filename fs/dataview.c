@@ -100,7 +100,9 @@ static void *size_worker(void *arg)
 static unsigned worker_count(uint32_t nblocks)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned n = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (unsigned)cpus;
+	unsigned n = cpus < 1		  ? 1
+		     : cpus > MAX_WORKERS ? MAX_WORKERS
+					  : (unsigned)cpus;
 
 	return nblocks < n ? (nblocks ? nblocks : 1) : n;
 }

@@ -34,11 +34,11 @@ void data_key_label(const char *dataset, char *buf, size_t len);
 int dataview_open(struct dataview *dv, const char *home,
 		  const struct master_key *mk, const struct dataset_version *v,
 		  const struct agreement_dataset *ds, struct perr *err)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Render every block once (on all cores) to fill dv->sizes. */
 int dataview_compute_sizes(struct dataview *dv)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 void dataview_close(struct dataview *dv);
 

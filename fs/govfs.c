@@ -51,9 +51,9 @@ enum node_kind {
 };
 
 static const char *const node_names[] = {
-	[NODE_DATA] = "data.csv",
-	[NODE_SCHEMA] = "schema.json",
-	[NODE_VIEWS] = "views",
+    [NODE_DATA] = "data.csv",
+    [NODE_SCHEMA] = "schema.json",
+    [NODE_VIEWS] = "views",
 };
 
 struct govfs {
@@ -89,9 +89,9 @@ enum handle_kind {
 /* An open file: a data view, or a frozen copy of a small text. */
 struct handle {
 	enum handle_kind kind;
-	struct file_view *fv; /* HANDLE_DATA */
-	struct buf text;      /* the others */
-	atomic_uint_fast64_t next_off;	/* where a sequential read goes on */
+	struct file_view *fv;		 /* HANDLE_DATA */
+	struct buf text;		 /* the others */
+	atomic_uint_fast64_t next_off;	 /* where a sequential read goes on */
 	atomic_uint_fast32_t prefetched; /* blocks below this are queued */
 	/* The revision last checked for changed bytes, and the verdict. */
 	atomic_int_fast64_t checked_revision;
@@ -132,8 +132,8 @@ static fuse_ino_t node_ino(long slot, enum node_kind kind)
 }
 
 /* The dataset of st behind ino (NULL if none) and the node's kind. */
-static const struct dataset_state *
-node_of(const struct mount_state *st, fuse_ino_t ino, enum node_kind *kind)
+static const struct dataset_state *node_of(const struct mount_state *st,
+					   fuse_ino_t ino, enum node_kind *kind)
 {
 	const char *name = NULL;
 	size_t slot;
@@ -334,7 +334,8 @@ static void govfs_opendir(fuse_req_t req, fuse_ino_t ino,
 
 /* Add one entry to a readdir reply; false when the reply is full. */
 static bool add_dirent(fuse_req_t req, struct buf *out, size_t size,
-		       const char *name, fuse_ino_t ino, mode_t mode, off_t next)
+		       const char *name, fuse_ino_t ino, mode_t mode,
+		       off_t next)
 {
 	struct stat stbuf = {.st_ino = ino, .st_mode = mode};
 	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
@@ -343,8 +344,8 @@ static bool add_dirent(fuse_req_t req, struct buf *out, size_t size,
 		return false;
 	if (buf_reserve(out, need))
 		return false;
-	fuse_add_direntry(req, (char *)out->data + out->len, need, name,
-			  &stbuf, next);
+	fuse_add_direntry(req, (char *)out->data + out->len, need, name, &stbuf,
+			  next);
 	out->len += need;
 	return true;
 }
@@ -381,11 +382,11 @@ static void readdir_dataset(fuse_req_t req, const struct dataset_state *d,
 		fuse_ino_t ino;
 		mode_t mode;
 	} ents[5] = {
-		{".", ino, S_IFDIR},
-		{"..", INO_ROOT, S_IFDIR},
-		{node_names[NODE_SCHEMA], node_ino(slot, NODE_SCHEMA), S_IFREG},
-		{node_names[NODE_VIEWS], node_ino(slot, NODE_VIEWS), S_IFDIR},
-		{node_names[NODE_DATA], node_ino(slot, NODE_DATA), S_IFREG},
+	    {".", ino, S_IFDIR},
+	    {"..", INO_ROOT, S_IFDIR},
+	    {node_names[NODE_SCHEMA], node_ino(slot, NODE_SCHEMA), S_IFREG},
+	    {node_names[NODE_VIEWS], node_ino(slot, NODE_VIEWS), S_IFDIR},
+	    {node_names[NODE_DATA], node_ino(slot, NODE_DATA), S_IFREG},
 	};
 	off_t n = d->data ? 5 : 4;
 
@@ -476,14 +477,16 @@ static int open_node(const struct mount_state *st, fuse_ino_t ino,
 		if (!data_readable(st))
 			return -EACCES;
 	}
-	h = handle_new(!d ? HANDLE_README
-			  : kind == NODE_DATA ? HANDLE_DATA : HANDLE_SCHEMA);
+	h = handle_new(!d		   ? HANDLE_README
+		       : kind == NODE_DATA ? HANDLE_DATA
+					   : HANDLE_SCHEMA);
 	if (!h)
 		return -ENOMEM;
 	if (h->kind == HANDLE_DATA) {
 		h->fv = file_view_get(d->data);
 		atomic_init(&h->checked_revision, h->fv->revision);
-	} else if (buf_append(&h->text, d ? d->schema_json.data : st->readme.data,
+	} else if (buf_append(&h->text,
+			      d ? d->schema_json.data : st->readme.data,
 			      d ? d->schema_json.len : st->readme.len)) {
 		handle_free(h);
 		return -ENOMEM;
@@ -526,7 +529,7 @@ static bool handle_is_stale(struct handle *h, const struct mount_state *st)
 {
 	if (atomic_load(&h->checked_revision) != st->rec.revision) {
 		atomic_store(&h->stale, atomic_load(&h->stale) ||
-						!file_view_current(h->fv, st));
+					    !file_view_current(h->fv, st));
 		atomic_store(&h->checked_revision, st->rec.revision);
 	}
 	return atomic_load(&h->stale);
@@ -611,9 +614,8 @@ static int reply_add(struct read_reply *r, const void *p, size_t len,
 static void prefetch_ahead(struct handle *h, uint32_t last)
 {
 	const struct file_view *fv = h->fv;
-	uint64_t avg = fv->dv.sizes.nblocks
-			       ? fv->size / fv->dv.sizes.nblocks + 1
-			       : 1;
+	uint64_t avg =
+	    fv->dv.sizes.nblocks ? fv->size / fv->dv.sizes.nblocks + 1 : 1;
 	uint32_t window = (uint32_t)(PREFETCH_BYTES / avg) + 1;
 	uint32_t from = last + 1;
 	uint32_t queued = (uint32_t)atomic_load(&h->prefetched);
@@ -679,8 +681,7 @@ static int gather_data(struct handle *h, uint64_t off, uint64_t end,
 	return rc;
 }
 
-static void read_data(fuse_req_t req, struct handle *h, size_t size,
-		      off_t off)
+static void read_data(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
 	struct read_reply r = {0};
 	uint64_t end;
@@ -743,8 +744,8 @@ static void govfs_release(fuse_req_t req, fuse_ino_t ino,
 
 static void govfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	struct statvfs sv = {.f_bsize = BLKSIZE, .f_frsize = BLKSIZE,
-			     .f_namemax = 255};
+	struct statvfs sv = {
+	    .f_bsize = BLKSIZE, .f_frsize = BLKSIZE, .f_namemax = 255};
 
 	(void)ino;
 	fuse_reply_statfs(req, &sv);
@@ -849,8 +850,7 @@ static void govfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	erofs(req);
 }
 
-static void govfs_removexattr(fuse_req_t req, fuse_ino_t ino,
-			      const char *name)
+static void govfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	(void)ino, (void)name;
 	erofs(req);
@@ -880,31 +880,31 @@ static void govfs_init(void *userdata, struct fuse_conn_info *conn)
 }
 
 static const struct fuse_lowlevel_ops govfs_ops = {
-	.init = govfs_init,
-	.lookup = govfs_lookup,
-	.getattr = govfs_getattr,
-	.setattr = govfs_setattr,
-	.mknod = govfs_mknod,
-	.mkdir = govfs_mkdir,
-	.unlink = govfs_unlink,
-	.rmdir = govfs_unlink,
-	.symlink = govfs_symlink,
-	.rename = govfs_rename,
-	.link = govfs_link,
-	.open = govfs_open,
-	.read = govfs_read,
-	.write = govfs_write,
-	.release = govfs_release,
-	.opendir = govfs_opendir,
-	.readdir = govfs_readdir,
-	.statfs = govfs_statfs,
-	.setxattr = govfs_setxattr,
-	.getxattr = govfs_getxattr,
-	.listxattr = govfs_listxattr,
-	.removexattr = govfs_removexattr,
-	.access = govfs_access,
-	.create = govfs_create,
-	.fallocate = govfs_fallocate,
+    .init = govfs_init,
+    .lookup = govfs_lookup,
+    .getattr = govfs_getattr,
+    .setattr = govfs_setattr,
+    .mknod = govfs_mknod,
+    .mkdir = govfs_mkdir,
+    .unlink = govfs_unlink,
+    .rmdir = govfs_unlink,
+    .symlink = govfs_symlink,
+    .rename = govfs_rename,
+    .link = govfs_link,
+    .open = govfs_open,
+    .read = govfs_read,
+    .write = govfs_write,
+    .release = govfs_release,
+    .opendir = govfs_opendir,
+    .readdir = govfs_readdir,
+    .statfs = govfs_statfs,
+    .setxattr = govfs_setxattr,
+    .getxattr = govfs_getxattr,
+    .listxattr = govfs_listxattr,
+    .removexattr = govfs_removexattr,
+    .access = govfs_access,
+    .create = govfs_create,
+    .fallocate = govfs_fallocate,
 };
 
 /*
@@ -925,8 +925,7 @@ static void invalidate_kernel(const struct mount_state *old,
 	for (size_t s = 0; s < n; s++)
 		for (int k = 0; k < KINDS_PER_DATASET; k++)
 			fuse_lowlevel_notify_inval_inode(
-				g.se, node_ino((long)s, (enum node_kind)k), 0,
-				0);
+			    g.se, node_ino((long)s, (enum node_kind)k), 0, 0);
 	for (size_t i = 0; i < old->ndatasets; i++) {
 		const char *name = old->datasets[i].ds->dataset;
 
@@ -952,7 +951,8 @@ static void swap_state(struct mount_state *next)
 static void refresh_once(int64_t *seen_version)
 {
 	struct mount_state *st = current_state(), *next;
-	bool phase_turned = time_phase_at(&st->agr, clock_now_ns()) != st->phase;
+	bool phase_turned =
+	    time_phase_at(&st->agr, clock_now_ns()) != st->phase;
 	char why[512];
 	int64_t version;
 
@@ -966,8 +966,9 @@ static void refresh_once(int64_t *seen_version)
 			*seen_version = version;
 			swap_state(next);
 		} else {
-			fprintf(stderr, "govfs: reload failed, keeping the "
-					"last good state: %s\n",
+			fprintf(stderr,
+				"govfs: reload failed, keeping the "
+				"last good state: %s\n",
 				why);
 		}
 	}
@@ -991,11 +992,11 @@ static void *refresher_main(void *arg)
 }
 
 static const char usage_text[] =
-	"usage: govfs --home DIR --agreement ID [--key-file F] [-f] "
-	"[-o opts] MOUNTPOINT\n"
-	"  -o cache_mb=N   rendered-block cache (default 64)\n"
-	"  other -o options go to FUSE; allow_other and auto_unmount are "
-	"always on\n";
+    "usage: govfs --home DIR --agreement ID [--key-file F] [-f] "
+    "[-o opts] MOUNTPOINT\n"
+    "  -o cache_mb=N   rendered-block cache (default 64)\n"
+    "  other -o options go to FUSE; allow_other and auto_unmount are "
+    "always on\n";
 
 static int parse_mount_options(char *opts, struct fuse_args *args)
 {
@@ -1009,8 +1010,9 @@ static int parse_mount_options(char *opts, struct fuse_args *args)
 		if (!strncmp(o, "cache_mb=", 9)) {
 			mb = strtol(o + 9, &end, 10);
 			if (*end || mb < 1 || mb > 65536) {
-				fprintf(stderr, "govfs: -o %s: want 1 to "
-						"65536\n",
+				fprintf(stderr,
+					"govfs: -o %s: want 1 to "
+					"65536\n",
 					o);
 				return -1;
 			}
@@ -1030,14 +1032,14 @@ static int parse_mount_options(char *opts, struct fuse_args *args)
 static int parse_args(int argc, char **argv, struct fuse_args *args)
 {
 	static const struct option opts[] = {
-		{"home", required_argument, NULL, 'H'},
-		{"agreement", required_argument, NULL, 'a'},
-		{"key-file", required_argument, NULL, 'k'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"home", required_argument, NULL, 'H'},
+	    {"agreement", required_argument, NULL, 'a'},
+	    {"key-file", required_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
-	const char *home = getenv("GOVFS_HOME") ? getenv("GOVFS_HOME")
-						: HOME_DEFAULT;
+	const char *home =
+	    getenv("GOVFS_HOME") ? getenv("GOVFS_HOME") : HOME_DEFAULT;
 	int opt;
 
 	g.key_file = DEFAULT_KEY_FILE;
@@ -1078,9 +1080,10 @@ static int parse_args(int argc, char **argv, struct fuse_args *args)
 	}
 	if (!realpath(argv[optind], g.mountpoint)) {
 		if (errno == ENOTCONN)
-			fprintf(stderr, "govfs: %s: a stale mount (transport "
-					"endpoint not connected) is in the "
-					"way; run: fusermount3 -u %s\n",
+			fprintf(stderr,
+				"govfs: %s: a stale mount (transport "
+				"endpoint not connected) is in the "
+				"way; run: fusermount3 -u %s\n",
 				argv[optind], argv[optind]);
 		else
 			fprintf(stderr, "govfs: %s: %s\n", argv[optind],
@@ -1124,8 +1127,9 @@ static int check_mountpoint(void)
 		return 1;
 	}
 	if (is_mount_point(g.mountpoint)) {
-		fprintf(stderr, "govfs: %s: already a mount point; unmount it "
-				"first (fusermount3 -u %s)\n",
+		fprintf(stderr,
+			"govfs: %s: already a mount point; unmount it "
+			"first (fusermount3 -u %s)\n",
 			g.mountpoint, g.mountpoint);
 		return 1;
 	}
@@ -1152,8 +1156,8 @@ static int load_initial_state(void)
 			strerror(-rc));
 		return 1;
 	}
-	rc = mount_state_load(g.cat, g.home, &g.mk, g.agreement, NULL,
-			      &g.state, why, sizeof(why));
+	rc = mount_state_load(g.cat, g.home, &g.mk, g.agreement, NULL, &g.state,
+			      why, sizeof(why));
 	if (!rc && !strcmp(g.state->rec.state, "revoked")) {
 		snprintf(why, sizeof(why), "agreement '%s' is revoked",
 			 g.agreement);
@@ -1194,7 +1198,7 @@ static int serve(struct fuse_args *args)
 	if (!g.cache)
 		goto out_unmount;
 	g.refresher_started =
-		!pthread_create(&g.refresher, NULL, refresher_main, NULL);
+	    !pthread_create(&g.refresher, NULL, refresher_main, NULL);
 	config = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(config, 16);
 	fuse_loop_cfg_set_idle_threads(config, 4);
@@ -1221,7 +1225,8 @@ int main(int argc, char **argv)
 
 	umask(077);
 	pthread_mutex_init(&g.lock, NULL);
-	rc = fuse_opt_add_arg(&args, argv[0]) ? 1 : parse_args(argc, argv, &args);
+	rc = fuse_opt_add_arg(&args, argv[0]) ? 1
+					      : parse_args(argc, argv, &args);
 	if (!rc)
 		rc = check_mountpoint();
 	if (!rc)

@@ -27,7 +27,7 @@ int home_create(const char *home) __attribute__((warn_unused_result));
  * *path and *why (static or in pathbuf) say which path and what is wrong.
  */
 int home_check(const char *home, char *pathbuf, size_t len, const char **why)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Take the admin lock (blocking); returns the fd to pass to home_unlock. */
 int home_lock(const char *home) __attribute__((warn_unused_result));

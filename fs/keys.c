@@ -131,13 +131,13 @@ static int aead_run(bool seal, const uint8_t key[KEY_LEN],
 	if (ok && len)
 		ok = EVP_CipherUpdate(ctx, out, &outl, in, (int)len) == 1;
 	if (ok && !seal)
-		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, AEAD_TAG_LEN,
-					 tag) == 1;
+		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG,
+					 AEAD_TAG_LEN, tag) == 1;
 	if (ok)
 		ok = EVP_CipherFinal_ex(ctx, out + len, &outl) == 1;
 	if (ok && seal)
-		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, AEAD_TAG_LEN,
-					 tag) == 1;
+		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG,
+					 AEAD_TAG_LEN, tag) == 1;
 	EVP_CIPHER_CTX_free(ctx);
 	return ok ? 0 : -EIO;
 }
@@ -177,7 +177,8 @@ int data_key_new(const struct master_key *mk, const char *label,
 }
 
 int data_key_unwrap(const struct master_key *mk, const char *label,
-		    const uint8_t wrapped[WRAPPED_KEY_LEN], uint8_t key[KEY_LEN])
+		    const uint8_t wrapped[WRAPPED_KEY_LEN],
+		    uint8_t key[KEY_LEN])
 {
 	return aead_open(mk->bytes, wrapped, label, strlen(label),
 			 wrapped + AEAD_NONCE_LEN, KEY_LEN,

@@ -31,10 +31,11 @@ int master_key_create(const char *path) __attribute__((warn_unused_result));
 /*
  * Load the key.  Refuses a symbolic link (-ELOOP), a file that is not a
  * regular file owned by the caller with no group or other access (-EPERM),
- * and a file of the wrong size (-EINVAL).  why is set to a one-line reason on error.
+ * and a file of the wrong size (-EINVAL).  why is set to a one-line reason on
+ * error.
  */
-int master_key_load(const char *path, struct master_key *key,
-		    const char **why) __attribute__((warn_unused_result));
+int master_key_load(const char *path, struct master_key *key, const char **why)
+    __attribute__((warn_unused_result));
 
 /* Fill buf with n cryptographically random bytes; 0 or -EIO. */
 int random_bytes(void *buf, size_t n) __attribute__((warn_unused_result));
@@ -46,18 +47,18 @@ int random_bytes(void *buf, size_t n) __attribute__((warn_unused_result));
 int aead_seal(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
 	      const void *aad, size_t aad_len, const uint8_t *in, size_t len,
 	      uint8_t *out, uint8_t tag[AEAD_TAG_LEN])
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Open what aead_seal made; -EIO if anything was altered. */
 int aead_open(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
 	      const void *aad, size_t aad_len, const uint8_t *in, size_t len,
 	      const uint8_t tag[AEAD_TAG_LEN], uint8_t *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Make a fresh data key and its wrapped form, bound to label. */
 int data_key_new(const struct master_key *mk, const char *label,
 		 uint8_t key[KEY_LEN], uint8_t wrapped[WRAPPED_KEY_LEN])
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Unwrap a data key made for label; -EIO if the key or label differ. */
 int data_key_unwrap(const struct master_key *mk, const char *label,

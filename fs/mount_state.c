@@ -105,8 +105,8 @@ static int file_view_open(struct catalog *cat, const char *home,
 	fv->dataset = strdup(v->dataset);
 	fv->version = v->version;
 	fv->revision = rec->revision;
-	fv->mtime_ns = v->ingested_ns > rec->applied_ns ? v->ingested_ns
-							: rec->applied_ns;
+	fv->mtime_ns =
+	    v->ingested_ns > rec->applied_ns ? v->ingested_ns : rec->applied_ns;
 	rc = fv->dataset ? dataview_open(&fv->dv, home, mk, v, ds, &err)
 			 : -ENOMEM;
 	if (rc) {
@@ -138,8 +138,7 @@ static int file_view_open(struct catalog *cat, const char *home,
 	return 0;
 }
 
-bool file_view_current(const struct file_view *fv,
-		       const struct mount_state *st)
+bool file_view_current(const struct file_view *fv, const struct mount_state *st)
 {
 	const struct agreement_dataset *ds;
 	struct buf now = BUF_INIT;
@@ -161,8 +160,8 @@ static struct file_view *reusable_view(const struct mount_state *prev,
 				       const char *dataset, int64_t version,
 				       int64_t revision)
 {
-	const struct dataset_state *d = prev ? mount_state_dataset(prev, dataset)
-					     : NULL;
+	const struct dataset_state *d =
+	    prev ? mount_state_dataset(prev, dataset) : NULL;
 
 	if (d && d->data && d->data->version == version &&
 	    d->data->revision == revision)
@@ -173,9 +172,12 @@ static struct file_view *reusable_view(const struct mount_state *prev,
 static json_t *measure_header(const struct measure *m)
 {
 	static const char *const names[] = {
-		[MEASURE_COUNT] = "count", [MEASURE_COUNT_DISTINCT] = "count_distinct",
-		[MEASURE_SUM] = "sum",	   [MEASURE_AVG] = "avg",
-		[MEASURE_MIN] = "min",	   [MEASURE_MAX] = "max",
+	    [MEASURE_COUNT] = "count",
+	    [MEASURE_COUNT_DISTINCT] = "count_distinct",
+	    [MEASURE_SUM] = "sum",
+	    [MEASURE_AVG] = "avg",
+	    [MEASURE_MIN] = "min",
+	    [MEASURE_MAX] = "max",
 	};
 	char buf[512];
 
@@ -217,11 +219,10 @@ static int schema_json_render(const struct dataset_state *d, struct buf *out)
 		const struct render_col *c = &d->data->dv.plan.cols[i];
 
 		json_array_append_new(
-			cols,
-			json_pack("{s:s, s:s, s:s}", "name",
-				  d->data->dv.schema.cols[c->src].name, "type",
-				  col_type_name(c->type), "rule",
-				  rule_text(&c->rule, rule, sizeof(rule))));
+		    cols, json_pack("{s:s, s:s, s:s}", "name",
+				    d->data->dv.schema.cols[c->src].name,
+				    "type", col_type_name(c->type), "rule",
+				    rule_text(&c->rule, rule, sizeof(rule))));
 	}
 	root = json_pack("{s:o, s:o}", "columns", cols, "views",
 			 views_json(d->ds));
@@ -256,8 +257,8 @@ static int load_dataset(struct catalog *cat, const char *home,
 	d->mtime_ns = v.ingested_ns > st->rec.applied_ns ? v.ingested_ns
 							 : st->rec.applied_ns;
 	if (d->ds->records) {
-		d->data = reusable_view(prev, v.dataset, v.version,
-					st->rec.revision);
+		d->data =
+		    reusable_view(prev, v.dataset, v.version, st->rec.revision);
 		if (!d->data)
 			rc = file_view_open(cat, home, mk, &st->rec, d->ds, &v,
 					    &d->data, why, whylen);
@@ -297,8 +298,8 @@ static int load_agreement(struct catalog *cat, const char *id,
 		snprintf(why, whylen, "agreement '%s': %s", id, err.msg);
 	st->active = !strcmp(st->rec.state, "active");
 	st->mtime_ns = st->rec.applied_ns > st->rec.state_since_ns
-			       ? st->rec.applied_ns
-			       : st->rec.state_since_ns;
+			   ? st->rec.applied_ns
+			   : st->rec.state_since_ns;
 	return rc;
 }
 
@@ -322,8 +323,8 @@ int mount_state_load(struct catalog *cat, const char *home,
 	rc = load_agreement(cat, id, st, why, whylen);
 	/* A revoked agreement shows its README only: nothing else is left. */
 	if (!rc && strcmp(st->rec.state, "revoked")) {
-		st->datasets = calloc(st->agr.ndatasets + 1,
-				      sizeof(*st->datasets));
+		st->datasets =
+		    calloc(st->agr.ndatasets + 1, sizeof(*st->datasets));
 		rc = st->datasets ? 0 : -ENOMEM;
 		st->ndatasets = st->agr.ndatasets;
 	}

@@ -65,7 +65,7 @@ uint32_t file_view_block_at(const struct file_view *fv, uint64_t off);
  */
 int file_view_render(const struct file_view *fv, uint32_t b,
 		     struct block_decoder *d, struct buf *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 enum time_phase {
 	PHASE_NOT_YET,
@@ -75,7 +75,7 @@ enum time_phase {
 
 struct dataset_state {
 	const struct agreement_dataset *ds; /* points into state->agr */
-	struct file_view *data;		   /* NULL when records is false */
+	struct file_view *data;		    /* NULL when records is false */
 	struct buf schema_json;
 	int64_t mtime_ns;
 };
@@ -103,7 +103,8 @@ enum time_phase time_phase_at(const struct agreement *agr, int64_t now_ns);
 int mount_state_load(struct catalog *cat, const char *home,
 		     const struct master_key *mk, const char *id,
 		     const struct mount_state *prev, struct mount_state **out,
-		     char *why, size_t whylen) __attribute__((warn_unused_result));
+		     char *why, size_t whylen)
+    __attribute__((warn_unused_result));
 
 struct mount_state *mount_state_get(struct mount_state *st);
 void mount_state_put(struct mount_state *st);

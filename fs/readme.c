@@ -13,7 +13,7 @@
 #include "render.h"
 
 static int put(struct buf *out, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static int put(struct buf *out, const char *fmt, ...)
 {

@@ -11,6 +11,6 @@
 
 /* Write the README of st into out; 0 or -ENOMEM. */
 int readme_render(const struct mount_state *st, struct buf *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

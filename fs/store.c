@@ -517,10 +517,12 @@ static int read_footer(struct store *s, const struct store_info *expect,
 			       (uint64_t)st.st_size - FOOTER_LEN);
 	if (rc)
 		return rc;
-	if (memcmp(header, STORE_MAGIC, 8) || get_u32(header + 8) != STORE_FORMAT ||
+	if (memcmp(header, STORE_MAGIC, 8) ||
+	    get_u32(header + 8) != STORE_FORMAT ||
 	    get_u32(header + 12) != STORE_BLOCK_TARGET ||
 	    memcmp(header + 16, expect->file_id, STORE_FILE_ID_LEN) ||
-	    get_u32(footer + 12) != 0 || memcmp(footer + 32, STORE_END_MAGIC, 8))
+	    get_u32(footer + 12) != 0 ||
+	    memcmp(footer + 32, STORE_END_MAGIC, 8))
 		return -EIO;
 	*index_offset = get_u64(footer);
 	s->info = *expect;
@@ -528,8 +530,8 @@ static int read_footer(struct store *s, const struct store_info *expect,
 	    get_u64(footer + 16) != expect->nrows ||
 	    get_u64(footer + 24) != expect->raw_bytes ||
 	    *index_offset + (uint64_t)expect->nblocks * INDEX_ENTRY_LEN +
-			    AEAD_TAG_LEN + FOOTER_LEN !=
-		    (uint64_t)st.st_size)
+		    AEAD_TAG_LEN + FOOTER_LEN !=
+		(uint64_t)st.st_size)
 		return -EIO;
 	return 0;
 }
@@ -552,8 +554,9 @@ static int read_index(struct store *s, uint64_t index_offset)
 	if (rc)
 		goto out_free;
 	index_nonce(nonce);
-	rc = aead_open(s->key, nonce, aad, index_aad(aad, &s->info, index_offset),
-		       sealed, ilen, sealed + ilen, plain);
+	rc = aead_open(s->key, nonce, aad,
+		       index_aad(aad, &s->info, index_offset), sealed, ilen,
+		       sealed + ilen, plain);
 	if (rc)
 		goto out_free;
 	for (uint32_t i = 0; i < s->info.nblocks; i++) {
@@ -580,8 +583,8 @@ out_free:
 	return rc;
 }
 
-int store_open(struct store **out, const char *path,
-	       const uint8_t key[KEY_LEN], const struct store_info *expect)
+int store_open(struct store **out, const char *path, const uint8_t key[KEY_LEN],
+	       const struct store_info *expect)
 {
 	struct store *s = calloc(1, sizeof(*s));
 	uint64_t index_offset = 0;
@@ -665,9 +668,10 @@ int store_read_block(const struct store *s, uint32_t idx,
 	if (rc)
 		return rc == -ENOMEM ? rc : -EIO;
 	block_nonce(nonce, idx);
-	rc = aead_open(s->key, nonce, aad, block_aad(aad, s->info.file_id, idx, m),
-		       d->sealed.data, m->sealed_len,
-		       d->sealed.data + m->sealed_len, d->plain.data);
+	rc = aead_open(s->key, nonce, aad,
+		       block_aad(aad, s->info.file_id, idx, m), d->sealed.data,
+		       m->sealed_len, d->sealed.data + m->sealed_len,
+		       d->plain.data);
 	if (rc)
 		return -EIO;
 	n = ZSTD_decompressDCtx(d->dctx, d->raw.data, m->raw_len + 1,

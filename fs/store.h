@@ -40,7 +40,7 @@ struct store_writer;
  */
 int store_writer_open(struct store_writer **out, const char *path,
 		      const uint8_t key[KEY_LEN], unsigned nworkers)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /*
  * Queue one block of nrows encoded records.  The writer takes rows' buffer
@@ -52,7 +52,7 @@ int store_writer_add_block(struct store_writer *w, struct buf *rows,
 
 /* Write index and footer, fsync, close; fill info.  Frees w either way. */
 int store_writer_finish(struct store_writer *w, struct store_info *info)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Close and unlink an unfinished file. */
 void store_writer_abort(struct store_writer *w);
@@ -77,9 +77,9 @@ struct store {
  * Open path and check it against what the catalog recorded in expect
  * (file id, blocks, rows, size).  -EIO if anything disagrees.
  */
-int store_open(struct store **out, const char *path,
-	       const uint8_t key[KEY_LEN], const struct store_info *expect)
-	__attribute__((warn_unused_result));
+int store_open(struct store **out, const char *path, const uint8_t key[KEY_LEN],
+	       const struct store_info *expect)
+    __attribute__((warn_unused_result));
 
 void store_close(struct store *s);
 
@@ -95,6 +95,6 @@ void block_decoder_free(struct block_decoder *d);
  */
 int store_read_block(const struct store *s, uint32_t idx,
 		     struct block_decoder *d, const uint8_t **rows, size_t *len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

@@ -984,7 +984,8 @@ static int parse_views(json_t *obj, const char *base,
 				return perr_set(err,
 						"%s.name: view '%s' named "
 						"twice",
-						item, text_quote(q, view->name));
+						item,
+						text_quote(q, view->name));
 		}
 	}
 	return 0;
@@ -1197,8 +1198,8 @@ static int check_group_by(const struct agreement *agr,
 					"%s: column '%s' is level %d, above "
 					"max_level %d: it may not be a group "
 					"key",
-					path, text_quote(q, key->column), col->level,
-					agr->max_level);
+					path, text_quote(q, key->column),
+					col->level, agr->max_level);
 		if (key->has_rule) {
 			rc = check_rule_fits(&key->rule, col, path, err);
 			if (rc)
@@ -1234,8 +1235,8 @@ static int check_measures(const struct agreement *agr,
 					"%s: column '%s' is level %d, above "
 					"max_level %d: only count_distinct may "
 					"use it",
-					path, text_quote(q, m->column), col->level,
-					agr->max_level);
+					path, text_quote(q, m->column),
+					col->level, agr->max_level);
 		if ((m->kind == MEASURE_SUM || m->kind == MEASURE_AVG) &&
 		    col->type != COL_INT && col->type != COL_DECIMAL)
 			return perr_set(err,

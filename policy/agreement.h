@@ -86,8 +86,8 @@ struct view {
 
 struct agreement_dataset {
 	char *dataset;
-	bool records;	/* default true */
-	char *rows;	/* filter text, NULL if absent */
+	bool records;	 /* default true */
+	char *rows;	 /* filter text, NULL if absent */
 	size_t ncolumns; /* in the file's order */
 	struct column_rule *columns;
 	size_t nviews;
@@ -100,9 +100,9 @@ struct agreement {
 	char *scenario;
 	size_t nuids;
 	uid_t *uids;
-	int max_level; /* default 3 */
-	int64_t valid_from_ns;	/* Unix time, nanoseconds */
-	int valid_from_offset;	/* the offset written, in minutes east of UTC */
+	int max_level;	       /* default 3 */
+	int64_t valid_from_ns; /* Unix time, nanoseconds */
+	int valid_from_offset; /* the offset written, in minutes east of UTC */
 	int64_t valid_until_ns;
 	int valid_until_offset;
 	bool has_quota;
@@ -123,7 +123,7 @@ int agreement_parse(const char *text, size_t len, struct agreement *out,
 
 /* Gives the schema of a catalogued dataset, or NULL if there is none. */
 typedef const struct schema *(*schema_lookup_fn)(void *ctx,
-						const char *dataset);
+						 const char *dataset);
 
 /*
  * Validate a parsed agreement against the catalog: every dataset exists,
@@ -134,11 +134,11 @@ typedef const struct schema *(*schema_lookup_fn)(void *ctx,
  */
 int agreement_check(const struct agreement *agr, schema_lookup_fn lookup,
 		    void *ctx, struct perr *err)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* The dataset entry for id, or NULL. */
-const struct agreement_dataset *
-agreement_find_dataset(const struct agreement *agr, const char *id);
+const struct agreement_dataset *agreement_find_dataset(
+    const struct agreement *agr, const char *id);
 
 /* The rule for column name in ds: RULE_DROP if it is not named. */
 const struct rule *agreement_dataset_rule(const struct agreement_dataset *ds,
@@ -154,6 +154,6 @@ bool id_is_valid(const char *s);
  * *ns is Unix nanoseconds, *offset_min the offset written.
  */
 int time_parse_rfc3339(const char *s, int64_t *ns, int *offset_min)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

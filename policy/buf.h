@@ -14,15 +14,18 @@ struct buf {
 	size_t cap;
 };
 
-#define BUF_INIT {NULL, 0, 0}
+#define BUF_INIT                                                               \
+	{                                                                      \
+		NULL, 0, 0                                                     \
+	}
 
 /* Make room for extra more bytes; 0 or -ENOMEM. */
 int buf_reserve(struct buf *b, size_t extra)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Append n bytes; 0 or -ENOMEM. */
 int buf_append(struct buf *b, const void *data, size_t n)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Append without checking room: the caller reserved it. */
 static inline void buf_put(struct buf *b, const void *data, size_t n)

@@ -32,8 +32,8 @@ struct csv_field {
 };
 
 struct csv_record {
-	uint64_t line;	  /* physical line where the record starts */
-	uint64_t index;	  /* 0 for the header, then 1, 2, ... */
+	uint64_t line;	/* physical line where the record starts */
+	uint64_t index; /* 0 for the header, then 1, 2, ... */
 	size_t nfields;
 	const struct csv_field *fields;
 };
@@ -57,11 +57,10 @@ struct csv_reader *csv_reader_new(csv_record_fn fn, void *ctx,
  * -ENOMEM, or the callback's error.  After an error the reader is finished.
  */
 int csv_reader_feed(struct csv_reader *r, const char *buf, size_t len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Signal end of input: flush the last record, check quotes and emptiness. */
-int csv_reader_finish(struct csv_reader *r)
-	__attribute__((warn_unused_result));
+int csv_reader_finish(struct csv_reader *r) __attribute__((warn_unused_result));
 
 /* Physical line the reader has reached (for progress and errors). */
 uint64_t csv_reader_line(const struct csv_reader *r);

@@ -53,7 +53,8 @@ void jsonpath_key(char *dst, const char *base, const char *key)
 	if (key_is_plain(key))
 		snprintf(dst, JSONPATH_LEN, "%s.%s", base, key);
 	else
-		snprintf(dst, JSONPATH_LEN, "%s['%s']", base, text_quote(q, key));
+		snprintf(dst, JSONPATH_LEN, "%s['%s']", base,
+			 text_quote(q, key));
 }
 
 void jsonpath_index(char *dst, const char *base, size_t i)
@@ -70,8 +71,8 @@ static bool key_is_known(const char *key, const char *const *known)
 	return false;
 }
 
-int jsonpath_check_keys(json_t *obj, const char *path,
-			const char *const *known, struct perr *err)
+int jsonpath_check_keys(json_t *obj, const char *path, const char *const *known,
+			struct perr *err)
 {
 	char kpath[JSONPATH_LEN];
 	void *it;

@@ -34,7 +34,7 @@ void jsonpath_key(char *dst, const char *base, const char *key);
 void jsonpath_index(char *dst, const char *base, size_t i);
 
 /* Refuse, naming its path, any key of obj not in known (NULL-terminated). */
-int jsonpath_check_keys(json_t *obj, const char *path,
-			const char *const *known, struct perr *err);
+int jsonpath_check_keys(json_t *obj, const char *path, const char *const *known,
+			struct perr *err);
 
 #endif

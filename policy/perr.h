@@ -15,9 +15,9 @@ struct perr {
 /* Format msg into err (truncating if needed).  Returns -EINVAL so callers
  * can write "return perr_set(err, ...);". err may be NULL. */
 int perr_set(struct perr *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 int perr_vset(struct perr *err, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+    __attribute__((format(printf, 2, 0)));
 
 #endif

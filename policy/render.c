@@ -114,7 +114,9 @@ static int put_header(struct render_plan *plan, const struct schema *schema)
 	int rc;
 
 	for (i = 0; i < plan->nout; i++)
-		need += quoted_bound(strlen(schema->cols[plan->cols[i].src].name)) + 1;
+		need +=
+		    quoted_bound(strlen(schema->cols[plan->cols[i].src].name)) +
+		    1;
 	rc = buf_reserve(&plan->header, need);
 	if (rc)
 		return rc;
@@ -144,8 +146,8 @@ int render_plan_init(struct render_plan *plan, const struct schema *schema,
 		return perr_set(err,
 				"$.rows: row filters are not supported yet");
 	plan->nsrc = schema->ncols;
-	plan->cols = calloc(schema->ncols ? schema->ncols : 1,
-			    sizeof(*plan->cols));
+	plan->cols =
+	    calloc(schema->ncols ? schema->ncols : 1, sizeof(*plan->cols));
 	if (!plan->cols)
 		return -ENOMEM;
 	for (i = 0; i < schema->ncols; i++) {
@@ -158,9 +160,11 @@ int render_plan_init(struct render_plan *plan, const struct schema *schema,
 		if (!rule_is_supported(r->kind)) {
 			char text[64];
 
-			rc = perr_set(err, "$.columns.%s: rule '%s' is not "
-					   "supported yet",
-				      c->name, rule_text(r, text, sizeof(text)));
+			rc =
+			    perr_set(err,
+				     "$.columns.%s: rule '%s' is not "
+				     "supported yet",
+				     c->name, rule_text(r, text, sizeof(text)));
 			goto out_release;
 		}
 		out = &plan->cols[plan->nout++];
@@ -195,7 +199,7 @@ int render_fingerprint(const struct schema *schema,
 	out->len = 0;
 	for (size_t i = 0; i < schema->ncols && !rc; i++) {
 		const struct rule *r =
-			agreement_dataset_rule(ds, schema->cols[i].name);
+		    agreement_dataset_rule(ds, schema->cols[i].name);
 		const char *rule;
 
 		if (r->kind == RULE_DROP)
@@ -215,7 +219,8 @@ int render_fingerprint(const struct schema *schema,
 
 bool render_fingerprint_equal(const struct buf *a, const struct buf *b)
 {
-	return a->len == b->len && (!a->len || !memcmp(a->data, b->data, a->len));
+	return a->len == b->len &&
+	       (!a->len || !memcmp(a->data, b->data, a->len));
 }
 
 static bool utf8_is_lead(uint8_t c)
@@ -361,7 +366,8 @@ static bool plan_keeps_all(const struct render_plan *plan)
 	if (plan->nout != plan->nsrc || plan->nout < 2)
 		return false;
 	for (size_t i = 0; i < plan->nout; i++)
-		if (plan->cols[i].rule.kind != RULE_KEEP || plan->cols[i].src != i)
+		if (plan->cols[i].rule.kind != RULE_KEEP ||
+		    plan->cols[i].src != i)
 			return false;
 	return true;
 }
@@ -385,9 +391,8 @@ static inline void put_bytes_fast(struct buf *out, const uint8_t *s, size_t n,
  * The common case of an agreement that keeps every column: one pass over
  * the encoded bytes, no per-row field table.
  */
-static int render_keep_all(const struct render_plan *plan,
-			   const uint8_t *block, size_t len, uint32_t nrows,
-			   struct buf *out)
+static int render_keep_all(const struct render_plan *plan, const uint8_t *block,
+			   size_t len, uint32_t nrows, struct buf *out)
 {
 	size_t pos = 0;
 

@@ -41,7 +41,7 @@ struct render_plan {
  */
 int render_plan_init(struct render_plan *plan, const struct schema *schema,
 		     const struct agreement_dataset *ds, struct perr *err)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 void render_plan_release(struct render_plan *plan);
 
@@ -53,7 +53,7 @@ void render_plan_release(struct render_plan *plan);
  */
 int render_fingerprint(const struct schema *schema,
 		       const struct agreement_dataset *ds, struct buf *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Whether two fingerprints are the same. */
 bool render_fingerprint_equal(const struct buf *a, const struct buf *b);
@@ -68,6 +68,6 @@ enum col_type rule_output_type(const struct rule *rule, enum col_type in);
  */
 int render_block(const struct render_plan *plan, const uint8_t *block,
 		 size_t len, uint32_t nrows, struct buf *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

@@ -27,9 +27,9 @@ int rowfmt_append(struct buf *out, const struct csv_field *fields, size_t n)
 	if (rc)
 		return rc;
 	for (i = 0; i < n; i++) {
-		uint64_t v = fields[i].len ? fields[i].len * 2 +
-						     fields[i].needs_quote
-					   : 0;
+		uint64_t v = fields[i].len
+				 ? fields[i].len * 2 + fields[i].needs_quote
+				 : 0;
 
 		out->len += varint_put(out->data + out->len, v);
 		if (fields[i].len)

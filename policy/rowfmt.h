@@ -24,7 +24,7 @@ struct rowfmt_field {
 
 /* Append one record of n fields; 0 or -ENOMEM. */
 int rowfmt_append(struct buf *out, const struct csv_field *fields, size_t n)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /*
  * Decode the record at *pos of block[0..len) into fields[0..ncols) and move
@@ -32,7 +32,7 @@ int rowfmt_append(struct buf *out, const struct csv_field *fields, size_t n)
  */
 static inline int rowfmt_next(const uint8_t *block, size_t len, size_t *pos,
 			      size_t ncols, struct rowfmt_field *fields)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* One varint; 0, or -EIO if it runs past len or over 64 bits. */
 static inline int rowfmt_varint(const uint8_t *p, size_t len, size_t *pos,

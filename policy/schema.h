@@ -43,7 +43,7 @@ long schema_find(const struct schema *schema, const char *name);
 
 /* Deep copy; returns 0 or -ENOMEM. */
 int schema_copy(struct schema *dst, const struct schema *src)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 void schema_release(struct schema *schema);
 

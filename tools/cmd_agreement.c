@@ -136,9 +136,10 @@ static int plan_sizes(struct ctl *ctl, const char *file,
 		p[count].index = i;
 		rc = catalog_dataset_latest(ctl->cat, ds->dataset, &p[count].v);
 		if (rc) {
-			rc = fail("%s: $.datasets[%zu].dataset: no such dataset "
-				  "'%s'",
-				  file, i, ds->dataset);
+			rc =
+			    fail("%s: $.datasets[%zu].dataset: no such dataset "
+				 "'%s'",
+				 file, i, ds->dataset);
 			break;
 		}
 		rc = compute_size_index(ctl, ds, &p[count].v, &p[count].si,
@@ -169,8 +170,7 @@ static void print_rules_diff(const struct agreement_dataset *now,
 	for (size_t c = 0; c < now->ncolumns; c++) {
 		const struct column_rule *cr = &now->columns[c];
 		const struct rule *old =
-			before ? agreement_dataset_rule(before, cr->column)
-			       : NULL;
+		    before ? agreement_dataset_rule(before, cr->column) : NULL;
 		const char *was = old ? rule_text(old, b, sizeof(b)) : NULL;
 		const char *is = rule_text(&cr->rule, a, sizeof(a));
 
@@ -182,11 +182,11 @@ static void print_rules_diff(const struct agreement_dataset *now,
 		const char *col = before->columns[c].column;
 		const struct rule *r = agreement_dataset_rule(now, col);
 
-		if (r->kind == RULE_DROP && before->columns[c].rule.kind !=
-						    RULE_DROP)
-			printf("    column %s: %s -> drop\n", col,
-			       rule_text(&before->columns[c].rule, a,
-					 sizeof(a)));
+		if (r->kind == RULE_DROP &&
+		    before->columns[c].rule.kind != RULE_DROP)
+			printf(
+			    "    column %s: %s -> drop\n", col,
+			    rule_text(&before->columns[c].rule, a, sizeof(a)));
 	}
 }
 
@@ -198,7 +198,7 @@ static void print_plan(const struct agreement *agr, const struct agreement *old,
 	for (size_t i = 0; i < agr->ndatasets; i++) {
 		const struct agreement_dataset *ds = &agr->datasets[i];
 		const struct agreement_dataset *before =
-			old ? agreement_find_dataset(old, ds->dataset) : NULL;
+		    old ? agreement_find_dataset(old, ds->dataset) : NULL;
 
 		printf("  dataset %s%s\n", ds->dataset,
 		       old && !before ? " (added)" : "");
@@ -327,8 +327,8 @@ static int apply_option(void *ctx, int opt, const char *arg)
 static int agreement_apply(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
-		{NULL, 0, NULL, 0},
+	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	    {NULL, 0, NULL, 0},
 	};
 	struct apply_state st = {0};
 	struct ctl ctl = {0};
@@ -403,9 +403,10 @@ static json_t *agreement_json(const struct agreement_record *rec,
 	json_object_set_new(o, "max_level", json_integer(agr->max_level));
 	json_object_set_new(o, "valid_from", json_time(agr->valid_from_ns));
 	json_object_set_new(o, "valid_until", json_time(agr->valid_until_ns));
-	json_object_set_new(o, "quota_bytes_per_day",
-			    agr->has_quota ? json_integer((json_int_t)agr->quota_bytes_per_day)
-					   : json_null());
+	json_object_set_new(
+	    o, "quota_bytes_per_day",
+	    agr->has_quota ? json_integer((json_int_t)agr->quota_bytes_per_day)
+			   : json_null());
 	json_object_set_new(o, "datasets", datasets_json(agr));
 	if (with_policy)
 		json_object_set_new(o, "policy",
@@ -418,20 +419,21 @@ static void print_agreement_text(const struct agreement_record *rec,
 {
 	char a[40], b[40], c[40], d[40];
 
-	printf("agreement  %s (revision %lld, applied %s by %s)\n"
-	       "grantee    %s\nscenario   %s\nstate      %s since %s by %s%s%s\n"
-	       "valid      %s to %s\nmax level  %d\nuids      ",
-	       rec->id, (long long)rec->revision,
-	       time_format_utc(rec->applied_ns, a, sizeof(a)), rec->applied_by,
-	       agr->grantee, agr->scenario, rec->state,
-	       time_format_utc(rec->state_since_ns, b, sizeof(b)),
-	       rec->state_by, rec->state_reason ? ": " : "",
-	       rec->state_reason ? rec->state_reason : "",
-	       time_format_offset(agr->valid_from_ns, agr->valid_from_offset, c,
-				  sizeof(c)),
-	       time_format_offset(agr->valid_until_ns, agr->valid_until_offset,
-				  d, sizeof(d)),
-	       agr->max_level);
+	printf(
+	    "agreement  %s (revision %lld, applied %s by %s)\n"
+	    "grantee    %s\nscenario   %s\nstate      %s since %s by %s%s%s\n"
+	    "valid      %s to %s\nmax level  %d\nuids      ",
+	    rec->id, (long long)rec->revision,
+	    time_format_utc(rec->applied_ns, a, sizeof(a)), rec->applied_by,
+	    agr->grantee, agr->scenario, rec->state,
+	    time_format_utc(rec->state_since_ns, b, sizeof(b)), rec->state_by,
+	    rec->state_reason ? ": " : "",
+	    rec->state_reason ? rec->state_reason : "",
+	    time_format_offset(agr->valid_from_ns, agr->valid_from_offset, c,
+			       sizeof(c)),
+	    time_format_offset(agr->valid_until_ns, agr->valid_until_offset, d,
+			       sizeof(d)),
+	    agr->max_level);
 	for (size_t i = 0; i < agr->nuids; i++)
 		printf(" %u", (unsigned)agr->uids[i]);
 	printf("\n");
@@ -466,14 +468,15 @@ static int agreement_list(struct ctl *ctl)
 			break;
 		}
 		if (ctl->json)
-			json_array_append_new(arr,
-					      agreement_json(&all[i], &agr, false));
+			json_array_append_new(
+			    arr, agreement_json(&all[i], &agr, false));
 		else
-			printf("%-20s %-10s %4lld %-21s %-21s %s\n", all[i].id,
-			       all[i].state, (long long)all[i].revision,
-			       time_format_utc(agr.valid_from_ns, a, sizeof(a)),
-			       time_format_utc(agr.valid_until_ns, b, sizeof(b)),
-			       agr.grantee);
+			printf(
+			    "%-20s %-10s %4lld %-21s %-21s %s\n", all[i].id,
+			    all[i].state, (long long)all[i].revision,
+			    time_format_utc(agr.valid_from_ns, a, sizeof(a)),
+			    time_format_utc(agr.valid_until_ns, b, sizeof(b)),
+			    agr.grantee);
 		agreement_release(&agr);
 	}
 	agreement_records_free(all, n);

@@ -38,19 +38,19 @@ static int add_option(void *ctx, int opt, const char *arg)
 static int dataset_add(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"file", required_argument, NULL, OPT_FILE},
-		{"schema", required_argument, NULL, OPT_SCHEMA},
-		{"title", required_argument, NULL, OPT_TITLE},
-		{"provider", required_argument, NULL, OPT_PROVIDER},
-		{NULL, 0, NULL, 0},
+	    {"file", required_argument, NULL, OPT_FILE},
+	    {"schema", required_argument, NULL, OPT_SCHEMA},
+	    {"title", required_argument, NULL, OPT_TITLE},
+	    {"provider", required_argument, NULL, OPT_PROVIDER},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ingest_args args = {0};
 	struct ctl ctl = {0};
 	char *pos[1];
 	int npos, rc;
 
-	rc = ctl_parse(&ctl, argc, argv, opts, add_option, &args, pos, 1,
-		       &npos);
+	rc =
+	    ctl_parse(&ctl, argc, argv, opts, add_option, &args, pos, 1, &npos);
 	if (rc)
 		return rc;
 	if (npos != 1 || !args.file)
@@ -67,10 +67,9 @@ static json_t *columns_json(const struct schema *s)
 
 	for (size_t i = 0; i < s->ncols; i++)
 		json_array_append_new(
-			cols, json_pack("{s:s, s:s, s:i}", "name",
-					s->cols[i].name, "type",
-					col_type_name(s->cols[i].type), "level",
-					s->cols[i].level));
+		    cols, json_pack("{s:s, s:s, s:i}", "name", s->cols[i].name,
+				    "type", col_type_name(s->cols[i].type),
+				    "level", s->cols[i].level));
 	return cols;
 }
 
@@ -81,10 +80,11 @@ static json_t *version_json(const struct dataset_version *v)
 	json_object_set_new(o, "version", json_integer(v->version));
 	json_object_set_new(o, "ingested_at", json_time(v->ingested_ns));
 	json_object_set_new(o, "ingested_by", json_string(v->ingested_by));
-	json_object_set_new(o, "rows", json_integer((json_int_t)v->store.nrows));
-	json_object_set_new(o, "source_name", v->source_name
-						      ? json_string(v->source_name)
-						      : json_null());
+	json_object_set_new(o, "rows",
+			    json_integer((json_int_t)v->store.nrows));
+	json_object_set_new(o, "source_name",
+			    v->source_name ? json_string(v->source_name)
+					   : json_null());
 	json_object_set_new(o, "source_bytes",
 			    json_integer((json_int_t)v->source_bytes));
 	json_object_set_new(o, "source_sha256", json_string(v->source_sha256));
@@ -101,9 +101,9 @@ static json_t *dataset_json(const struct dataset_version *v,
 	json_object_set_new(o, "id", json_string(v->dataset));
 	json_object_set_new(o, "title",
 			    v->title ? json_string(v->title) : json_null());
-	json_object_set_new(o, "provider", v->provider
-						   ? json_string(v->provider)
-						   : json_null());
+	json_object_set_new(o, "provider",
+			    v->provider ? json_string(v->provider)
+					: json_null());
 	json_object_update_new(o, version_json(v));
 	json_object_set_new(o, "columns", columns_json(s));
 	return o;
@@ -222,9 +222,8 @@ static int check_agreements_with(struct ctl *ctl, const char *id,
 	if (rc)
 		return fail("catalog: %s", strerror(-rc));
 	for (size_t i = 0; i < n && !rc; i++) {
-		struct schema_cache sc = {.cat = ctl->cat,
-					  .override_id = id,
-					  .override = graded};
+		struct schema_cache sc = {
+		    .cat = ctl->cat, .override_id = id, .override = graded};
 		struct agreement agr;
 		struct perr err;
 
@@ -246,8 +245,8 @@ static int check_agreements_with(struct ctl *ctl, const char *id,
 	return rc;
 }
 
-static int regrade_versions(struct ctl *ctl, const char *id,
-			    const char *column, int level)
+static int regrade_versions(struct ctl *ctl, const char *id, const char *column,
+			    int level)
 {
 	struct dataset_version *v;
 	size_t n;
@@ -267,9 +266,8 @@ static int regrade_versions(struct ctl *ctl, const char *id,
 		if (col >= 0) {
 			s.cols[col].level = level;
 			text = schema_to_json(&s);
-			rc = text ? catalog_dataset_set_schema(ctl->cat, id,
-							       v[i].version,
-							       text)
+			rc = text ? catalog_dataset_set_schema(
+					ctl->cat, id, v[i].version, text)
 				  : -ENOMEM;
 			free(text);
 		}
@@ -327,7 +325,8 @@ int cmd_dataset(int argc, char **argv)
 
 	if (!strcmp(verb, "add"))
 		return dataset_add(argc - 1, argv + 1);
-	if (strcmp(verb, "list") && strcmp(verb, "show") && strcmp(verb, "grade"))
+	if (strcmp(verb, "list") && strcmp(verb, "show") &&
+	    strcmp(verb, "grade"))
 		return usage_error("usage: dataset add|list|show|grade ...");
 	rc = ctl_parse(&ctl, argc - 1, argv + 1, NULL, NULL, NULL, pos, 3,
 		       &npos);

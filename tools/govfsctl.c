@@ -15,16 +15,16 @@
 #include "home.h"
 
 static const char usage_text[] =
-	"usage: govfsctl VERB [options]\n"
-	"  init [--retention-days N]\n"
-	"  dataset add ID --file F.csv [--schema S.json] [--title T] "
-	"[--provider P]\n"
-	"  dataset list [--json] | dataset show ID [--json]\n"
-	"  dataset grade ID COLUMN LEVEL\n"
-	"  agreement apply FILE.json [--dry-run]\n"
-	"  agreement list [--json] | agreement show ID [--json]\n"
-	"every verb takes --home DIR (default $GOVFS_HOME, else "
-	"/var/lib/govfs) and --key-file F (default /etc/govfs/master.key)\n";
+    "usage: govfsctl VERB [options]\n"
+    "  init [--retention-days N]\n"
+    "  dataset add ID --file F.csv [--schema S.json] [--title T] "
+    "[--provider P]\n"
+    "  dataset list [--json] | dataset show ID [--json]\n"
+    "  dataset grade ID COLUMN LEVEL\n"
+    "  agreement apply FILE.json [--dry-run]\n"
+    "  agreement list [--json] | agreement show ID [--json]\n"
+    "every verb takes --home DIR (default $GOVFS_HOME, else "
+    "/var/lib/govfs) and --key-file F (default /etc/govfs/master.key)\n";
 
 int ctl_open(struct ctl *ctl, bool write)
 {
@@ -91,16 +91,15 @@ enum { OPT_HOME = 200, OPT_KEY_FILE, OPT_JSON };
 static const char *leading_home, *leading_key_file;
 
 static const struct option common_options[] = {
-	{"home", required_argument, NULL, OPT_HOME},
-	{"key-file", required_argument, NULL, OPT_KEY_FILE},
-	{"json", no_argument, NULL, OPT_JSON},
+    {"home", required_argument, NULL, OPT_HOME},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"json", no_argument, NULL, OPT_JSON},
 };
 #define NCOMMON (sizeof(common_options) / sizeof(common_options[0]))
 #define MAX_OPTIONS 16
 
-int ctl_parse(struct ctl *ctl, int argc, char **argv,
-	      const struct option *own, opt_fn on_opt, void *ctx, char **pos,
-	      int max_pos, int *npos)
+int ctl_parse(struct ctl *ctl, int argc, char **argv, const struct option *own,
+	      opt_fn on_opt, void *ctx, char **pos, int max_pos, int *npos)
 {
 	struct option all[MAX_OPTIONS + 1];
 	size_t n = 0;
@@ -112,12 +111,12 @@ int ctl_parse(struct ctl *ctl, int argc, char **argv,
 		all[n++] = *own;
 	memset(&all[n], 0, sizeof(all[n]));
 	if (!ctl->home)
-		ctl->home = leading_home ? leading_home
+		ctl->home = leading_home	   ? leading_home
 			    : getenv("GOVFS_HOME") ? getenv("GOVFS_HOME")
 						   : HOME_DEFAULT;
 	if (!ctl->key_file)
-		ctl->key_file = leading_key_file ? leading_key_file
-						 : DEFAULT_KEY_FILE;
+		ctl->key_file =
+		    leading_key_file ? leading_key_file : DEFAULT_KEY_FILE;
 	optind = 1;
 	opterr = 0;
 	*npos = 0;
@@ -185,8 +184,8 @@ static int init_option(void *ctx, int opt, const char *arg)
 int cmd_init(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"retention-days", required_argument, NULL, OPT_RETENTION},
-		{NULL, 0, NULL, 0},
+	    {"retention-days", required_argument, NULL, OPT_RETENTION},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ctl ctl = {0};
 	struct catalog *cat;
@@ -203,8 +202,9 @@ int cmd_init(int argc, char **argv)
 		return fail("%s: already holds a catalog", ctl.home);
 	rc = home_create(ctl.home);
 	if (rc == -EEXIST)
-		return fail("%s: not empty (init wants a new or empty directory)",
-			    ctl.home);
+		return fail(
+		    "%s: not empty (init wants a new or empty directory)",
+		    ctl.home);
 	if (rc)
 		return fail("%s: %s", ctl.home, strerror(-rc));
 	rc = init_key(ctl.key_file);
@@ -221,8 +221,8 @@ int cmd_init(int argc, char **argv)
 		return fail("%s: %s", path, strerror(-rc));
 	if (chmod(path, 0600))
 		return fail("%s: %s", path, strerror(errno));
-	printf("initialised %s (key %s, audit retention %ld days)\n",
-	       ctl.home, ctl.key_file, days);
+	printf("initialised %s (key %s, audit retention %ld days)\n", ctl.home,
+	       ctl.key_file, days);
 	return 0;
 }
 
@@ -233,9 +233,10 @@ static int take_leading_options(int argc, char **argv)
 	int i = 1;
 
 	while (i < argc && !strncmp(argv[i], "--", 2)) {
-		const char **dst = !strcmp(argv[i], "--home")       ? &leading_home
-				   : !strcmp(argv[i], "--key-file") ? &leading_key_file
-								    : NULL;
+		const char **dst = !strcmp(argv[i], "--home") ? &leading_home
+				   : !strcmp(argv[i], "--key-file")
+				       ? &leading_key_file
+				       : NULL;
 
 		if (!dst)
 			break;

@@ -43,9 +43,8 @@ typedef int (*opt_fn)(void *ctx, int opt, const char *arg);
  * --json go into ctl, the verb's own options (ids >= 256) to on_opt, and
  * up to max_pos positional arguments into pos.  0 or EXIT_USAGE.
  */
-int ctl_parse(struct ctl *ctl, int argc, char **argv,
-	      const struct option *own, opt_fn on_opt, void *ctx, char **pos,
-	      int max_pos, int *npos);
+int ctl_parse(struct ctl *ctl, int argc, char **argv, const struct option *own,
+	      opt_fn on_opt, void *ctx, char **pos, int max_pos, int *npos);
 
 /* Parse a decimal number in [min, max]. */
 bool parse_long(const char *s, long min, long max, long *out);
@@ -95,7 +94,7 @@ struct schema_cache {
 		char *id;
 		bool found;
 		struct schema schema;
-	} *entries;
+	} * entries;
 };
 
 const struct schema *schema_cache_lookup(void *ctx, const char *dataset);

@@ -55,8 +55,9 @@ static int header_against_declared(struct ingest *in,
 				   struct perr *err)
 {
 	if (rec->nfields != in->schema.ncols)
-		return perr_set(err, "line %llu: header has %zu columns, "
-				     "schema has %zu",
+		return perr_set(err,
+				"line %llu: header has %zu columns, "
+				"schema has %zu",
 				(unsigned long long)rec->line, rec->nfields,
 				in->schema.ncols);
 	for (size_t i = 0; i < rec->nfields; i++) {
@@ -64,9 +65,10 @@ static int header_against_declared(struct ingest *in,
 
 		if (rec->fields[i].len != strlen(name) ||
 		    memcmp(rec->fields[i].data, name, rec->fields[i].len))
-			return perr_set(err, "line %llu, column %zu: header "
-					     "name differs from the schema's "
-					     "'%s'",
+			return perr_set(err,
+					"line %llu, column %zu: header "
+					"name differs from the schema's "
+					"'%s'",
 					(unsigned long long)rec->line, i + 1,
 					name);
 	}
@@ -82,7 +84,7 @@ static int header_to_schema(struct ingest *in, const struct csv_record *rec)
 	in->schema.ncols = rec->nfields;
 	for (size_t i = 0; i < rec->nfields; i++) {
 		in->schema.cols[i].name =
-			strndup(rec->fields[i].data, rec->fields[i].len);
+		    strndup(rec->fields[i].data, rec->fields[i].len);
 		if (!in->schema.cols[i].name)
 			return -ENOMEM;
 		in->schema.cols[i].level = LEVEL_MAX;
@@ -110,8 +112,9 @@ static int type_error(const struct ingest *in, const struct csv_record *rec,
 	char value[SHOWN_VALUE_MAX + 4];
 
 	shown_value(&rec->fields[col], value, sizeof(value));
-	return perr_set(err, "line %llu, column %zu ('%s'): '%s' is not a "
-			     "valid %s",
+	return perr_set(err,
+			"line %llu, column %zu ('%s'): '%s' is not a "
+			"valid %s",
 			(unsigned long long)rec->line, col + 1,
 			in->schema.cols[col].name, value,
 			col_type_name(in->schema.cols[col].type));
@@ -263,7 +266,7 @@ struct affected {
 	struct affected_agreement {
 		struct agreement_record rec;
 		struct size_index si;
-	} *items;
+	} * items;
 };
 
 static void affected_release(struct affected *a)
@@ -280,9 +283,8 @@ static int check_one_agreement(struct ctl *ctl, struct agreement_record *rec,
 			       const struct dataset_version *v,
 			       struct affected *out)
 {
-	struct schema_cache sc = {.cat = ctl->cat,
-				  .override_id = v->dataset,
-				  .override = schema};
+	struct schema_cache sc = {
+	    .cat = ctl->cat, .override_id = v->dataset, .override = schema};
 	const struct agreement_dataset *ds;
 	struct agreement agr;
 	struct size_index si = {0};
@@ -345,14 +347,13 @@ static int publish(struct ctl *ctl, struct dataset_version *v,
 	for (size_t i = 0; i < aff->n && !rc; i++) {
 		if (!aff->items[i].si.block_bytes)
 			continue;
-		rc = catalog_size_index_put(ctl->cat, aff->items[i].rec.id,
-					    aff->items[i].rec.revision,
-					    v->dataset, v->version,
-					    &aff->items[i].si);
+		rc = catalog_size_index_put(
+		    ctl->cat, aff->items[i].rec.id, aff->items[i].rec.revision,
+		    v->dataset, v->version, &aff->items[i].si);
 		if (!rc)
-			rc = catalog_size_index_prune(ctl->cat,
-						      aff->items[i].rec.id,
-						      aff->items[i].rec.revision);
+			rc = catalog_size_index_prune(
+			    ctl->cat, aff->items[i].rec.id,
+			    aff->items[i].rec.revision);
 	}
 	if (!rc)
 		rc = catalog_commit(ctl->cat);
@@ -492,7 +493,8 @@ static int ingest_locked(struct ctl *ctl, struct ingest *in, int fd)
 	if (rc)
 		unlink(p.final);
 	else
-		describe_version(&v, &in->schema, clock_now_ns() - in->start_ns);
+		describe_version(&v, &in->schema,
+				 clock_now_ns() - in->start_ns);
 	affected_release(&aff);
 out_free:
 	free(v.schema_json);

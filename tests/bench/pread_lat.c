@@ -88,7 +88,8 @@ int main(int argc, char **argv)
 	}
 	lat = calloc((size_t)count, sizeof(*lat));
 	for (long i = 0; i < count; i++) {
-		uint64_t off = rng_next() % (window > READ_LEN ? window - READ_LEN : 1);
+		uint64_t off =
+		    rng_next() % (window > READ_LEN ? window - READ_LEN : 1);
 		double t0 = now_us();
 
 		if (pread(fd, buf, READ_LEN, (off_t)off) < 0) {
@@ -98,7 +99,8 @@ int main(int argc, char **argv)
 		lat[i] = now_us() - t0;
 	}
 	qsort(lat, (size_t)count, sizeof(*lat), cmp_double);
-	printf("p50 %.1f us  p99 %.1f us  (%ld reads of 4 KiB over %llu bytes%s)\n",
+	printf("p50 %.1f us  p99 %.1f us  (%ld reads of 4 KiB over %llu "
+	       "bytes%s)\n",
 	       lat[count / 2], lat[count * 99 / 100], count,
 	       (unsigned long long)window, warm_first ? ", warm" : "");
 	free(lat);

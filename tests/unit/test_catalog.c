@@ -220,23 +220,22 @@ static void test_data_version_moves_on_foreign_commit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_create_refuses_existing_catalog,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_reads_meta, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_versions_number_from_one,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_file_is_unique, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_agreement_revisions, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_size_index_round_trip_and_prune,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_data_version_moves_on_foreign_commit, setup,
-			teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_create_refuses_existing_catalog, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_reads_meta, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_versions_number_from_one,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_file_is_unique, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_agreement_revisions, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_size_index_round_trip_and_prune, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_data_version_moves_on_foreign_commit, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
