@@ -41,7 +41,7 @@ static const char schema_sql[] =
     " id TEXT PRIMARY KEY, created_ns INTEGER NOT NULL,"
     " state TEXT NOT NULL, state_since_ns INTEGER NOT NULL,"
     " state_by TEXT NOT NULL, state_reason TEXT,"
-    " revision INTEGER NOT NULL);"
+    " revision INTEGER NOT NULL, pseudonym_key BLOB);"
     "CREATE TABLE agreement_revisions("
     " agreement TEXT NOT NULL REFERENCES agreements(id),"
     " revision INTEGER NOT NULL, applied_ns INTEGER NOT NULL,"
@@ -617,7 +617,8 @@ void agreement_records_free(struct agreement_record *a, size_t n)
 #define AGREEMENT_QUERY                                                        \
 	"SELECT a.id, a.created_ns, a.state, a.state_since_ns, a.state_by,"    \
 	" a.state_reason, a.revision, r.applied_ns, r.applied_by,"             \
-	" r.policy_json FROM agreements a JOIN agreement_revisions r"          \
+	" r.policy_json, a.pseudonym_key FROM agreements a"                    \
+	" JOIN agreement_revisions r"                                          \
 	" ON r.agreement = a.id AND r.revision = a.revision"
 
 static int agreement_from_row(sqlite3_stmt *st, struct agreement_record *a)
@@ -633,6 +634,10 @@ static int agreement_from_row(sqlite3_stmt *st, struct agreement_record *a)
 	a->applied_ns = sqlite3_column_int64(st, 7);
 	a->applied_by = col_strdup(st, 8);
 	a->policy_json = col_strdup(st, 9);
+	a->has_pseudonym_key = sqlite3_column_bytes(st, 10) == WRAPPED_KEY_LEN;
+	if (a->has_pseudonym_key)
+		memcpy(a->pseudonym_key, sqlite3_column_blob(st, 10),
+		       WRAPPED_KEY_LEN);
 	if (!a->id || !a->state || !a->state_by || !a->applied_by ||
 	    !a->policy_json)
 		return -ENOMEM;
@@ -693,11 +698,12 @@ int catalog_agreement_list(struct catalog *cat, struct agreement_record **out,
 static int insert_agreement(struct catalog *cat, struct agreement_record *a)
 {
 	sqlite3_stmt *st;
-	int rc = prepare(cat,
-			 "INSERT INTO agreements(id, created_ns, state,"
-			 " state_since_ns, state_by, state_reason, revision)"
-			 " VALUES(?, ?, 'active', ?, ?, NULL, 1)",
-			 &st);
+	int rc =
+	    prepare(cat,
+		    "INSERT INTO agreements(id, created_ns, state,"
+		    " state_since_ns, state_by, state_reason, revision,"
+		    " pseudonym_key) VALUES(?, ?, 'active', ?, ?, NULL, 1, ?)",
+		    &st);
 
 	if (rc)
 		return rc;
@@ -705,6 +711,9 @@ static int insert_agreement(struct catalog *cat, struct agreement_record *a)
 	sqlite3_bind_int64(st, 2, a->applied_ns);
 	sqlite3_bind_int64(st, 3, a->applied_ns);
 	bind_text(st, 4, a->applied_by);
+	if (a->has_pseudonym_key)
+		sqlite3_bind_blob(st, 5, a->pseudonym_key, WRAPPED_KEY_LEN,
+				  SQLITE_TRANSIENT);
 	a->revision = 1;
 	return step_done(st);
 }

@@ -113,6 +113,10 @@ struct agreement_record {
 	int64_t applied_ns;
 	char *applied_by;
 	char *policy_json; /* canonical text of the current revision */
+	/* The agreement's pseudonym key, wrapped by the master key; absent
+	 * once revoked (crypto-shredded). */
+	bool has_pseudonym_key;
+	uint8_t pseudonym_key[WRAPPED_KEY_LEN];
 };
 
 void agreement_record_release(struct agreement_record *a);
@@ -129,7 +133,8 @@ void agreement_records_free(struct agreement_record *a, size_t n);
 
 /*
  * Record a new revision of a->id with a->policy_json (creating the
- * agreement, active, at revision 1); a->revision and times are set.
+ * agreement, active, at revision 1, with a->pseudonym_key); a->revision
+ * and times are set.
  */
 int catalog_agreement_add_revision(struct catalog *cat,
 				   struct agreement_record *a)

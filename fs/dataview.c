@@ -19,9 +19,27 @@ void data_key_label(const char *dataset, char *buf, size_t len)
 	snprintf(buf, len, "govfs dataset key:%s", dataset);
 }
 
+void pseudonym_key_label(const char *agreement, char *buf, size_t len)
+{
+	snprintf(buf, len, "govfs pseudonym key:%s", agreement);
+}
+
+int pseudonym_key_unwrap(const struct master_key *mk,
+			 const struct agreement_record *rec,
+			 uint8_t key[KEY_LEN])
+{
+	char label[128];
+
+	if (!rec->has_pseudonym_key)
+		return -ENOKEY;
+	pseudonym_key_label(rec->id, label, sizeof(label));
+	return data_key_unwrap(mk, label, rec->pseudonym_key, key);
+}
+
 int dataview_open(struct dataview *dv, const char *home,
 		  const struct master_key *mk, const struct dataset_version *v,
-		  const struct agreement_dataset *ds, struct perr *err)
+		  const struct agreement_dataset *ds,
+		  const uint8_t *pseudonym_key, struct perr *err)
 {
 	uint8_t key[KEY_LEN];
 	char label[128], path[PATH_MAX];
@@ -33,7 +51,7 @@ int dataview_open(struct dataview *dv, const char *home,
 			      &dv->schema, &serr);
 	if (rc)
 		return -EIO;
-	rc = render_plan_init(&dv->plan, &dv->schema, ds, err);
+	rc = render_plan_init(&dv->plan, &dv->schema, ds, pseudonym_key, err);
 	if (rc)
 		goto out_schema;
 	data_key_label(v->dataset, label, sizeof(label));

@@ -26,14 +26,28 @@ struct dataview {
 /* The label a dataset's data key is wrapped under. */
 void data_key_label(const char *dataset, char *buf, size_t len);
 
+/* The label an agreement's pseudonym key is wrapped under. */
+void pseudonym_key_label(const char *agreement, char *buf, size_t len);
+
+/*
+ * The plain pseudonym key of agreement rec into key; -ENOKEY if it has
+ * none (revoked), -EIO if it does not unwrap.
+ */
+int pseudonym_key_unwrap(const struct master_key *mk,
+			 const struct agreement_record *rec,
+			 uint8_t key[KEY_LEN])
+    __attribute__((warn_unused_result));
+
 /*
  * Open version v of a dataset under agreement entry ds: unwrap the data key,
- * open and check the store, build the render plan.  err says what is wrong
- * with the agreement for this version; other failures are -errno.
+ * open and check the store, build the render plan (with the agreement's
+ * plain pseudonym key, or NULL).  err says what is wrong with the
+ * agreement for this version; other failures are -errno.
  */
 int dataview_open(struct dataview *dv, const char *home,
 		  const struct master_key *mk, const struct dataset_version *v,
-		  const struct agreement_dataset *ds, struct perr *err)
+		  const struct agreement_dataset *ds,
+		  const uint8_t *pseudonym_key, struct perr *err)
     __attribute__((warn_unused_result));
 
 /* Render every block once (on all cores) to fill dv->sizes. */

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,11 +90,12 @@ static int file_view_fill_ends(struct file_view *fv)
 /* Open the data.csv of version v under revision rec of entry ds. */
 static int file_view_open(struct catalog *cat, const char *home,
 			  const struct master_key *mk,
-			  const struct agreement_record *rec,
+			  const struct mount_state *st,
 			  const struct agreement_dataset *ds,
 			  const struct dataset_version *v,
 			  struct file_view **out, char *why, size_t whylen)
 {
+	const struct agreement_record *rec = &st->rec;
 	struct file_view *fv = calloc(1, sizeof(*fv));
 	struct perr err;
 	int rc;
@@ -107,8 +109,10 @@ static int file_view_open(struct catalog *cat, const char *home,
 	fv->revision = rec->revision;
 	fv->mtime_ns =
 	    v->ingested_ns > rec->applied_ns ? v->ingested_ns : rec->applied_ns;
-	rc = fv->dataset ? dataview_open(&fv->dv, home, mk, v, ds, &err)
-			 : -ENOMEM;
+	rc = fv->dataset
+		 ? dataview_open(&fv->dv, home, mk, v, ds,
+				 st->has_key ? st->pseudonym_key : NULL, &err)
+		 : -ENOMEM;
 	if (rc) {
 		snprintf(why, whylen, "%s: %s", v->dataset,
 			 rc == -EINVAL ? err.msg : strerror(-rc));
@@ -260,7 +264,7 @@ static int load_dataset(struct catalog *cat, const char *home,
 		d->data =
 		    reusable_view(prev, v.dataset, v.version, st->rec.revision);
 		if (!d->data)
-			rc = file_view_open(cat, home, mk, &st->rec, d->ds, &v,
+			rc = file_view_open(cat, home, mk, st, d->ds, &v,
 					    &d->data, why, whylen);
 	}
 	dataset_version_release(&v);
@@ -278,8 +282,9 @@ enum time_phase time_phase_at(const struct agreement *agr, int64_t now_ns)
 	return PHASE_VALID;
 }
 
-static int load_agreement(struct catalog *cat, const char *id,
-			  struct mount_state *st, char *why, size_t whylen)
+static int load_agreement(struct catalog *cat, const struct master_key *mk,
+			  const char *id, struct mount_state *st, char *why,
+			  size_t whylen)
 {
 	struct perr err;
 	int rc = catalog_agreement_get(cat, id, &st->rec);
@@ -296,6 +301,8 @@ static int load_agreement(struct catalog *cat, const char *id,
 			     &st->agr, &err);
 	if (rc)
 		snprintf(why, whylen, "agreement '%s': %s", id, err.msg);
+	st->has_key =
+	    !rc && !pseudonym_key_unwrap(mk, &st->rec, st->pseudonym_key);
 	st->active = !strcmp(st->rec.state, "active");
 	st->mtime_ns = st->rec.applied_ns > st->rec.state_since_ns
 			   ? st->rec.applied_ns
@@ -320,7 +327,7 @@ int mount_state_load(struct catalog *cat, const char *home,
 		snprintf(why, whylen, "catalog: %s", strerror(-rc));
 		return rc;
 	}
-	rc = load_agreement(cat, id, st, why, whylen);
+	rc = load_agreement(cat, mk, id, st, why, whylen);
 	/* A revoked agreement shows its README only: nothing else is left. */
 	if (!rc && strcmp(st->rec.state, "revoked")) {
 		st->datasets =
@@ -360,6 +367,7 @@ void mount_state_put(struct mount_state *st)
 	buf_release(&st->readme);
 	agreement_release(&st->agr);
 	agreement_record_release(&st->rec);
+	OPENSSL_cleanse(st->pseudonym_key, sizeof(st->pseudonym_key));
 	free(st);
 }
 

@@ -84,7 +84,9 @@ struct mount_state {
 	atomic_uint refs;
 	struct agreement agr;
 	struct agreement_record rec;
-	bool active; /* state is "active" */
+	bool has_key;
+	uint8_t pseudonym_key[KEY_LEN]; /* plain: wiped when freed */
+	bool active;			/* state is "active" */
 	enum time_phase phase;
 	size_t ndatasets;
 	struct dataset_state *datasets;

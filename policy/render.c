@@ -32,6 +32,7 @@ static bool rule_is_supported(enum rule_kind kind)
 	case RULE_DATE_DAY:
 		return true;
 	case RULE_PSEUDONYM:
+		return true;
 	case RULE_BUCKET:
 		break;
 	}
@@ -135,8 +136,33 @@ static int put_header(struct render_plan *plan, const struct schema *schema)
 	return 0;
 }
 
+/* Prepare the keyed state if a shown column is a pseudonym. */
+static int plan_pseudonyms(struct render_plan *plan, const uint8_t *key,
+			   struct perr *err)
+{
+	for (size_t i = 0; i < plan->nout; i++) {
+		if (plan->cols[i].rule.kind != RULE_PSEUDONYM)
+			continue;
+		if (!key)
+			return perr_set(err, "pseudonym: the agreement has no "
+					     "pseudonym key");
+		if (pseudonymizer_init(&plan->pz, key))
+			return -ENOMEM;
+		plan->has_pseudonyms = true;
+		return 0;
+	}
+	return 0;
+}
+
+/* Output bytes beyond twice the input a rule may write for one value. */
+static size_t rule_extra(const struct rule *r)
+{
+	return r->kind == RULE_PSEUDONYM ? PSEUDONYM_TOKEN_LEN : 0;
+}
+
 int render_plan_init(struct render_plan *plan, const struct schema *schema,
-		     const struct agreement_dataset *ds, struct perr *err)
+		     const struct agreement_dataset *ds,
+		     const uint8_t *pseudonym_key, struct perr *err)
 {
 	size_t i;
 	int rc;
@@ -172,8 +198,11 @@ int render_plan_init(struct render_plan *plan, const struct schema *schema,
 		out->rule = *r;
 		out->rule.width = NULL;
 		out->type = rule_output_type(r, c->type);
+		plan->row_extra += rule_extra(r);
 	}
-	rc = put_header(plan, schema);
+	rc = plan_pseudonyms(plan, pseudonym_key, err);
+	if (!rc)
+		rc = put_header(plan, schema);
 	if (rc)
 		goto out_release;
 	return 0;
@@ -185,6 +214,8 @@ out_release:
 
 void render_plan_release(struct render_plan *plan)
 {
+	if (plan->has_pseudonyms)
+		pseudonymizer_release(&plan->pz);
 	free(plan->cols);
 	buf_release(&plan->header);
 	memset(plan, 0, sizeof(*plan));
@@ -293,46 +324,65 @@ static void put_masked(struct buf *out, const struct rowfmt_field *f,
 		buf_putc(out, '"');
 }
 
-static void put_value(struct buf *out, const struct render_col *col,
-		      const struct rowfmt_field *f)
+/* What rendering one block needs beyond the plan: per-call scratch. */
+struct render_ctx {
+	const struct render_plan *plan;
+	EVP_MD_CTX *md; /* for pseudonyms */
+};
+
+static int put_pseudonym(struct buf *out, const struct render_ctx *ctx,
+			 const struct rowfmt_field *f)
+{
+	int rc = pseudonym_token(&ctx->plan->pz, ctx->md, f->data, f->len,
+				 (char *)out->data + out->len);
+
+	if (!rc)
+		out->len += PSEUDONYM_TOKEN_LEN;
+	return rc;
+}
+
+static int put_value(struct buf *out, const struct render_ctx *ctx,
+		     const struct render_col *col, const struct rowfmt_field *f)
 {
 	size_t cut;
 
 	if (f->len == 0)
-		return;
+		return 0;
 	switch (col->rule.kind) {
 	case RULE_KEEP:
 		put_field(out, f->data, f->len, f->needs_quote);
-		return;
+		return 0;
 	case RULE_NULL:
 	case RULE_DROP:
-		return;
+		return 0;
 	case RULE_REDACT:
 		buf_put(out, "***", 3);
-		return;
+		return 0;
+	case RULE_PSEUDONYM:
+		return put_pseudonym(out, ctx, f);
 	case RULE_MASK_FIRST:
 	case RULE_MASK_LAST:
 		put_masked(out, f, col->rule.n,
 			   col->rule.kind == RULE_MASK_FIRST);
-		return;
+		return 0;
 	case RULE_PREFIX:
 		cut = utf8_offset(f->data, f->len, col->rule.n);
 		put_field(out, f->data, cut,
 			  f->needs_quote && bytes_need_quote(f->data, cut));
-		return;
+		return 0;
 	case RULE_DATE_YEAR:
 		buf_put(out, f->data, f->len < 4 ? f->len : 4);
-		return;
+		return 0;
 	case RULE_DATE_MONTH:
 		buf_put(out, f->data, f->len < 7 ? f->len : 7);
-		return;
+		return 0;
 	case RULE_DATE_DAY:
 		buf_put(out, f->data, f->len < 10 ? f->len : 10);
-		return;
-	case RULE_PSEUDONYM:
+		return 0;
 	case RULE_BUCKET:
 		break;
 	}
+	return -EIO;
 }
 
 /*
@@ -343,22 +393,28 @@ static void put_value(struct buf *out, const struct render_col *col,
 static size_t block_bound(const struct render_plan *plan, size_t len,
 			  uint32_t nrows)
 {
-	return 2 * len + (size_t)nrows * (4 * plan->nout + 3) + SHORT_COPY;
+	return 2 * len +
+	       (size_t)nrows * (4 * plan->nout + 3 + plan->row_extra) +
+	       SHORT_COPY;
 }
 
-static void render_row(const struct render_plan *plan,
-		       const struct rowfmt_field *fields, struct buf *out)
+static int render_row(const struct render_ctx *ctx,
+		      const struct rowfmt_field *fields, struct buf *out)
 {
+	const struct render_plan *plan = ctx->plan;
 	size_t start = out->len;
+	int rc = 0;
 
-	for (size_t i = 0; i < plan->nout; i++) {
+	for (size_t i = 0; i < plan->nout && !rc; i++) {
 		if (i)
 			buf_putc(out, ',');
-		put_value(out, &plan->cols[i], &fields[plan->cols[i].src]);
+		rc = put_value(out, ctx, &plan->cols[i],
+			       &fields[plan->cols[i].src]);
 	}
 	if (plan->nout == 1 && out->len == start)
 		buf_put(out, "\"\"", 2);
 	buf_putc(out, '\n');
+	return rc;
 }
 
 static bool plan_keeps_all(const struct render_plan *plan)
@@ -417,6 +473,7 @@ int render_block(const struct render_plan *plan, const uint8_t *block,
 {
 	struct rowfmt_field stack[STACK_FIELDS];
 	struct rowfmt_field *fields = stack;
+	struct render_ctx ctx = {.plan = plan};
 	size_t pos = 0;
 	uint32_t r;
 	int rc;
@@ -434,13 +491,19 @@ int render_block(const struct render_plan *plan, const uint8_t *block,
 		if (!fields)
 			return -ENOMEM;
 	}
+	if (plan->has_pseudonyms) {
+		ctx.md = EVP_MD_CTX_new();
+		if (!ctx.md)
+			rc = -ENOMEM;
+	}
 	for (r = 0; r < nrows && !rc; r++) {
 		rc = rowfmt_next(block, len, &pos, plan->nsrc, fields);
 		if (!rc)
-			render_row(plan, fields, out);
+			rc = render_row(&ctx, fields, out);
 	}
 	if (!rc && pos != len)
 		rc = -EIO;
+	EVP_MD_CTX_free(ctx.md);
 	if (fields != stack)
 		free(fields);
 	return rc;

@@ -19,6 +19,7 @@
 #include "agreement.h"
 #include "buf.h"
 #include "perr.h"
+#include "pseudonym.h"
 #include "schema.h"
 
 struct render_col {
@@ -31,16 +32,21 @@ struct render_plan {
 	size_t nsrc; /* columns in the dataset */
 	size_t nout; /* columns in data.csv */
 	struct render_col *cols;
-	struct buf header; /* the header row, '\n' included */
+	struct buf header;	 /* the header row, '\n' included */
+	bool has_pseudonyms;	 /* pz is prepared */
+	struct pseudonymizer pz; /* keyed with the agreement's key */
+	size_t row_extra; /* output bytes a row may need beyond its input */
 };
 
 /*
- * Build the plan for dataset schema under agreement entry ds.  Refuses,
- * naming the column's JSON path, a rule this build cannot render yet.
- * On error *plan is left empty.
+ * Build the plan for dataset schema under agreement entry ds.
+ * pseudonym_key (PSEUDONYM_KEY_LEN bytes) is the agreement's key, NULL if
+ * it has none.  Refuses, naming the column's JSON path, a rule this build
+ * cannot render.  On error *plan is left empty.
  */
 int render_plan_init(struct render_plan *plan, const struct schema *schema,
-		     const struct agreement_dataset *ds, struct perr *err)
+		     const struct agreement_dataset *ds,
+		     const uint8_t *pseudonym_key, struct perr *err)
     __attribute__((warn_unused_result));
 
 void render_plan_release(struct render_plan *plan);

@@ -69,11 +69,11 @@ int agreement_from_record(const struct agreement_record *rec,
 }
 
 int compute_size_index(struct ctl *ctl, const struct agreement_dataset *ds,
-		       const struct dataset_version *v, struct size_index *out,
-		       struct perr *err)
+		       const struct dataset_version *v, const uint8_t *key,
+		       struct size_index *out, struct perr *err)
 {
 	struct dataview dv;
-	int rc = dataview_open(&dv, ctl->home, &ctl->mk, v, ds, err);
+	int rc = dataview_open(&dv, ctl->home, &ctl->mk, v, ds, key, err);
 
 	if (rc)
 		return rc;
@@ -117,8 +117,8 @@ static void planned_free(struct planned *p, size_t n)
 
 /* Size indexes of every data.csv the agreement shows. */
 static int plan_sizes(struct ctl *ctl, const char *file,
-		      const struct agreement *agr, struct planned **out,
-		      size_t *n)
+		      const struct agreement *agr, const uint8_t *key,
+		      struct planned **out, size_t *n)
 {
 	struct planned *p = calloc(agr->ndatasets + 1, sizeof(*p));
 	size_t count = 0;
@@ -142,7 +142,7 @@ static int plan_sizes(struct ctl *ctl, const char *file,
 				 file, i, ds->dataset);
 			break;
 		}
-		rc = compute_size_index(ctl, ds, &p[count].v, &p[count].si,
+		rc = compute_size_index(ctl, ds, &p[count].v, key, &p[count].si,
 					&err);
 		count++;
 		if (rc == -EINVAL)
@@ -242,6 +242,10 @@ static int record_revision(struct ctl *ctl, struct agreement_record *rec,
 struct apply_state {
 	const char *file;
 	bool dry_run;
+	/* The pseudonym key: the agreement's own, or a new one for a new
+	 * agreement (wrapped into wrapped_key). */
+	uint8_t key[KEY_LEN];
+	uint8_t wrapped_key[WRAPPED_KEY_LEN];
 	struct agreement agr;
 	char *canonical;
 	struct agreement_record old;
@@ -267,7 +271,7 @@ static int apply_checked(struct ctl *ctl, struct apply_state *st)
 			return fail("%s: $.datasets[%zu].views: views are not "
 				    "supported yet",
 				    st->file, i);
-	rc = plan_sizes(ctl, st->file, &st->agr, &p, &n);
+	rc = plan_sizes(ctl, st->file, &st->agr, st->key, &p, &n);
 	if (rc)
 		return rc;
 	if (st->dry_run) {
@@ -279,6 +283,8 @@ static int apply_checked(struct ctl *ctl, struct apply_state *st)
 	rec.id = st->agr.id;
 	rec.applied_by = ctl->admin;
 	rec.policy_json = st->canonical;
+	rec.has_pseudonym_key = true;
+	memcpy(rec.pseudonym_key, st->wrapped_key, WRAPPED_KEY_LEN);
 	rc = record_revision(ctl, &rec, p, n);
 	if (!rc) {
 		print_plan(&st->agr, st->has_old ? &st->old_agr : NULL, p, n);
@@ -287,6 +293,15 @@ static int apply_checked(struct ctl *ctl, struct apply_state *st)
 	}
 	planned_free(p, n);
 	return rc;
+}
+
+/* A new agreement gets its own random key, wrapped by the master key. */
+static int new_pseudonym_key(struct ctl *ctl, struct apply_state *st)
+{
+	char label[128];
+
+	pseudonym_key_label(st->agr.id, label, sizeof(label));
+	return data_key_new(&ctl->mk, label, st->key, st->wrapped_key);
 }
 
 static int apply_opened(struct ctl *ctl, struct apply_state *st)
@@ -308,6 +323,12 @@ static int apply_opened(struct ctl *ctl, struct apply_state *st)
 	if (st->has_old && agreement_from_record(&st->old, &st->old_agr))
 		return fail("agreement '%s': stored revision unreadable",
 			    st->agr.id);
+	if (st->has_old && pseudonym_key_unwrap(&ctl->mk, &st->old, st->key))
+		return fail("agreement '%s': pseudonym key does not unwrap "
+			    "with %s",
+			    st->agr.id, ctl->key_file);
+	if (!st->has_old && new_pseudonym_key(ctl, st))
+		return fail("cannot make a pseudonym key");
 	return apply_checked(ctl, st);
 }
 
@@ -366,6 +387,7 @@ static int agreement_apply(int argc, char **argv)
 	}
 	agreement_release(&st.agr);
 	free(st.canonical);
+	memset(st.key, 0, sizeof(st.key));
 	return rc;
 }
 

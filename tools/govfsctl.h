@@ -106,10 +106,11 @@ int agreement_from_record(const struct agreement_record *rec,
 
 /*
  * The exact data.csv size index of version v under entry ds of an
- * agreement.  err says why the agreement cannot show v; else -errno.
+ * agreement whose plain pseudonym key is key (NULL if none).  err says why
+ * the agreement cannot show v; else -errno.
  */
 int compute_size_index(struct ctl *ctl, const struct agreement_dataset *ds,
-		       const struct dataset_version *v, struct size_index *out,
-		       struct perr *err);
+		       const struct dataset_version *v, const uint8_t *key,
+		       struct size_index *out, struct perr *err);
 
 #endif

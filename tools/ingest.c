@@ -288,6 +288,7 @@ static int check_one_agreement(struct ctl *ctl, struct agreement_record *rec,
 	const struct agreement_dataset *ds;
 	struct agreement agr;
 	struct size_index si = {0};
+	uint8_t key[KEY_LEN];
 	struct perr err;
 	int rc;
 
@@ -301,8 +302,11 @@ static int check_one_agreement(struct ctl *ctl, struct agreement_record *rec,
 	}
 	rc = agreement_check(&agr, schema_cache_lookup, &sc, &err);
 	schema_cache_release(&sc);
+	if (!rc && ds->records && pseudonym_key_unwrap(&ctl->mk, rec, key))
+		rc = -EIO;
 	if (!rc && ds->records)
-		rc = compute_size_index(ctl, ds, v, &si, &err);
+		rc = compute_size_index(ctl, ds, v, key, &si, &err);
+	memset(key, 0, sizeof(key));
 	agreement_release(&agr);
 	if (rc == -EINVAL)
 		return fail("%s: the new version would break agreement '%s': "

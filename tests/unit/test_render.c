@@ -26,6 +26,11 @@
 #include "schema.h"
 
 /* A dataset column for a test: name and type. */
+/* The pseudonym key every plan here is made with: bytes 0, 1, .. 31. */
+static const uint8_t test_key[32] = {0,	 1,  2,	 3,  4,	 5,  6,	 7,  8,	 9,  10,
+				     11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+				     22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+
 struct tcol {
 	const char *name;
 	enum col_type type;
@@ -153,7 +158,8 @@ static void expect_csv(const struct tcol *cols, size_t ncols,
 	uint32_t r;
 
 	fixture_init(&fx, cols, ncols, rules);
-	assert_int_equal(render_plan_init(&plan, &fx.schema, &fx.ds, &err), 0);
+	assert_int_equal(
+	    render_plan_init(&plan, &fx.schema, &fx.ds, test_key, &err), 0);
 	for (r = 0; r < nrows; r++)
 		encode_row(&block, cells + (size_t)r * ncols, ncols);
 	assert_int_equal(buf_append(&out, plan.header.data, plan.header.len),
@@ -476,7 +482,8 @@ static void test_zero_rows_and_appending(void **state)
 
 	/* render_block appends after what out already holds. */
 	fixture_init(&fx, cols, 2, rules);
-	assert_int_equal(render_plan_init(&plan, &fx.schema, &fx.ds, &err), 0);
+	assert_int_equal(
+	    render_plan_init(&plan, &fx.schema, &fx.ds, test_key, &err), 0);
 	assert_int_equal(plan.nsrc, 2);
 	assert_int_equal(plan.nout, 2);
 	assert_int_equal(buf_append(&out, "prev|", 5), 0);
@@ -560,8 +567,8 @@ static void test_wide_dataset(void **state)
 
 /* Build a plan and return render_plan_init's result and message. */
 static int plan_error(const struct tcol *cols, size_t ncols,
-		      const char *const *rules, const char *rows, char *msg,
-		      size_t msglen)
+		      const char *const *rules, const char *rows,
+		      const uint8_t *key, char *msg, size_t msglen)
 {
 	struct fixture fx;
 	struct render_plan plan;
@@ -574,7 +581,7 @@ static int plan_error(const struct tcol *cols, size_t ncols,
 		assert_non_null(fx.ds.rows);
 	}
 	memset(&plan, 0xa5, sizeof(plan));
-	rc = render_plan_init(&plan, &fx.schema, &fx.ds, &err);
+	rc = render_plan_init(&plan, &fx.schema, &fx.ds, key, &err);
 	if (rc == 0) {
 		render_plan_release(&plan);
 	} else {
@@ -597,13 +604,15 @@ static void test_row_filter_refused(void **state)
 
 	(void)state;
 	assert_int_equal(
-	    plan_error(cols, 2, rules, "age >= 18", msg, sizeof(msg)), -EINVAL);
+	    plan_error(cols, 2, rules, "age >= 18", test_key, msg, sizeof(msg)),
+	    -EINVAL);
 	assert_non_null(strstr(msg, "$.rows"));
 	/* The same entry without a filter is accepted. */
-	assert_int_equal(plan_error(cols, 2, rules, NULL, msg, sizeof(msg)), 0);
+	assert_int_equal(
+	    plan_error(cols, 2, rules, NULL, test_key, msg, sizeof(msg)), 0);
 }
 
-static void test_pseudonym_and_bucket_refused(void **state)
+static void test_pseudonym_without_key_and_bucket_refused(void **state)
 {
 	const struct tcol cols[] = {{"patient_id", COL_STRING},
 				    {"age", COL_INT},
@@ -615,24 +624,45 @@ static void test_pseudonym_and_bucket_refused(void **state)
 	char msg[512];
 
 	(void)state;
-	assert_int_equal(plan_error(cols, 3, pseudo, NULL, msg, sizeof(msg)),
-			 -EINVAL);
-	assert_non_null(strstr(msg, "$.columns.patient_id"));
+	assert_int_equal(
+	    plan_error(cols, 3, pseudo, NULL, NULL, msg, sizeof(msg)), -EINVAL);
 	assert_non_null(strstr(msg, "pseudonym"));
+	assert_int_equal(
+	    plan_error(cols, 3, pseudo, NULL, test_key, msg, sizeof(msg)), 0);
 
-	assert_int_equal(plan_error(cols, 3, bucket, NULL, msg, sizeof(msg)),
-			 -EINVAL);
+	assert_int_equal(
+	    plan_error(cols, 3, bucket, NULL, test_key, msg, sizeof(msg)),
+	    -EINVAL);
 	assert_non_null(strstr(msg, "$.columns.age"));
 	assert_non_null(strstr(msg, "bucket:10"));
 
 	assert_int_equal(
-	    plan_error(cols, 3, bucket_dec, NULL, msg, sizeof(msg)), -EINVAL);
+	    plan_error(cols, 3, bucket_dec, NULL, test_key, msg, sizeof(msg)),
+	    -EINVAL);
 	assert_non_null(strstr(msg, "$.columns.cost"));
-	assert_non_null(strstr(msg, "bucket:0.5"));
+	assert_int_equal(
+	    plan_error(cols, 3, dropped, NULL, test_key, msg, sizeof(msg)), 0);
+}
 
-	/* Without them the same columns build a plan. */
-	assert_int_equal(plan_error(cols, 3, dropped, NULL, msg, sizeof(msg)),
-			 0);
+/* HMAC-SHA256 under key 00 01 .. 1f, first 16 hex digits (from Python's
+ * hmac module). */
+static void test_pseudonym_tokens(void **state)
+{
+	const struct tcol cols[] = {{"id", COL_STRING}, {"n", COL_INT}};
+	const char *rules[] = {"pseudonym", "keep"};
+	const char *cells[] = {"330102199001011234",
+			       "1",
+			       "\xe7\x8e\x8b\xe5\xb0\x8f\xe6\x98\x8e",
+			       "2",
+			       NULL,
+			       "3",
+			       "330102199001011234",
+			       "4"};
+
+	(void)state;
+	expect_csv(cols, 2, rules, cells, 4,
+		   "id,n\n30824546ae51ecab,1\nb5c22a818a95a519,2\n,3\n"
+		   "30824546ae51ecab,4\n");
 }
 
 /*
@@ -657,8 +687,9 @@ static void bad_block_init(struct bad_block *bb, bool keep_all)
 
 	memset(bb, 0, sizeof(*bb));
 	fixture_init(&bb->fx, cols, 2, rules);
-	assert_int_equal(
-	    render_plan_init(&bb->plan, &bb->fx.schema, &bb->fx.ds, &err), 0);
+	assert_int_equal(render_plan_init(&bb->plan, &bb->fx.schema, &bb->fx.ds,
+					  test_key, &err),
+			 0);
 	encode_row(&bb->block, cells, 2);
 	bb->row1_end = bb->block.len;
 	encode_row(&bb->block, cells + 2, 2);
@@ -847,7 +878,8 @@ static void test_plan_records_output_types(void **state)
 
 	(void)state;
 	fixture_init(&fx, cols, 4, rules);
-	assert_int_equal(render_plan_init(&plan, &fx.schema, &fx.ds, &err), 0);
+	assert_int_equal(
+	    render_plan_init(&plan, &fx.schema, &fx.ds, test_key, &err), 0);
 	assert_int_equal(plan.nsrc, 4);
 	assert_int_equal(plan.nout, 3);
 	assert_int_equal(plan.cols[0].src, 0);
@@ -882,7 +914,8 @@ int main(void)
 	    cmocka_unit_test(test_zero_rows_and_appending),
 	    cmocka_unit_test(test_wide_dataset),
 	    cmocka_unit_test(test_row_filter_refused),
-	    cmocka_unit_test(test_pseudonym_and_bucket_refused),
+	    cmocka_unit_test(test_pseudonym_without_key_and_bucket_refused),
+	    cmocka_unit_test(test_pseudonym_tokens),
 	    cmocka_unit_test(test_block_truncated),
 	    cmocka_unit_test(test_block_overlong),
 	    cmocka_unit_test(test_block_wrong_nrows),

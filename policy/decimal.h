@@ -1,0 +1,59 @@
+/*
+ * decimal: exact arithmetic on the text of int and decimal values, as SPEC
+ * writes them: -?[0-9]+(\.[0-9]+)?, any length, leading zeros allowed.
+ * Nothing here goes through a double, so "0.3" equals "0.30000" and a
+ * hundred-digit value is as exact as a two-digit one.
+ *
+ * Values are raw bytes (not NUL-terminated).  Functions that read a value
+ * assume it has that syntax (ingest checked it, or the caller did with
+ * value_is_decimal()); on other bytes they never read out of bounds, but
+ * what they answer is unspecified.
+ *
+ * Canonical form (SPEC): no exponent, no leading '+', no leading zeros but
+ * a single 0 before the point, no trailing zeros after the point, no
+ * trailing point, and 0 never negative: "-007.50" is "-7.5", "-0.0" is "0".
+ */
+#ifndef GOVFS_DECIMAL_H
+#define GOVFS_DECIMAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+/* The most significant digits a bucket width may have (see below). */
+#define DECIMAL_WIDTH_DIGITS 18
+
+/*
+ * Compare the numbers a[0..na) and b[0..nb) exactly: <0, 0 or >0 as a is
+ * less than, equal to or greater than b.  "-0" == "0" == "0.000",
+ * "007" == "7".  Linear in the lengths; no allocation.
+ */
+int decimal_compare(const char *a, size_t na, const char *b, size_t nb);
+
+/*
+ * Whether width (NUL-terminated) can be the W of bucket:W: a positive
+ * [0-9]+(\.[0-9]+)? whose digits, without the point and leading zeros, are
+ * at most DECIMAL_WIDTH_DIGITS long ("0.0001" has 1, "1000.25" has 6).
+ * That bound keeps the arithmetic in 64 bits.
+ */
+bool decimal_width_ok(const char *width);
+
+/*
+ * Append to out the canonical text of floor(x / W) * W, rounding towards
+ * minus infinity, for x = x[0..n) and W = width (decimal_width_ok).  Exact
+ * for any length of x.  Allocates only when out must grow.
+ * Returns 0, -EINVAL if x is not a decimal or width is not ok (out is
+ * unchanged), or -ENOMEM.
+ */
+int decimal_bucket(const char *x, size_t n, const char *width, struct buf *out)
+    __attribute__((warn_unused_result));
+
+/*
+ * Append the canonical text of s[0..n) to out.  Returns 0, -EINVAL if s
+ * is not a decimal (out is unchanged), or -ENOMEM.
+ */
+int decimal_canonical(const char *s, size_t n, struct buf *out)
+    __attribute__((warn_unused_result));
+
+#endif
