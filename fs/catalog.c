@@ -50,6 +50,7 @@ static const char schema_sql[] =
     "CREATE TABLE size_indexes("
     " agreement TEXT NOT NULL, revision INTEGER NOT NULL,"
     " dataset TEXT NOT NULL, version INTEGER NOT NULL,"
+    " rows INTEGER NOT NULL,"
     " header_bytes INTEGER NOT NULL, total_bytes INTEGER NOT NULL,"
     " block_bytes BLOB NOT NULL,"
     " PRIMARY KEY(agreement, revision, dataset, version));";
@@ -782,7 +783,7 @@ int catalog_size_index_put(struct catalog *cat, const char *agreement,
 	    prepare(cat,
 		    "INSERT OR REPLACE INTO size_indexes(agreement,"
 		    " revision, dataset, version, header_bytes,"
-		    " total_bytes, block_bytes) VALUES(?, ?, ?, ?, ?, ?, ?)",
+		    " total_bytes, block_bytes, rows) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
 		    &st);
 
 	if (rc)
@@ -796,6 +797,7 @@ int catalog_size_index_put(struct catalog *cat, const char *agreement,
 	sqlite3_bind_blob64(
 	    st, 7, si->block_bytes ? (void *)si->block_bytes : "",
 	    (sqlite3_uint64)si->nblocks * sizeof(uint64_t), SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 8, (int64_t)si->rows);
 	return step_done(st);
 }
 
@@ -806,7 +808,7 @@ int catalog_size_index_get(struct catalog *cat, const char *agreement,
 	sqlite3_stmt *st;
 	size_t bytes;
 	int rc = prepare(cat,
-			 "SELECT header_bytes, total_bytes, block_bytes"
+			 "SELECT header_bytes, total_bytes, block_bytes, rows"
 			 " FROM size_indexes WHERE agreement = ?"
 			 " AND revision = ? AND dataset = ? AND version = ?",
 			 &st);
@@ -825,6 +827,7 @@ int catalog_size_index_get(struct catalog *cat, const char *agreement,
 	memset(out, 0, sizeof(*out));
 	out->header_bytes = (uint64_t)sqlite3_column_int64(st, 0);
 	out->total_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+	out->rows = (uint64_t)sqlite3_column_int64(st, 3);
 	bytes = (size_t)sqlite3_column_bytes(st, 2);
 	out->nblocks = (uint32_t)(bytes / sizeof(uint64_t));
 	out->block_bytes = malloc(bytes ? bytes : 1);

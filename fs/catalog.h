@@ -142,6 +142,7 @@ int catalog_agreement_add_revision(struct catalog *cat,
 
 /* Size index of one data.csv: header bytes, then each block's bytes. */
 struct size_index {
+	uint64_t rows; /* records shown */
 	uint64_t header_bytes;
 	uint32_t nblocks;
 	uint64_t *block_bytes; /* nblocks entries */

@@ -84,6 +84,7 @@ void dataview_close(struct dataview *dv)
 struct size_job {
 	struct dataview *dv;
 	unsigned worker, nworkers;
+	uint64_t rows; /* shown in this worker's blocks */
 	int rc;
 };
 
@@ -101,14 +102,16 @@ static void *size_worker(void *arg)
 	for (uint32_t i = job->worker; i < s->info.nblocks && !job->rc;
 	     i += job->nworkers) {
 		const uint8_t *rows;
+		uint32_t shown = 0;
 		size_t len;
 
 		out.len = 0;
 		job->rc = store_read_block(s, i, d, &rows, &len);
 		if (!job->rc)
 			job->rc = render_block(&job->dv->plan, rows, len,
-					       s->blocks[i].nrows, &out);
+					       s->blocks[i].nrows, &out, &shown);
 		job->dv->sizes.block_bytes[i] = out.len;
+		job->rows += shown;
 	}
 	buf_release(&out);
 	block_decoder_free(d);
@@ -139,7 +142,7 @@ int dataview_compute_sizes(struct dataview *dv)
 	if (!si->block_bytes)
 		return -ENOMEM;
 	for (unsigned i = 0; i < n; i++) {
-		jobs[i] = (struct size_job){dv, i, n, 0};
+		jobs[i] = (struct size_job){dv, i, n, 0, 0};
 		if (pthread_create(&threads[i], NULL, size_worker, &jobs[i])) {
 			rc = -EAGAIN;
 			break;
@@ -155,6 +158,8 @@ int dataview_compute_sizes(struct dataview *dv)
 		size_index_release(si);
 		return rc;
 	}
+	for (unsigned i = 0; i < started; i++)
+		si->rows += jobs[i].rows;
 	si->header_bytes = dv->plan.header.len;
 	si->total_bytes = si->header_bytes;
 	for (uint32_t i = 0; i < si->nblocks; i++)

@@ -65,7 +65,7 @@ int file_view_render(const struct file_view *fv, uint32_t b,
 		rc = store_read_block(fv->dv.store, b, d, &rows, &len);
 	if (!rc)
 		rc = render_block(&fv->dv.plan, rows, len,
-				  fv->dv.store->blocks[b].nrows, out);
+				  fv->dv.store->blocks[b].nrows, out, NULL);
 	if (!rc && out->len != fv->dv.sizes.block_bytes[b])
 		rc = -EIO;
 	return rc == -ENOMEM ? rc : rc ? -EIO : 0;

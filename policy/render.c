@@ -469,7 +469,7 @@ static int render_keep_all(const struct render_plan *plan, const uint8_t *block,
 }
 
 int render_block(const struct render_plan *plan, const uint8_t *block,
-		 size_t len, uint32_t nrows, struct buf *out)
+		 size_t len, uint32_t nrows, struct buf *out, uint32_t *shown)
 {
 	struct rowfmt_field stack[STACK_FIELDS];
 	struct rowfmt_field *fields = stack;
@@ -484,6 +484,8 @@ int render_block(const struct render_plan *plan, const uint8_t *block,
 	rc = buf_reserve(out, block_bound(plan, len, nrows));
 	if (rc)
 		return rc;
+	if (shown)
+		*shown = nrows;
 	if (plan_keeps_all(plan))
 		return render_keep_all(plan, block, len, nrows, out);
 	if (plan->nsrc > STACK_FIELDS) {

@@ -68,12 +68,13 @@ bool render_fingerprint_equal(const struct buf *a, const struct buf *b);
 enum col_type rule_output_type(const struct rule *rule, enum col_type in);
 
 /*
- * Append the CSV rows of the nrows records in block[0..len) to out.
- * Returns 0, -EIO if the block does not hold nrows whole records of the
- * plan's width, or -ENOMEM.
+ * Append the CSV rows of the nrows records in block[0..len) to out, and
+ * set *shown (if not NULL) to how many rows were written.  Returns 0, -EIO
+ * if the block does not hold nrows whole records of the plan's width, or
+ * -ENOMEM.
  */
 int render_block(const struct render_plan *plan, const uint8_t *block,
-		 size_t len, uint32_t nrows, struct buf *out)
+		 size_t len, uint32_t nrows, struct buf *out, uint32_t *shown)
     __attribute__((warn_unused_result));
 
 #endif

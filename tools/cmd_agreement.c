@@ -205,9 +205,10 @@ static void print_plan(const struct agreement *agr, const struct agreement *old,
 		print_rules_diff(ds, before);
 		for (size_t j = 0; j < n; j++)
 			if (p[j].ds == ds)
-				printf("    data.csv: version %lld, %llu rows, "
-				       "%llu bytes\n",
+				printf("    data.csv: version %lld, %llu of "
+				       "%llu rows, %llu bytes\n",
 				       (long long)p[j].v.version,
+				       (unsigned long long)p[j].si.rows,
 				       (unsigned long long)p[j].v.store.nrows,
 				       (unsigned long long)p[j].si.total_bytes);
 	}

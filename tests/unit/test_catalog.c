@@ -172,7 +172,12 @@ static void test_size_index_round_trip_and_prune(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t blocks[3] = {10, 20, 30};
-	struct size_index si = {5, 3, blocks, 65}, got;
+	struct size_index si = {.rows = 42,
+				.header_bytes = 5,
+				.nblocks = 3,
+				.block_bytes = blocks,
+				.total_bytes = 65},
+			  got;
 	struct dataset_version v;
 
 	make_version(&v, "d", "store/a.gvs", 1);
@@ -184,6 +189,7 @@ static void test_size_index_round_trip_and_prune(void **state)
 	assert_int_equal(got.nblocks, 3);
 	assert_int_equal(got.header_bytes, 5);
 	assert_int_equal(got.total_bytes, 65);
+	assert_int_equal(got.rows, 42);
 	assert_memory_equal(got.block_bytes, blocks, sizeof(blocks));
 	size_index_release(&got);
 	/* A newer revision makes the old index unreachable: pruned. */

@@ -165,7 +165,7 @@ static void expect_csv(const struct tcol *cols, size_t ncols,
 	assert_int_equal(buf_append(&out, plan.header.data, plan.header.len),
 			 0);
 	exact = exact_copy(block.data, block.len);
-	assert_int_equal(render_block(&plan, exact, block.len, nrows, &out), 0);
+	assert_int_equal(render_block(&plan, exact, block.len, nrows, &out, NULL), 0);
 	free(exact);
 	got = buf_text(&out);
 	assert_string_equal(got, want);
@@ -487,13 +487,13 @@ static void test_zero_rows_and_appending(void **state)
 	assert_int_equal(plan.nsrc, 2);
 	assert_int_equal(plan.nout, 2);
 	assert_int_equal(buf_append(&out, "prev|", 5), 0);
-	assert_int_equal(render_block(&plan, NULL, 0, 0, &out), 0);
+	assert_int_equal(render_block(&plan, NULL, 0, 0, &out, NULL), 0);
 	assert_int_equal(out.len, 5);
 	encode_row(&block, cells, 2);
 	encode_row(&block, cells + 2, 2);
-	assert_int_equal(render_block(&plan, block.data, block.len, 2, &out),
+	assert_int_equal(render_block(&plan, block.data, block.len, 2, &out, NULL),
 			 0);
-	assert_int_equal(render_block(&plan, block.data, block.len, 2, &out),
+	assert_int_equal(render_block(&plan, block.data, block.len, 2, &out, NULL),
 			 0);
 	got = buf_text(&out);
 	assert_string_equal(got, "prev|1,2\n3,4\n1,2\n3,4\n");
@@ -707,7 +707,7 @@ static int render_rc(const struct bad_block *bb, const uint8_t *data,
 {
 	struct buf out = BUF_INIT;
 	uint8_t *exact = data ? exact_copy(data, len) : NULL;
-	int rc = render_block(&bb->plan, exact, len, nrows, &out);
+	int rc = render_block(&bb->plan, exact, len, nrows, &out, NULL);
 
 	free(exact);
 	buf_release(&out);
