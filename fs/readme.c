@@ -96,11 +96,12 @@ static int put_dataset(const struct dataset_state *d, struct buf *out)
 	rc = put(out, "\n%s/\n", d->ds->dataset);
 	if (!rc && d->data)
 		rc = put(out,
-			 "  data.csv     %llu bytes, dataset version %lld, "
-			 "%llu source rows\n",
+			 "  data.csv     %llu bytes, %llu of %llu rows of "
+			 "dataset version %lld\n",
 			 (unsigned long long)d->data->size,
-			 (long long)d->data->version,
-			 (unsigned long long)d->data->dv.store->info.nrows);
+			 (unsigned long long)d->data->dv.sizes.rows,
+			 (unsigned long long)d->data->dv.store->info.nrows,
+			 (long long)d->data->version);
 	if (!rc && !d->data)
 		rc = put(out, "  (aggregation only: no data.csv)\n");
 	if (!rc)
