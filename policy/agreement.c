@@ -21,6 +21,8 @@
  */
 #include "agreement.h"
 
+#include "decimal.h"
+#include "filter.h"
 #include "jsonpath.h"
 
 #include <errno.h>
@@ -258,7 +260,17 @@ static int parse_rule_arg(const char *text, enum rule_kind kind,
 					"positive decimal of at most %d "
 					"characters)",
 					text_quote(q, text), WIDTH_MAX);
-		return rc ? nomem(err) : 0;
+		if (rc)
+			return nomem(err);
+		if (!decimal_width_ok(out->width)) {
+			rule_release(out);
+			return perr_set(err,
+					"bad width in rule '%s' (at most %d "
+					"significant digits)",
+					text_quote(q, text),
+					DECIMAL_WIDTH_DIGITS);
+		}
+		return 0;
 	}
 	if (!parse_rule_n(arg, &out->n))
 		return perr_set(err,
@@ -1325,6 +1337,25 @@ static int check_view(const struct agreement *agr,
 	return check_headers(view, path, err);
 }
 
+/* The rows filter compiles against the schema within max_level. */
+static int check_rows(const struct agreement *agr,
+		      const struct agreement_dataset *ds,
+		      const struct schema *schema, const char *path,
+		      struct perr *err)
+{
+	struct filter *f;
+	struct perr ferr;
+	int rc;
+
+	if (!ds->rows)
+		return 0;
+	rc = filter_compile(ds->rows, schema, agr->max_level, &f, &ferr);
+	filter_free(f);
+	if (rc == -EINVAL)
+		return perr_set(err, "%s.rows: %s", path, ferr.msg);
+	return rc == -ENOMEM ? nomem(err) : rc;
+}
+
 int agreement_check(const struct agreement *agr, schema_lookup_fn lookup,
 		    void *ctx, struct perr *err)
 {
@@ -1342,6 +1373,8 @@ int agreement_check(const struct agreement *agr, schema_lookup_fn lookup,
 			return perr_set(err, "%s.dataset: no such dataset '%s'",
 					path, ds->dataset);
 		rc = check_columns(agr, ds, schema, path, err);
+		if (!rc)
+			rc = check_rows(agr, ds, schema, path, err);
 		if (rc)
 			return rc;
 		jsonpath_key(views_path, path, "views");

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "decimal.h"
 #include "jsonpath.h"
@@ -308,7 +309,7 @@ static enum truth truth_of(bool b)
 static enum truth eval(const struct node *node,
 		       const struct rowfmt_field *fields)
 {
-	const struct rowfmt_field *f = &fields[node->col];
+	const struct rowfmt_field *f;
 	enum truth acc, v;
 
 	switch (node->kind) {
@@ -329,14 +330,17 @@ static enum truth eval(const struct node *node,
 	case NODE_NOT:
 		return (enum truth)(TRUE_ - eval(node->kids[0], fields));
 	case NODE_IS_NULL:
+		f = &fields[node->col];
 		return truth_of((f->len == 0) != node->negate);
 	case NODE_CMP:
+		f = &fields[node->col];
 		if (f->len == 0)
 			return UNKNOWN;
 		return truth_of(cmp_holds(
 		    node->op, value_compare(node->type, f->data, f->len,
 					    &node->lits[0])));
 	case NODE_IN:
+		f = &fields[node->col];
 		if (f->len == 0)
 			return UNKNOWN;
 		return truth_of(in_list(node, f) != node->negate);

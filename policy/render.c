@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "rowfmt.h"
 
 /* Fields shorter than this are copied with one fixed-size move. */
@@ -32,9 +33,8 @@ static bool rule_is_supported(enum rule_kind kind)
 	case RULE_DATE_DAY:
 		return true;
 	case RULE_PSEUDONYM:
-		return true;
 	case RULE_BUCKET:
-		break;
+		return true;
 	}
 	return false;
 }
@@ -157,7 +157,29 @@ static int plan_pseudonyms(struct render_plan *plan, const uint8_t *key,
 /* Output bytes beyond twice the input a rule may write for one value. */
 static size_t rule_extra(const struct rule *r)
 {
-	return r->kind == RULE_PSEUDONYM ? PSEUDONYM_TOKEN_LEN : 0;
+	if (r->kind == RULE_PSEUDONYM)
+		return PSEUDONYM_TOKEN_LEN;
+	if (r->kind == RULE_BUCKET)
+		return strlen(r->width) + 3;
+	return 0;
+}
+
+/*
+ * Compile the rows filter.  The agreement's max_level was enforced when it
+ * was applied; here any grade may be named.
+ */
+static int plan_filter(struct render_plan *plan, const struct schema *schema,
+		       const struct agreement_dataset *ds, struct perr *err)
+{
+	struct perr ferr;
+	int rc;
+
+	if (!ds->rows)
+		return 0;
+	rc = filter_compile(ds->rows, schema, LEVEL_MAX, &plan->filter, &ferr);
+	if (rc == -EINVAL)
+		perr_set(err, "$.rows: %s", ferr.msg);
+	return rc;
 }
 
 int render_plan_init(struct render_plan *plan, const struct schema *schema,
@@ -168,9 +190,6 @@ int render_plan_init(struct render_plan *plan, const struct schema *schema,
 	int rc;
 
 	memset(plan, 0, sizeof(*plan));
-	if (ds->rows)
-		return perr_set(err,
-				"$.rows: row filters are not supported yet");
 	plan->nsrc = schema->ncols;
 	plan->cols =
 	    calloc(schema->ncols ? schema->ncols : 1, sizeof(*plan->cols));
@@ -196,11 +215,17 @@ int render_plan_init(struct render_plan *plan, const struct schema *schema,
 		out = &plan->cols[plan->nout++];
 		out->src = i;
 		out->rule = *r;
-		out->rule.width = NULL;
+		out->rule.width = r->width ? strdup(r->width) : NULL;
+		if (r->width && !out->rule.width) {
+			rc = -ENOMEM;
+			goto out_release;
+		}
 		out->type = rule_output_type(r, c->type);
 		plan->row_extra += rule_extra(r);
 	}
 	rc = plan_pseudonyms(plan, pseudonym_key, err);
+	if (!rc)
+		rc = plan_filter(plan, schema, ds, err);
 	if (!rc)
 		rc = put_header(plan, schema);
 	if (rc)
@@ -216,6 +241,9 @@ void render_plan_release(struct render_plan *plan)
 {
 	if (plan->has_pseudonyms)
 		pseudonymizer_release(&plan->pz);
+	filter_free(plan->filter);
+	for (size_t i = 0; plan->cols && i < plan->nout; i++)
+		free(plan->cols[i].rule.width);
 	free(plan->cols);
 	buf_release(&plan->header);
 	memset(plan, 0, sizeof(*plan));
@@ -380,7 +408,8 @@ static int put_value(struct buf *out, const struct render_ctx *ctx,
 		buf_put(out, f->data, f->len < 10 ? f->len : 10);
 		return 0;
 	case RULE_BUCKET:
-		break;
+		return decimal_bucket((const char *)f->data, f->len,
+				      col->rule.width, out) ? -EIO : 0;
 	}
 	return -EIO;
 }
@@ -486,7 +515,7 @@ int render_block(const struct render_plan *plan, const uint8_t *block,
 		return rc;
 	if (shown)
 		*shown = nrows;
-	if (plan_keeps_all(plan))
+	if (plan_keeps_all(plan) && !plan->filter)
 		return render_keep_all(plan, block, len, nrows, out);
 	if (plan->nsrc > STACK_FIELDS) {
 		fields = malloc(plan->nsrc * sizeof(*fields));
@@ -500,8 +529,12 @@ int render_block(const struct render_plan *plan, const uint8_t *block,
 	}
 	for (r = 0; r < nrows && !rc; r++) {
 		rc = rowfmt_next(block, len, &pos, plan->nsrc, fields);
-		if (!rc)
+		if (rc)
+			break;
+		if (filter_matches(plan->filter, fields))
 			rc = render_row(&ctx, fields, out);
+		else if (shown)
+			(*shown)--;
 	}
 	if (!rc && pos != len)
 		rc = -EIO;

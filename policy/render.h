@@ -19,6 +19,7 @@
 #include "agreement.h"
 #include "buf.h"
 #include "perr.h"
+#include "filter.h"
 #include "pseudonym.h"
 #include "schema.h"
 
@@ -36,6 +37,7 @@ struct render_plan {
 	bool has_pseudonyms;	 /* pz is prepared */
 	struct pseudonymizer pz; /* keyed with the agreement's key */
 	size_t row_extra; /* output bytes a row may need beyond its input */
+	struct filter *filter; /* the rows filter, NULL if none */
 };
 
 /*

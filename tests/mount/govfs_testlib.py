@@ -6,10 +6,15 @@ probe as another uid, and the independent expectation of data.csv.
 The expectation is computed here from the source CSV with Python's csv
 module and the rules as SPEC.md states them; it shares no code with the C
 implementation, so a test comparing the two checks the product against the
-contract rather than against itself.
+contract rather than against itself.  bucket:W is computed with Python's
+integers and decimal module, a `rows` filter by a small evaluator of its
+own (SQL three-valued logic), and a pseudonym token, which depends on the
+agreement's secret key, is left as a placeholder that the served bytes
+fill in and that is checked for form and consistency (TokenMap).
 """
 import contextlib
 import csv
+import decimal
 import errno
 import io
 import json
@@ -51,12 +56,67 @@ def parse_source(data):
     return rows[0], rows[1:]
 
 
+class Pseudonym:
+    """The expectation of a pseudonym cell: the token of raw, which only
+    the agreement's key can make.  resolve_pseudonyms() replaces it by the
+    token served, after checking that token."""
+    __slots__ = ("raw",)
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def __eq__(self, other):
+        return isinstance(other, Pseudonym) and other.raw == self.raw
+
+    def __hash__(self):
+        return hash(("pseudonym", self.raw))
+
+    def __repr__(self):
+        return "Pseudonym(%r)" % self.raw
+
+
+TOKEN_RE = re.compile(r"[0-9a-f]{16}")
+
+
+def canonical_decimal(d):
+    """SPEC's canonical text of a Decimal: no exponent, no leading '+', no
+    trailing zeros after the point or trailing point, never '-0'."""
+    text = format(d, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("-0", ""):
+        text = "0"
+    return text
+
+
+def bucket_value(value, width):
+    """floor(x / W) * W of the int or decimal text value, exactly: both
+    are scaled to integers by the same power of ten and floor-divided as
+    Python integers, which are exact at any size."""
+    x = decimal.Decimal(value)
+    w = decimal.Decimal(width)
+    assert w > 0, width
+    scale = max(-x.as_tuple().exponent, -w.as_tuple().exponent, 0)
+    xi = int(x.scaleb(scale))
+    wi = int(w.scaleb(scale))
+    assert decimal.Decimal(xi).scaleb(-scale) == x, value
+    return canonical_decimal(decimal.Decimal((xi // wi) * wi).scaleb(-scale))
+
+
 def apply_rule(rule, value):
-    """The text a column rule makes of one source field ('' is NULL)."""
+    """The text a column rule makes of one source field ('' is NULL); a
+    Pseudonym placeholder for the pseudonym rule."""
     if value == "":
         return ""  # NULL stays NULL under every rule
     if rule == "keep":
         return value
+    if rule == "pseudonym":
+        return Pseudonym(value)
+    m = re.fullmatch(r"bucket:([0-9]+(?:\.[0-9]+)?)", rule)
+    if m:
+        with decimal.localcontext() as ctx:
+            ctx.prec = 10000  # scaleb and int() must not round
+            return bucket_value(value, m.group(1))
     if rule == "null":
         return ""
     if rule == "redact":
@@ -92,9 +152,15 @@ def csv_record(fields):
     return ",".join(csv_field(f) for f in fields)
 
 
-def expected_table(header, rows, rules):
-    """(header, rows) of data.csv under rules {column: rule}: the named,
-    not dropped columns in the dataset's order, each field ruled."""
+def expected_table(header, rows, rules, row_filter=None, types=None):
+    """(header, rows) of data.csv under rules {column: rule} and the
+    optional `rows` filter text (types {column: type} then gives the
+    column types it compares by): the rows where the filter is TRUE, the
+    named, not dropped columns in the dataset's order, each field ruled.
+    Pseudonym cells are Pseudonym placeholders."""
+    if row_filter is not None:
+        keep = compile_filter(row_filter, header, types)
+        rows = [r for r in rows if keep(r)]
     shown = [i for i, name in enumerate(header)
              if rules.get(name, "drop") != "drop"]
     out_header = [header[i] for i in shown]
@@ -112,6 +178,259 @@ def expected_data_csv(source_bytes, rules):
     """The bytes data.csv must hold for this source under these rules."""
     header, rows = parse_source(source_bytes)
     return render_table(*expected_table(header, rows, rules))
+
+
+class TokenMap:
+    """The pseudonym tokens seen under one agreement, raw value <-> token:
+    equal raw values must get equal tokens and different raw values
+    different tokens, in every file and revision the map is used for."""
+
+    def __init__(self):
+        self.by_raw = {}
+        self.by_token = {}
+
+    def check(self, raw, token):
+        assert TOKEN_RE.fullmatch(token), \
+            "pseudonym of %r is %r, not 16 lowercase hex" % (raw, token)
+        seen = self.by_raw.setdefault(raw, token)
+        assert seen == token, "%r got tokens %r and %r" % (raw, seen, token)
+        other = self.by_token.setdefault(token, raw)
+        assert other == raw, "token %r for both %r and %r" % (
+            token, other, raw)
+
+
+def resolve_pseudonyms(want_rows, got_rows, tokens):
+    """want_rows with every Pseudonym placeholder replaced by the cell
+    got_rows holds there, each such cell checked by tokens (a TokenMap).
+    The other cells are left for the caller to compare."""
+    assert len(got_rows) == len(want_rows), (len(got_rows), len(want_rows))
+    out = []
+    for n, (want, got) in enumerate(zip(want_rows, got_rows)):
+        assert len(got) == len(want), (n, got, want)
+        row = []
+        for w, g in zip(want, got):
+            if isinstance(w, Pseudonym):
+                tokens.check(w.raw, g)
+                w = g
+            row.append(w)
+        out.append(row)
+    return out
+
+
+def check_served_csv(got_bytes, want_header, want_rows, tokens):
+    """Check the bytes of a data.csv against the expected table, pseudonym
+    placeholders included: tokens must be well formed and consistent
+    (tokens, a TokenMap), and every other byte exactly as expected.
+    Returns the rows with their tokens."""
+    header, got_rows = parse_source(got_bytes)
+    assert header == want_header, (header, want_header)
+    rows = resolve_pseudonyms(want_rows, got_rows, tokens)
+    want = render_table(want_header, rows)
+    if got_bytes != want:
+        n = next(i for i in range(min(len(want), len(got_bytes)) + 1)
+                 if want[i:i + 1] != got_bytes[i:i + 1])
+        raise AssertionError("data.csv differs at byte %d: got %r, want %r"
+                             % (n, got_bytes[max(0, n - 40):n + 40],
+                                want[max(0, n - 40):n + 40]))
+    return rows
+
+
+def expected_size(want_header, want_rows):
+    """The size of data.csv for the expected table: a token is always 16
+    characters that need no quoting, so the size is known before reading."""
+    rows = [[("0" * 16 if isinstance(c, Pseudonym) else c) for c in r]
+            for r in want_rows]
+    return len(render_table(want_header, rows))
+
+
+# ---------------------------------------------------------------------------
+# An independent evaluator of `rows` filters
+# ---------------------------------------------------------------------------
+
+_FILTER_TOKEN = re.compile(r"""
+    (?P<space>\s+)
+  | (?P<number>-?[0-9]+(?:\.[0-9]+)?)
+  | (?P<string>'(?:[^']|'')*')
+  | (?P<qident>"(?:[^"]|"")*")
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op><=|>=|!=|<>|=|<|>)
+  | (?P<punct>[(),])
+""", re.X)
+
+_KEYWORDS = {"and", "or", "not", "in", "is", "null"}
+
+
+def _filter_tokens(text):
+    pos, out = 0, []
+    while pos < len(text):
+        m = _FILTER_TOKEN.match(text, pos)
+        if not m:
+            raise ValueError("filter: cannot read %r" % text[pos:])
+        pos = m.end()
+        kind = m.lastgroup
+        value = m.group()
+        if kind == "space":
+            continue
+        if kind == "ident" and value.lower() in _KEYWORDS:
+            kind, value = "kw", value.lower()
+        elif kind == "ident":
+            kind = "column"
+        elif kind == "qident":
+            kind, value = "column", value[1:-1].replace('""', '"')
+        elif kind == "string":
+            value = value[1:-1].replace("''", "'")
+        out.append((kind, value))
+    out.append(("end", None))
+    return out
+
+
+def _datetime_key(text):
+    """(has_offset, sort key) of a datetime value: the UTC instant when it
+    carries an offset, else the local time written; fraction included."""
+    m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)"
+                     r"(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)?", text)
+    assert m, text
+    y, mo, d, h, mi, s = (int(g) for g in m.groups()[:6])
+    ns = int((m.group(7) or "").ljust(9, "0"))
+    days = (datetime(y, mo, d) - datetime(1970, 1, 1)).days
+    secs = days * 86400 + h * 3600 + mi * 60 + s
+    tz = m.group(8)
+    if tz is None:
+        return False, (secs, ns)
+    if tz != "Z":
+        off = int(tz[1:3]) * 3600 + int(tz[4:6]) * 60
+        secs -= off if tz[0] == "+" else -off
+    return True, (secs, ns)
+
+
+def _compare(ctype, a, b):
+    """-1, 0 or 1: the typed order of two non-NULL values of ctype."""
+    if ctype in ("int", "decimal"):
+        x, y = decimal.Decimal(a), decimal.Decimal(b)
+    elif ctype == "datetime":
+        (ao, x), (bo, y) = _datetime_key(a), _datetime_key(b)
+        if not (ao and bo):
+            x, y = _datetime_key(re.sub(r"(Z|[+-]\d\d:\d\d)$", "", a))[1], \
+                _datetime_key(re.sub(r"(Z|[+-]\d\d:\d\d)$", "", b))[1]
+    else:  # string and date: bytewise (a date's text orders like the date)
+        x, y = a.encode("utf-8"), b.encode("utf-8")
+    return (x > y) - (x < y)
+
+
+_CMP = {"=": lambda c: c == 0, "!=": lambda c: c != 0,
+        "<>": lambda c: c != 0, "<": lambda c: c < 0,
+        "<=": lambda c: c <= 0, ">": lambda c: c > 0, ">=": lambda c: c >= 0}
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def compile_filter(text, header, types):
+    """A predicate on source rows (lists of fields, '' is NULL) that is
+    True where the `rows` filter text is TRUE under SQL's three-valued
+    logic (None is UNKNOWN).  types maps each column to its type."""
+    toks = _filter_tokens(text)
+    index = {name: i for i, name in enumerate(header)}
+    at = [0]
+
+    def peek():
+        return toks[at[0]]
+
+    def take(kind=None, value=None):
+        tok = toks[at[0]]
+        if (kind and tok[0] != kind) or (value and tok[1] != value):
+            raise ValueError("filter: want %s %s, got %r" % (kind, value, tok))
+        at[0] += 1
+        return tok
+
+    def literal():
+        kind, value = take()
+        assert kind in ("number", "string"), (kind, value)
+        return value
+
+    def predicate():
+        kind, value = peek()
+        if kind in ("number", "string"):  # value op column
+            lit = literal()
+            op = take("op")[1]
+            col = take("column")[1]
+            return cmp_node(col, _FLIP.get(op, op), lit)
+        col = take("column")[1]
+        i, ctype = index[col], types[col]
+        kind, value = peek()
+        if kind == "kw" and value == "is":
+            take()
+            negate = peek() == ("kw", "not")
+            if negate:
+                take()
+            take("kw", "null")
+            return lambda r: (r[i] == "") != negate
+        negate = peek() == ("kw", "not")
+        if negate:
+            take()
+        if peek() == ("kw", "in"):
+            take()
+            take("punct", "(")
+            lits = [literal()]
+            while peek() == ("punct", ","):
+                take()
+                lits.append(literal())
+            take("punct", ")")
+
+            def node(r):
+                if r[i] == "":
+                    return None
+                return any(_compare(ctype, r[i], x) == 0
+                           for x in lits) != negate
+            return node
+        assert not negate, "'not' before an operator"
+        op = take("op")[1]
+        return cmp_node(col, op, literal())
+
+    def cmp_node(col, op, lit):
+        i, ctype, holds = index[col], types[col], _CMP[op]
+        return lambda r: None if r[i] == "" else holds(_compare(ctype, r[i],
+                                                                lit))
+
+    def factor():
+        if peek() == ("kw", "not"):
+            take()
+            inner = factor()
+            return lambda r: (lambda v: None if v is None else not v)(inner(r))
+        if peek() == ("punct", "("):
+            take()
+            inner = expr()
+            take("punct", ")")
+            return inner
+        return predicate()
+
+    def term():
+        parts = [factor()]
+        while peek() == ("kw", "and"):
+            take()
+            parts.append(factor())
+
+        def node(r):
+            vals = [p(r) for p in parts]
+            if False in vals:
+                return False
+            return None if None in vals else True
+        return node
+
+    def expr():
+        parts = [term()]
+        while peek() == ("kw", "or"):
+            take()
+            parts.append(term())
+
+        def node(r):
+            vals = [p(r) for p in parts]
+            if True in vals:
+                return True
+            return None if None in vals else False
+        return node
+
+    tree = expr()
+    take("end")
+    return lambda r: tree(r) is True
 
 
 def rfc3339_epoch(text):

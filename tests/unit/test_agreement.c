@@ -1082,7 +1082,8 @@ static void test_rule_round_trip(void **state)
 	    "bucket:0.5",
 	    "bucket:2.25",
 	    "bucket:0.0001",
-	    "bucket:123456789012345678901234567890",
+	    "bucket:123456789012345678",
+	    "bucket:0.000000000000000000000000000000000000000000000000000001",
 	};
 	char buf[RULE_TEXT_MAX];
 	struct rule r;
@@ -1209,6 +1210,12 @@ static void test_rule_refusals(void **state)
 	    {"bucket:1e3",
 	     "bad width in rule 'bucket:1e3' (want a positive decimal of at "
 	     "most 56 characters)"},
+	    {"bucket:1234567890123456789",
+	     "bad width in rule 'bucket:1234567890123456789' (at most 18 "
+	     "significant digits)"},
+	    {"bucket:0.1000000000000000001",
+	     "bad width in rule 'bucket:0.1000000000000000001' (at most 18 "
+	     "significant digits)"},
 	    {"bucket:.5",
 	     "bad width in rule 'bucket:.5' (want a positive decimal of at "
 	     "most 56 characters)"},
@@ -1244,14 +1251,14 @@ static void test_bucket_width_limit(void **state)
 	struct rule r;
 
 	(void)state;
-	snprintf(text, sizeof(text), "bucket:000%056d", 1);
-	text[10] = '9';
+	/* 56 characters once canonical (and 1 significant digit) */
+	snprintf(text, sizeof(text), "bucket:000.%054d000", 1);
 	assert_int_equal(rule_parse(text, &r, &err), 0);
-	snprintf(want, sizeof(want), "bucket:9%055d", 1);
+	snprintf(want, sizeof(want), "bucket:0.%054d", 1);
 	assert_int_equal(strlen(want) + 1, RULE_TEXT_MAX);
 	assert_string_equal(rule_text(&r, buf, sizeof(buf)), want);
 	rule_release(&r);
-	snprintf(text, sizeof(text), "bucket:9%056d", 1);
+	snprintf(text, sizeof(text), "bucket:0.%055d", 1);
 	assert_int_equal(rule_parse(text, &r, &err), -EINVAL);
 }
 

@@ -1,0 +1,779 @@
+/*
+ * test_mount_state: a mount's state built from a small real home (a
+ * catalog, sealed store files, agreements with their size indexes, all
+ * made through the library as govfsctl makes them): the datasets it
+ * shows, the data.csv geometry (size, block_at at every boundary), block
+ * rendering checked against the size index, README.txt and schema.json,
+ * file_view reuse and currency across revisions, and time phases.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "catalog.h"
+#include "clock.h"
+#include "dataview.h"
+#include "home.h"
+#include "keys.h"
+#include "mount_state.h"
+#include "rowfmt.h"
+#include "store.h"
+
+/* ---- a small real home ---- */
+
+#define AGREEMENT "agr-1"
+#define SCHEMA_JSON                                                            \
+	"{\"columns\":["                                                       \
+	"{\"name\":\"id\",\"type\":\"int\",\"level\":1},"                      \
+	"{\"name\":\"name\",\"type\":\"string\",\"level\":1},"                 \
+	"{\"name\":\"city\",\"type\":\"string\",\"level\":1},"                 \
+	"{\"name\":\"note\",\"type\":\"string\",\"level\":1}]}"
+/* id kept, name redacted, city kept, note dropped (not named). */
+#define DS_VISITS                                                              \
+	"{\"dataset\":\"visits\",\"columns\":{\"id\":\"keep\","                \
+	"\"name\":\"redact\",\"city\":\"keep\"}}"
+#define DS_LABS                                                                \
+	"{\"dataset\":\"labs\",\"columns\":{\"id\":\"keep\","                  \
+	"\"name\":\"redact\",\"city\":\"keep\"}}"
+#define HEADER "id,name,city\n"
+#define ALWAYS "2000-01-01T00:00:00Z", "2099-01-01T00:00:00+08:00"
+
+struct fixture {
+	char dir[64];
+	struct master_key mk;
+	struct catalog *cat;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	strcpy(f->dir, "/tmp/govfs-test-mount-state.XXXXXX");
+	if (!mkdtemp(f->dir) || home_create(f->dir) ||
+	    random_bytes(f->mk.bytes, KEY_LEN) ||
+	    catalog_create(f->dir, &f->cat)) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	int rc;
+
+	catalog_close(f->cat);
+	rc = nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return rc;
+}
+
+static const char *const cities[] = {"Xihu", "Gong,shu", "Bin\"jiang",
+				     "Shangcheng"};
+
+/* The city of row i as data.csv writes it (RFC 4180 quoting). */
+static const char *city_csv(uint32_t i)
+{
+	static const char *const quoted[] = {"Xihu", "\"Gong,shu\"",
+					     "\"Bin\"\"jiang\"", "Shangcheng"};
+
+	return quoted[i % 4];
+}
+
+static void append_row(struct buf *rows, uint32_t i)
+{
+	char id[16], name[32], note[48];
+	const char *city = cities[i % 4];
+	struct csv_field fields[4] = {
+	    {id, 0, false},
+	    {name, 0, false},
+	    {city, strlen(city), strpbrk(city, ",\"") != NULL},
+	    {note, 0, true},
+	};
+
+	fields[0].len = (size_t)snprintf(id, sizeof(id), "%u", i);
+	fields[1].len = (size_t)snprintf(name, sizeof(name), "name-%u", i);
+	fields[3].len = (size_t)snprintf(note, sizeof(note), "row %u, noted", i);
+	assert_int_equal(rowfmt_append(rows, fields, 4), 0);
+}
+
+/* data.csv's text for rows [first, first + n) under DS_VISITS's rules. */
+static void expected_rows(uint32_t first, uint32_t n, struct buf *out)
+{
+	char line[64];
+
+	out->len = 0;
+	for (uint32_t i = first; i < first + n; i++) {
+		int len = snprintf(line, sizeof(line), "%u,***,%s\n", i,
+				   city_csv(i));
+
+		assert_int_equal(buf_append(out, line, (size_t)len), 0);
+	}
+}
+
+/*
+ * Seal nblocks blocks of per_block rows (numbered from 0) into a new store
+ * file and record it as the next version of dataset; returns the version.
+ */
+static int64_t add_version(struct fixture *f, const char *dataset,
+			   uint32_t nblocks, uint32_t per_block)
+{
+	static unsigned serial;
+	struct dataset_version v = {0};
+	struct store_writer *w;
+	struct buf rows = BUF_INIT;
+	uint8_t key[KEY_LEN];
+	char label[128], rel[96], path[PATH_MAX];
+
+	snprintf(rel, sizeof(rel), "%s/%s-%u.gvs", HOME_STORE_DIR, dataset,
+		 serial++);
+	snprintf(path, sizeof(path), "%s/%s", f->dir, rel);
+	data_key_label(dataset, label, sizeof(label));
+	assert_int_equal(data_key_new(&f->mk, label, key, v.wrapped_key), 0);
+	assert_int_equal(store_writer_open(&w, path, key, 2), 0);
+	for (uint32_t b = 0; b < nblocks; b++) {
+		for (uint32_t r = 0; r < per_block; r++)
+			append_row(&rows, b * per_block + r);
+		assert_int_equal(store_writer_add_block(w, &rows, per_block),
+				 0);
+	}
+	buf_release(&rows);
+	assert_int_equal(store_writer_finish(w, &v.store), 0);
+	v.dataset = (char *)dataset;
+	v.ingested_ns = clock_now_ns();
+	v.ingested_by = (char *)"uid 0 (root)";
+	v.source_name = (char *)"unit.csv";
+	v.source_sha256 = (char *)"00";
+	v.schema_json = (char *)SCHEMA_JSON;
+	v.store_file = rel;
+	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
+	return v.version;
+}
+
+/* A policy file for AGREEMENT valid from..until showing datasets. */
+static void policy(char *buf, size_t len, const char *from,
+		   const char *until, const char *datasets)
+{
+	snprintf(buf, len,
+		 "{\"id\":\"" AGREEMENT "\",\"grantee\":\"Unit grantee\","
+		 "\"scenario\":\"mount_state tests\",\"uids\":[1000],"
+		 "\"valid_from\":\"%s\",\"valid_until\":\"%s\","
+		 "\"datasets\":[%s]}",
+		 from, until, datasets);
+}
+
+/*
+ * Compute and store the size index of every data.csv the current revision
+ * of AGREEMENT shows, for its datasets' newest versions, as govfsctl does
+ * at apply and at dataset add.
+ */
+static void index_sizes(struct fixture *f)
+{
+	struct agreement_record rec;
+	struct agreement agr;
+	uint8_t key[KEY_LEN];
+	struct perr err;
+
+	assert_int_equal(catalog_agreement_get(f->cat, AGREEMENT, &rec), 0);
+	assert_int_equal(agreement_parse(rec.policy_json,
+					 strlen(rec.policy_json), &agr, &err),
+			 0);
+	assert_int_equal(pseudonym_key_unwrap(&f->mk, &rec, key), 0);
+	for (size_t i = 0; i < agr.ndatasets; i++) {
+		const struct agreement_dataset *ds = &agr.datasets[i];
+		struct dataset_version v;
+		struct dataview dv;
+
+		if (!ds->records)
+			continue;
+		assert_int_equal(
+		    catalog_dataset_latest(f->cat, ds->dataset, &v), 0);
+		assert_int_equal(
+		    dataview_open(&dv, f->dir, &f->mk, &v, ds, key, &err), 0);
+		assert_int_equal(dataview_compute_sizes(&dv), 0);
+		assert_int_equal(catalog_size_index_put(f->cat, rec.id,
+							rec.revision, v.dataset,
+							v.version, &dv.sizes),
+				 0);
+		dataview_close(&dv);
+		dataset_version_release(&v);
+	}
+	agreement_release(&agr);
+	agreement_record_release(&rec);
+}
+
+/* Record text as AGREEMENT's next revision (keeping its pseudonym key). */
+static int64_t add_revision(struct fixture *f, const char *text)
+{
+	struct agreement_record rec = {0}, old;
+	uint8_t key[KEY_LEN];
+	char label[128];
+
+	if (!catalog_agreement_get(f->cat, AGREEMENT, &old)) {
+		memcpy(rec.pseudonym_key, old.pseudonym_key, WRAPPED_KEY_LEN);
+		agreement_record_release(&old);
+	} else {
+		pseudonym_key_label(AGREEMENT, label, sizeof(label));
+		assert_int_equal(
+		    data_key_new(&f->mk, label, key, rec.pseudonym_key), 0);
+	}
+	rec.id = (char *)AGREEMENT;
+	rec.applied_by = (char *)"uid 0 (root)";
+	rec.policy_json = (char *)text;
+	rec.has_pseudonym_key = true;
+	assert_int_equal(catalog_agreement_add_revision(f->cat, &rec), 0);
+	return rec.revision;
+}
+
+/* `govfsctl agreement apply`: a new revision with its size indexes. */
+static int64_t apply(struct fixture *f, const char *from, const char *until,
+		     const char *datasets)
+{
+	char text[2048];
+	int64_t rev;
+
+	policy(text, sizeof(text), from, until, datasets);
+	rev = add_revision(f, text);
+	index_sizes(f);
+	return rev;
+}
+
+static struct mount_state *load(struct fixture *f,
+				const struct mount_state *prev)
+{
+	struct mount_state *st = NULL;
+	char why[256] = "";
+	int rc = mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT, prev, &st,
+				  why, sizeof(why));
+
+	if (rc)
+		fail_msg("mount_state_load: %d: %s", rc, why);
+	return st;
+}
+
+static struct file_view *view_of(const struct mount_state *st,
+				 const char *dataset)
+{
+	const struct dataset_state *d = mount_state_dataset(st, dataset);
+
+	assert_non_null(d);
+	assert_non_null(d->data);
+	return d->data;
+}
+
+/* ---- tests ---- */
+
+static void test_load_one_dataset(void **state)
+{
+	struct fixture *f = *state;
+	struct mount_state *st;
+	struct file_view *fv;
+	uint64_t sum = 0;
+
+	assert_int_equal(add_version(f, "visits", 3, 50), 1);
+	assert_int_equal(apply(f, ALWAYS, DS_VISITS), 1);
+	st = load(f, NULL);
+	assert_string_equal(st->agr.id, AGREEMENT);
+	assert_int_equal(st->rec.revision, 1);
+	assert_true(st->active);
+	assert_true(st->has_key);
+	assert_int_equal(st->phase, PHASE_VALID);
+	assert_int_equal(st->ndatasets, 1);
+	assert_string_equal(st->datasets[0].ds->dataset, "visits");
+	assert_ptr_equal(mount_state_dataset(st, "visits"), &st->datasets[0]);
+	assert_null(mount_state_dataset(st, "labs"));
+	assert_null(mount_state_dataset(st, "visit"));
+
+	fv = view_of(st, "visits");
+	assert_string_equal(fv->dataset, "visits");
+	assert_int_equal(fv->version, 1);
+	assert_int_equal(fv->revision, 1);
+	assert_int_equal(fv->dv.sizes.nblocks, 3);
+	assert_int_equal(fv->dv.sizes.rows, 150);
+	assert_int_equal(fv->dv.sizes.header_bytes, strlen(HEADER));
+	for (uint32_t b = 0; b < 3; b++) {
+		assert_true(fv->dv.sizes.block_bytes[b] > 0);
+		sum += fv->dv.sizes.block_bytes[b];
+	}
+	assert_int_equal(fv->size, strlen(HEADER) + sum);
+	assert_int_equal(fv->size, fv->dv.sizes.total_bytes);
+	mount_state_put(st);
+}
+
+static void test_size_is_the_rendered_file(void **state)
+{
+	struct fixture *f = *state;
+	struct buf want = BUF_INIT;
+	struct mount_state *st;
+
+	add_version(f, "visits", 4, 37);
+	apply(f, ALWAYS, DS_VISITS);
+	st = load(f, NULL);
+	/* Independent of render: the text these rules must give. */
+	expected_rows(0, 4 * 37, &want);
+	assert_int_equal(view_of(st, "visits")->size,
+			 strlen(HEADER) + want.len);
+	buf_release(&want);
+	mount_state_put(st);
+}
+
+static void test_block_at_every_boundary(void **state)
+{
+	struct fixture *f = *state;
+	struct mount_state *st;
+	const struct file_view *fv;
+	uint32_t n;
+
+	add_version(f, "visits", 5, 20);
+	apply(f, ALWAYS, DS_VISITS);
+	st = load(f, NULL);
+	fv = view_of(st, "visits");
+	n = fv->dv.sizes.nblocks;
+	assert_int_equal(n, 5);
+	/* The header is not in any block: block 0 starts after it. */
+	assert_int_equal(file_view_block_start(fv, 0), strlen(HEADER));
+	assert_int_equal(file_view_block_at(fv, strlen(HEADER)), 0);
+	for (uint32_t b = 0; b < n; b++) {
+		uint64_t start = file_view_block_start(fv, b);
+		uint64_t end = start + fv->dv.sizes.block_bytes[b];
+
+		assert_int_equal(fv->ends[b], end);
+		assert_int_equal(file_view_block_at(fv, start), b);
+		assert_int_equal(file_view_block_at(fv, start + 1), b);
+		assert_int_equal(file_view_block_at(fv, end - 1), b);
+		assert_int_equal(file_view_block_at(fv, end), b + 1);
+	}
+	assert_int_equal(fv->ends[n - 1], fv->size);
+	assert_int_equal(file_view_block_at(fv, fv->size - 1), n - 1);
+	assert_int_equal(file_view_block_at(fv, fv->size), n);
+	mount_state_put(st);
+}
+
+static void test_block_at_skips_empty_blocks(void **state)
+{
+	struct fixture *f = *state;
+	struct mount_state *st;
+	const struct file_view *fv;
+	struct block_decoder *d = block_decoder_new();
+	struct buf out = BUF_INIT;
+
+	/* The filter hides every row of block 1 (rows 10..19). */
+	add_version(f, "visits", 3, 10);
+	apply(f, ALWAYS,
+	      "{\"dataset\":\"visits\",\"rows\":\"id < 10 or id >= 20\","
+	      "\"columns\":{\"id\":\"keep\",\"name\":\"redact\","
+	      "\"city\":\"keep\"}}");
+	st = load(f, NULL);
+	fv = view_of(st, "visits");
+	assert_int_equal(fv->dv.sizes.rows, 20);
+	assert_int_equal(fv->dv.sizes.block_bytes[1], 0);
+	assert_int_equal(file_view_block_start(fv, 1),
+			 file_view_block_start(fv, 2));
+	/* The byte where block 1 "starts" is block 2's first. */
+	assert_int_equal(file_view_block_at(fv, fv->ends[0] - 1), 0);
+	assert_int_equal(file_view_block_at(fv, fv->ends[0]), 2);
+	assert_non_null(d);
+	assert_int_equal(file_view_render(fv, 1, d, &out), 0);
+	assert_int_equal(out.len, 0);
+	buf_release(&out);
+	block_decoder_free(d);
+	mount_state_put(st);
+}
+
+static void test_render_gives_size_index_bytes(void **state)
+{
+	struct fixture *f = *state;
+	struct block_decoder *d = block_decoder_new();
+	struct buf out = BUF_INIT, want = BUF_INIT;
+	struct mount_state *st;
+	const struct file_view *fv;
+
+	assert_non_null(d);
+	add_version(f, "visits", 3, 50);
+	apply(f, ALWAYS, DS_VISITS);
+	st = load(f, NULL);
+	fv = view_of(st, "visits");
+	assert_memory_equal(fv->dv.plan.header.data, HEADER, strlen(HEADER));
+	for (uint32_t b = 0; b < 3; b++) {
+		/* Whatever out held before is replaced, not appended to. */
+		assert_int_equal(buf_append(&out, "junk", 4), 0);
+		assert_int_equal(file_view_render(fv, b, d, &out), 0);
+		assert_int_equal(out.len, fv->dv.sizes.block_bytes[b]);
+		expected_rows(b * 50, 50, &want);
+		assert_int_equal(out.len, want.len);
+		assert_memory_equal(out.data, want.data, want.len);
+	}
+	assert_int_equal(file_view_render(fv, 3, d, &out), -EIO);
+	assert_int_equal(file_view_render(fv, UINT32_MAX, d, &out), -EIO);
+	buf_release(&out);
+	buf_release(&want);
+	block_decoder_free(d);
+	mount_state_put(st);
+}
+
+static void test_render_refuses_tampered_size_index(void **state)
+{
+	struct fixture *f = *state;
+	struct block_decoder *d = block_decoder_new();
+	struct buf out = BUF_INIT;
+	struct mount_state *st;
+	struct file_view *fv;
+	uint64_t good;
+
+	assert_non_null(d);
+	add_version(f, "visits", 3, 50);
+	apply(f, ALWAYS, DS_VISITS);
+	st = load(f, NULL);
+	fv = view_of(st, "visits");
+	good = fv->dv.sizes.block_bytes[1];
+	fv->dv.sizes.block_bytes[1] = good + 1;
+	assert_int_equal(file_view_render(fv, 1, d, &out), -EIO);
+	fv->dv.sizes.block_bytes[1] = good - 1;
+	assert_int_equal(file_view_render(fv, 1, d, &out), -EIO);
+	fv->dv.sizes.block_bytes[1] = 0;
+	assert_int_equal(file_view_render(fv, 1, d, &out), -EIO);
+	/* Only the tampered block fails. */
+	assert_int_equal(file_view_render(fv, 0, d, &out), 0);
+	fv->dv.sizes.block_bytes[1] = good;
+	assert_int_equal(file_view_render(fv, 1, d, &out), 0);
+	assert_int_equal(out.len, good);
+	buf_release(&out);
+	block_decoder_free(d);
+	mount_state_put(st);
+}
+
+static void test_readme_names_state_and_dataset(void **state)
+{
+	struct fixture *f = *state;
+	struct mount_state *st;
+	char *text, line[160];
+
+	add_version(f, "visits", 3, 50);
+	apply(f, ALWAYS, DS_VISITS);
+	st = load(f, NULL);
+	text = strndup((const char *)st->readme.data, st->readme.len);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "agreement " AGREEMENT " (revision 1)"));
+	assert_non_null(strstr(text, "Grantee:   Unit grantee\n"));
+	assert_non_null(strstr(text, "State:     active\n"));
+	assert_non_null(strstr(text, "from 2000-01-01T00:00:00Z until "
+				     "2099-01-01T00:00:00+08:00"));
+	assert_non_null(strstr(text, "\nvisits/\n"));
+	snprintf(line, sizeof(line),
+		 "data.csv     %llu bytes, 150 of 150 rows of dataset "
+		 "version 1\n",
+		 (unsigned long long)view_of(st, "visits")->size);
+	assert_non_null(strstr(text, line));
+	free(text);
+	mount_state_put(st);
+}
+
+static void expect_readme_state(struct fixture *f, const char *from,
+				const char *until, enum time_phase phase,
+				const char *line)
+{
+	struct mount_state *st;
+	char *text;
+
+	apply(f, from, until, DS_VISITS);
+	st = load(f, NULL);
+	assert_int_equal(st->phase, phase);
+	text = strndup((const char *)st->readme.data, st->readme.len);
+	assert_non_null(text);
+	assert_non_null(strstr(text, line));
+	free(text);
+	mount_state_put(st);
+}
+
+static void test_readme_outside_validity(void **state)
+{
+	struct fixture *f = *state;
+
+	add_version(f, "visits", 1, 5);
+	expect_readme_state(f, "2090-01-01T00:00:00Z", "2099-01-01T00:00:00Z",
+			    PHASE_NOT_YET, "State:     not yet valid\n");
+	expect_readme_state(f, "2000-01-01T00:00:00Z", "2001-01-01T00:00:00Z",
+			    PHASE_EXPIRED, "State:     expired\n");
+}
+
+static void test_schema_json(void **state)
+{
+	static const char *const want[3][3] = {{"id", "int", "keep"},
+					       {"name", "string", "redact"},
+					       {"city", "string", "keep"}};
+	struct fixture *f = *state;
+	const struct dataset_state *d;
+	struct mount_state *st;
+	json_error_t jerr;
+	json_t *root, *cols, *views;
+
+	add_version(f, "visits", 2, 10);
+	apply(f, ALWAYS, DS_VISITS);
+	st = load(f, NULL);
+	d = mount_state_dataset(st, "visits");
+	assert_non_null(d);
+	assert_true(d->schema_json.len > 0);
+	assert_int_equal(d->schema_json.data[d->schema_json.len - 1], '\n');
+	root = json_loadb((const char *)d->schema_json.data, d->schema_json.len,
+			  JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		fail_msg("schema.json: line %d: %s", jerr.line, jerr.text);
+	assert_true(json_is_object(root));
+	cols = json_object_get(root, "columns");
+	assert_true(json_is_array(cols));
+	/* note is dropped: it is not a column of data.csv. */
+	assert_int_equal(json_array_size(cols), 3);
+	for (size_t i = 0; i < 3; i++) {
+		json_t *c = json_array_get(cols, i);
+
+		assert_true(json_is_object(c));
+		assert_int_equal(json_object_size(c), 3);
+		assert_string_equal(
+		    json_string_value(json_object_get(c, "name")), want[i][0]);
+		assert_string_equal(
+		    json_string_value(json_object_get(c, "type")), want[i][1]);
+		assert_string_equal(
+		    json_string_value(json_object_get(c, "rule")), want[i][2]);
+	}
+	views = json_object_get(root, "views");
+	assert_true(json_is_array(views));
+	assert_int_equal(json_array_size(views), 0);
+	json_decref(root);
+	mount_state_put(st);
+}
+
+static void test_reload_reuses_unchanged_view(void **state)
+{
+	struct fixture *f = *state;
+	struct mount_state *st1, *st2, *st3, *st4;
+	struct file_view *fv;
+
+	add_version(f, "visits", 3, 50);
+	apply(f, ALWAYS, DS_VISITS);
+	st1 = load(f, NULL);
+	fv = view_of(st1, "visits");
+	assert_int_equal(atomic_load(&fv->refs), 1);
+
+	/* Nothing changed: the very same view, now shared. */
+	st2 = load(f, st1);
+	assert_ptr_equal(view_of(st2, "visits"), fv);
+	assert_int_equal(atomic_load(&fv->refs), 2);
+	mount_state_put(st1);
+	assert_int_equal(atomic_load(&fv->refs), 1);
+	assert_int_equal(fv->revision, 1);
+
+	/* A new revision: a new view, even with the same rules. */
+	apply(f, "2000-01-01T00:00:00Z", "2098-01-01T00:00:00Z", DS_VISITS);
+	st3 = load(f, st2);
+	assert_ptr_not_equal(view_of(st3, "visits"), fv);
+	assert_int_equal(view_of(st3, "visits")->revision, 2);
+	assert_int_equal(st3->rec.revision, 2);
+
+	/* A new dataset version: a new view of it. */
+	add_version(f, "visits", 2, 50);
+	index_sizes(f);
+	st4 = load(f, st3);
+	assert_ptr_not_equal(view_of(st4, "visits"), view_of(st3, "visits"));
+	assert_int_equal(view_of(st4, "visits")->version, 2);
+	assert_int_equal(view_of(st4, "visits")->dv.sizes.nblocks, 2);
+	mount_state_put(st2);
+	mount_state_put(st3);
+	mount_state_put(st4);
+}
+
+static void test_view_currency_across_revisions(void **state)
+{
+	struct fixture *f = *state;
+	struct mount_state *st1, *st2, *st3, *st4, *st5;
+
+	add_version(f, "visits", 2, 10);
+	add_version(f, "labs", 2, 10);
+	apply(f, ALWAYS, DS_VISITS "," DS_LABS);
+	st1 = load(f, NULL);
+	assert_true(file_view_current(view_of(st1, "visits"), st1));
+	assert_true(file_view_current(view_of(st1, "labs"), st1));
+
+	/* Revision 2 changes a rule of labs only. */
+	apply(f, ALWAYS,
+	      DS_VISITS ",{\"dataset\":\"labs\",\"columns\":{\"id\":\"keep\","
+			"\"name\":\"redact\",\"city\":\"redact\"}}");
+	st2 = load(f, st1);
+	assert_true(file_view_current(view_of(st1, "visits"), st2));
+	assert_false(file_view_current(view_of(st1, "labs"), st2));
+
+	/* Revision 3 withdraws labs. */
+	apply(f, ALWAYS, DS_VISITS);
+	st3 = load(f, st2);
+	assert_null(mount_state_dataset(st3, "labs"));
+	assert_false(file_view_current(view_of(st2, "labs"), st3));
+	assert_true(file_view_current(view_of(st1, "visits"), st3));
+
+	/* Revision 4 filters the rows of visits: other bytes. */
+	apply(f, ALWAYS,
+	      "{\"dataset\":\"visits\",\"rows\":\"id < 5\",\"columns\":{"
+	      "\"id\":\"keep\",\"name\":\"redact\",\"city\":\"keep\"}}");
+	st4 = load(f, st3);
+	assert_false(file_view_current(view_of(st3, "visits"), st4));
+
+	/* Revision 5 drops a column of visits. */
+	apply(f, ALWAYS,
+	      "{\"dataset\":\"visits\",\"rows\":\"id < 5\",\"columns\":{"
+	      "\"id\":\"keep\",\"city\":\"keep\"}}");
+	st5 = load(f, st4);
+	assert_false(file_view_current(view_of(st4, "visits"), st5));
+	mount_state_put(st1);
+	mount_state_put(st2);
+	mount_state_put(st3);
+	mount_state_put(st4);
+	mount_state_put(st5);
+}
+
+static void test_unknown_agreement(void **state)
+{
+	static struct mount_state untouched;
+	struct fixture *f = *state;
+	struct mount_state *st = &untouched;
+	char why[256] = "";
+
+	add_version(f, "visits", 1, 5);
+	apply(f, ALWAYS, DS_VISITS);
+	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, "agr-2", NULL,
+					  &st, why, sizeof(why)),
+			 -ENOENT);
+	assert_ptr_equal(st, &untouched);
+	assert_string_equal(why, "no such agreement 'agr-2'");
+}
+
+static void test_missing_size_index(void **state)
+{
+	struct fixture *f = *state;
+	struct mount_state *st = NULL;
+	char text[1024], why[256] = "";
+
+	add_version(f, "visits", 1, 5);
+	policy(text, sizeof(text), ALWAYS, DS_VISITS);
+	add_revision(f, text);
+	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT,
+					  NULL, &st, why, sizeof(why)),
+			 -ENOENT);
+	assert_null(st);
+	assert_non_null(strstr(why, "visits: no size index"));
+}
+
+static void test_size_index_disagreeing_with_store(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t blocks[2] = {100, 100};
+	struct size_index si = {.rows = 10,
+				.header_bytes = strlen(HEADER),
+				.nblocks = 2,
+				.block_bytes = blocks,
+				.total_bytes = strlen(HEADER) + 200};
+	struct mount_state *st = NULL;
+	char why[256] = "";
+
+	add_version(f, "visits", 3, 5);
+	apply(f, ALWAYS, DS_VISITS);
+	/* Two blocks where the store has three. */
+	assert_int_equal(
+	    catalog_size_index_put(f->cat, AGREEMENT, 1, "visits", 1, &si), 0);
+	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT,
+					  NULL, &st, why, sizeof(why)),
+			 -EIO);
+	assert_non_null(strstr(why, "size index does not match the store"));
+	/* The right block count, but a total that is not their sum. */
+	blocks[0] = 1;
+	si.nblocks = 1;
+	assert_int_equal(add_version(f, "visits", 1, 5), 2);
+	si.total_bytes = strlen(HEADER) + 2;
+	assert_int_equal(
+	    catalog_size_index_put(f->cat, AGREEMENT, 1, "visits", 2, &si), 0);
+	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT,
+					  NULL, &st, why, sizeof(why)),
+			 -EIO);
+	assert_null(st);
+}
+
+static void test_dataset_without_versions(void **state)
+{
+	struct fixture *f = *state;
+	struct mount_state *st = NULL;
+	char text[1024], why[256] = "";
+
+	policy(text, sizeof(text), ALWAYS, DS_VISITS);
+	add_revision(f, text);
+	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT,
+					  NULL, &st, why, sizeof(why)),
+			 -ENOENT);
+	assert_string_equal(why, "visits: no such dataset");
+}
+
+static void test_time_phase_boundaries(void **state)
+{
+	struct agreement agr = {.valid_from_ns = 1000, .valid_until_ns = 2000};
+
+	(void)state;
+	assert_int_equal(time_phase_at(&agr, INT64_MIN), PHASE_NOT_YET);
+	assert_int_equal(time_phase_at(&agr, 999), PHASE_NOT_YET);
+	assert_int_equal(time_phase_at(&agr, 1000), PHASE_VALID);
+	assert_int_equal(time_phase_at(&agr, 1999), PHASE_VALID);
+	assert_int_equal(time_phase_at(&agr, 2000), PHASE_EXPIRED);
+	assert_int_equal(time_phase_at(&agr, INT64_MAX), PHASE_EXPIRED);
+	agr.valid_from_ns = -5;
+	agr.valid_until_ns = -4;
+	assert_int_equal(time_phase_at(&agr, -6), PHASE_NOT_YET);
+	assert_int_equal(time_phase_at(&agr, -5), PHASE_VALID);
+	assert_int_equal(time_phase_at(&agr, -4), PHASE_EXPIRED);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    T(test_load_one_dataset),
+	    T(test_size_is_the_rendered_file),
+	    T(test_block_at_every_boundary),
+	    T(test_block_at_skips_empty_blocks),
+	    T(test_render_gives_size_index_bytes),
+	    T(test_render_refuses_tampered_size_index),
+	    T(test_readme_names_state_and_dataset),
+	    T(test_readme_outside_validity),
+	    T(test_schema_json),
+	    T(test_reload_reuses_unchanged_view),
+	    T(test_view_currency_across_revisions),
+	    T(test_unknown_agreement),
+	    T(test_missing_size_index),
+	    T(test_size_index_disagreeing_with_store),
+	    T(test_dataset_without_versions),
+	    cmocka_unit_test(test_time_phase_boundaries),
+	};
+
+	umask(077);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
