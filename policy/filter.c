@@ -168,8 +168,8 @@ static int64_t day_number(int y, int m, int d)
 	int64_t year = (int64_t)y + 400;
 	int64_t prev = year - 1;
 
-	return year * 365 + prev / 4 - prev / 100 + prev / 400 +
-	       before[m - 1] + (m > 2 && leap_year(year)) + d;
+	return year * 365 + prev / 4 - prev / 100 + prev / 400 + before[m - 1] +
+	       (m > 2 && leap_year(year)) + d;
 }
 
 /* Parse a datetime value (value_is_datetime); false if it is not one. */
@@ -288,8 +288,8 @@ static bool in_list(const struct node *node, const struct rowfmt_field *f)
 	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c =
-		    value_compare(node->type, f->data, f->len, &node->lits[mid]);
+		int c = value_compare(node->type, f->data, f->len,
+				      &node->lits[mid]);
 
 		if (c == 0)
 			return true;
@@ -336,9 +336,9 @@ static enum truth eval(const struct node *node,
 		f = &fields[node->col];
 		if (f->len == 0)
 			return UNKNOWN;
-		return truth_of(cmp_holds(
-		    node->op, value_compare(node->type, f->data, f->len,
-					    &node->lits[0])));
+		return truth_of(
+		    cmp_holds(node->op, value_compare(node->type, f->data,
+						      f->len, &node->lits[0])));
 	case NODE_IN:
 		f = &fields[node->col];
 		if (f->len == 0)
@@ -619,8 +619,9 @@ static int lex(struct parser *p)
 			len = 2;
 			break;
 		case '<':
-			kind = next == '=' ? TOK_LE : next == '>' ? TOK_NE
-								  : TOK_LT;
+			kind = next == '='   ? TOK_LE
+			       : next == '>' ? TOK_NE
+					     : TOK_LT;
 			len = kind == TOK_LT ? 1 : 2;
 			break;
 		case '>':
@@ -776,11 +777,6 @@ static int make_literal(struct parser *p, const struct token *tok, size_t col,
 			    "quotes",
 			    text_quote(q, c->name), col_type_name(c->type));
 	if (numeric) {
-		if (c->type == COL_INT && !value_is_int(s, tok->len))
-			return fail(p, tok->pos,
-				    "'%s' is not a valid int for column '%s'",
-				    quote_bytes(q, s, tok->len),
-				    text_quote(q2, c->name));
 		lit->text = strndup(s, tok->len);
 		lit->len = tok->len;
 	} else {
@@ -951,9 +947,10 @@ static int parse_after_column(struct parser *p, struct node *node)
 		if (rc)
 			return rc;
 		if (p->tok.kind != TOK_NULL)
-			return expected(p, node->negate ? "'null' after 'is not'"
-							: "'null' or 'not' "
-							  "after 'is'");
+			return expected(p, node->negate
+					       ? "'null' after 'is not'"
+					       : "'null' or 'not' "
+						 "after 'is'");
 		return lex(p);
 	}
 	if (p->tok.kind == TOK_NOT || p->tok.kind == TOK_IN) {
@@ -1107,8 +1104,7 @@ static int parse_factor(struct parser *p, struct node **out)
 
 /* sub ( sep sub )*: one node of kind with every sub as a kid, or the only
  * sub itself. */
-static int parse_chain(struct parser *p, enum tok_kind sep,
-		       enum node_kind kind,
+static int parse_chain(struct parser *p, enum tok_kind sep, enum node_kind kind,
 		       int (*sub)(struct parser *, struct node **),
 		       struct node **out)
 {
@@ -1160,8 +1156,8 @@ static int parse_or(struct parser *p, struct node **out)
 	return parse_chain(p, TOK_OR, NODE_OR, parse_and, out);
 }
 
-int filter_compile(const char *text, const struct schema *schema,
-		   int max_level, struct filter **out, struct perr *err)
+int filter_compile(const char *text, const struct schema *schema, int max_level,
+		   struct filter **out, struct perr *err)
 {
 	struct parser p = {
 	    .text = text,
@@ -1176,8 +1172,8 @@ int filter_compile(const char *text, const struct schema *schema,
 	*out = NULL;
 	p.len = strnlen(text, FILTER_TEXT_MAX + 1);
 	if (p.len > FILTER_TEXT_MAX)
-		return fail(&p, FILTER_TEXT_MAX, "filter is longer than %d bytes",
-			    FILTER_TEXT_MAX);
+		return fail(&p, FILTER_TEXT_MAX,
+			    "filter is longer than %d bytes", FILTER_TEXT_MAX);
 	rc = lex(&p);
 	if (!rc)
 		rc = parse_or(&p, &root);

@@ -15,7 +15,7 @@
  * match the schema exactly.  A value is a number, -?[0-9]+(\.[0-9]+)?, for
  * int and decimal columns, and a single-quoted string, with '' for a quote
  * inside, for string, date and datetime columns; it must fit the column's
- * type.  `'<>'` and `not in` are accepted as SQL writes them.
+ * type.  `<>` and `not in` are accepted as SQL writes them.
  *
  * Evaluation follows SQL's three-valued logic: a comparison or `in` with a
  * NULL (empty) field is UNKNOWN, `not` keeps UNKNOWN, `and` is FALSE if
@@ -58,8 +58,8 @@ struct filter;
  * -EINVAL (err says why) or -ENOMEM (err says "out of memory"); *out is
  * NULL on error.
  */
-int filter_compile(const char *text, const struct schema *schema,
-		   int max_level, struct filter **out, struct perr *err)
+int filter_compile(const char *text, const struct schema *schema, int max_level,
+		   struct filter **out, struct perr *err)
     __attribute__((warn_unused_result));
 
 /*

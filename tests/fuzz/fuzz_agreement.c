@@ -34,12 +34,11 @@ static struct column penguin_cols[] = {
 };
 
 static const struct schema visits = {ARRAY_SIZE(visits_cols), visits_cols};
-static const struct schema penguins = {ARRAY_SIZE(penguin_cols),
-				       penguin_cols};
+static const struct schema penguins = {ARRAY_SIZE(penguin_cols), penguin_cols};
 
 static const char *const visit_row[] = {
-    "p1", "42", "Xihu", "2025-03-15", "13800138000", "Li", "12.50",
-    "2025-01-01T08:00:00+08:00"};
+    "p1",	   "42", "Xihu",  "2025-03-15",
+    "13800138000", "Li", "12.50", "2025-01-01T08:00:00+08:00"};
 static const char *const penguin_row[] = {"Adelie", "39.1", "7"};
 static const char *const null_row[] = {"", "", "", "", "", "", "", ""};
 
@@ -55,8 +54,8 @@ static const struct schema *lookup(void *ctx, const char *dataset)
 
 static void check_rule(const struct rule *rule)
 {
-	static const char *const values[] = {"0", "-1", "37", "-0.01",
-					     "123456789012345678901234567890.5"};
+	static const char *const values[] = {
+	    "0", "-1", "37", "-0.01", "123456789012345678901234567890.5"};
 	char text[RULE_TEXT_MAX];
 	struct perr err;
 	struct rule again;
@@ -81,8 +80,7 @@ static void check_rule(const struct rule *rule)
 static void eval_rows(const struct filter *f, const struct schema *schema)
 {
 	struct rowfmt_field fields[ARRAY_SIZE(visits_cols)];
-	const char *const *vals =
-	    schema == &visits ? visit_row : penguin_row;
+	const char *const *vals = schema == &visits ? visit_row : penguin_row;
 
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < schema->ncols; i++) {
@@ -119,8 +117,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					check_rule(&ds->views[j].keys[k].rule);
 		if (!schema || !ds->rows)
 			continue;
-		if (filter_compile(ds->rows, schema, agr.max_level, &f,
-				   &err) == 0) {
+		if (filter_compile(ds->rows, schema, agr.max_level, &f, &err) ==
+		    0) {
 			eval_rows(f, schema);
 			filter_free(f);
 		}

@@ -44,14 +44,14 @@ static const struct schema schema = {NCOLS, columns};
 static const char *const rows[][NCOLS] = {
     {"30", "Lin'an", "0.30000", "2025-03-15", "2025-01-01T08:00:00+08:00",
      "13800138000", "39.1", "张三", "Xihu"},
-    {"-007", "", "-0.0", "0000-01-01", "2025-01-01T08:00:00.25", "", "",
-     "🦉", "Gongshu"},
+    {"-007", "", "-0.0", "0000-01-01", "2025-01-01T08:00:00.25", "", "", "🦉",
+     "Gongshu"},
     {"", "abc", "", "", "", "x", "-12.5", "", ""},
     {"123456789012345678901234567890", "a\nb,\"c\"", "1.0000000000000000001",
      "9999-12-31", "9999-12-31T23:59:59.999999999-23:59", "1", "0", "王五",
      "'"},
-    {"0", "", "18446744073709551616", "2024-02-29", "2024-02-29T23:30:00Z",
-     "", "00.50", "", "Binjiang"},
+    {"0", "", "18446744073709551616", "2024-02-29", "2024-02-29T23:30:00Z", "",
+     "00.50", "", "Binjiang"},
 };
 
 static void fields_of(const char *const *vals, struct rowfmt_field *f)
@@ -143,7 +143,8 @@ static size_t fixed_text(__int128 v, char *out)
 {
 	char digits[64];
 	size_t n = 0, o = 0, first;
-	unsigned __int128 m = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+	unsigned __int128 m =
+	    v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
 
 	do {
 		digits[n++] = (char)('0' + (int)(m % 10));

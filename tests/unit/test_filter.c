@@ -124,8 +124,8 @@ static enum tv truth(const char *text, const struct rec *r)
 	do {                                                                   \
 		enum tv got_ = truth((text), (rec));                           \
 		if (got_ != (want))                                            \
-			fail_msg("'%s': got %c, want %c", (text),              \
-				 "FUT"[got_], "FUT"[(want)]);                  \
+			fail_msg("'%s': got %c, want %c", (text), "FUT"[got_], \
+				 "FUT"[(want)]);                               \
 	} while (0)
 
 /* A record with one column set. */
@@ -305,6 +305,16 @@ static void test_datetimes(void **state)
 	r = one(C_SEEN, "2024-02-29T23:30:00-01:00");
 	CHECK("seen_at = '2024-03-01T00:30:00Z'", &r, T);
 	CHECK("seen_at > '2024-02-29T23:59:59Z'", &r, T);
+	r = one(C_SEEN, "2025-02-28T23:30:00-01:00");
+	CHECK("seen_at = '2025-03-01T00:30:00Z'", &r, T);
+	r = one(C_SEEN, "2100-02-28T23:30:00-01:00");
+	CHECK("seen_at = '2100-03-01T00:30:00Z'", &r, T);
+	r = one(C_SEEN, "2000-02-29T23:30:00-01:00");
+	CHECK("seen_at = '2000-03-01T00:30:00Z'", &r, T);
+	r = one(C_SEEN, "2024-12-31T23:30:00-01:00");
+	CHECK("seen_at = '2025-01-01T00:30:00Z'", &r, T);
+	r = one(C_SEEN, "2025-01-01T00:30:00+01:00");
+	CHECK("seen_at = '2024-12-31T23:30:00Z'", &r, T);
 	r = one(C_SEEN, "0000-01-01T00:00:00Z");
 	CHECK("seen_at < '9999-12-31T23:59:59Z'", &r, T);
 	CHECK("seen_at > '0000-01-01T00:00:00+01:00'", &r, T);
@@ -392,10 +402,18 @@ static void test_is_null(void **state)
 static void test_null_comparisons(void **state)
 {
 	static const char *const texts[] = {
-	    "age = 1",		 "age != 1",	     "age < 1",
-	    "age <= 1",		 "age > 1",	     "age >= 1",
-	    "age in (1, 2)",	 "age not in (1, 2)", "name = 'x'",
-	    "name != 'x'",	 "cost > 0",	     "visit_date < '2025-01-01'",
+	    "age = 1",
+	    "age != 1",
+	    "age < 1",
+	    "age <= 1",
+	    "age > 1",
+	    "age >= 1",
+	    "age in (1, 2)",
+	    "age not in (1, 2)",
+	    "name = 'x'",
+	    "name != 'x'",
+	    "cost > 0",
+	    "visit_date < '2025-01-01'",
 	    "seen_at = '2025-01-01T00:00:00Z'",
 	};
 	struct rec null = {{0}};
@@ -408,7 +426,8 @@ static void test_null_comparisons(void **state)
 /* The truth tables of SQL: age = 30 and cost = 1 each T, F or U. */
 static void test_three_valued_logic(void **state)
 {
-	static const char *const age_of[] = {[T] = "30", [F] = "31", [U] = NULL};
+	static const char *const age_of[] = {
+	    [T] = "30", [F] = "31", [U] = NULL};
 	static const char *const cost_of[] = {[T] = "1", [F] = "2", [U] = NULL};
 	static const enum tv and_table[3][3] = {
 	    [F] = {[F] = F, [U] = F, [T] = F},
@@ -707,8 +726,7 @@ static void test_type_errors(void **state)
 			    "without quotes"},
 	    {"age = '18'", "at 7: column 'age' is int: write the number "
 			   "without quotes"},
-	    {"age >= 18.5",
-	     "at 8: '18.5' is not a valid int for column 'age'"},
+	    {"age >= 18.5", "at 8: '18.5' is not a valid int for column 'age'"},
 	    {"age in (1, 2.0)",
 	     "at 12: '2.0' is not a valid int for column 'age'"},
 	    {"18.5 <= age", "at 1: '18.5' is not a valid int for column 'age'"},
@@ -751,7 +769,8 @@ static void test_max_level(void **state)
 	struct filter *f;
 
 	(void)state;
-	assert_int_equal(filter_compile("phone = '1'", &schema, 4, &f, &err), 0);
+	assert_int_equal(filter_compile("phone = '1'", &schema, 4, &f, &err),
+			 0);
 	filter_free(f);
 	assert_int_equal(
 	    filter_compile("visit_date = '2025-01-01'", &schema, 3, &f, &err),
@@ -764,8 +783,8 @@ static void test_max_level(void **state)
 				     "above max_level 2");
 	assert_int_equal(filter_compile("cost > 1", &schema, 1, &f, &err),
 			 -EINVAL);
-	assert_string_equal(err.msg,
-			    "at 1: column 'cost' is graded 2, above max_level 1");
+	assert_string_equal(
+	    err.msg, "at 1: column 'cost' is graded 2, above max_level 1");
 }
 
 /* text = n times open, then middle, then n times close. */

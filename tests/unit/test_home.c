@@ -194,7 +194,7 @@ static void test_create_missing_parent(void **state)
 }
 
 /* Run home_check and compare its verdict, path and reason. */
-static void expect_check(const struct fixture *f, int want_rc,
+static void assert_check(const struct fixture *f, int want_rc,
 			 const char *want_sub, const char *want_why)
 {
 	char pathbuf[PATH_MAX], want_path[PATH_MAX];
@@ -219,7 +219,7 @@ static const char file_open[] = "open to group or others (want mode 0600)";
 static void test_check_accepts_private_home(void **state)
 {
 	make_home(*state);
-	expect_check(*state, 0, NULL, NULL);
+	assert_check(*state, 0, NULL, NULL);
 }
 
 static void test_check_missing(void **state)
@@ -227,17 +227,17 @@ static void test_check_missing(void **state)
 	struct fixture *f = *state;
 	char path[PATH_MAX];
 
-	expect_check(f, -ENOENT, "", strerror(ENOENT));
+	assert_check(f, -ENOENT, "", strerror(ENOENT));
 	make_home(f);
 	path_in(f, "catalog.db", path, sizeof(path));
 	assert_int_equal(unlink(path), 0);
-	expect_check(f, -ENOENT, "catalog.db", strerror(ENOENT));
+	assert_check(f, -ENOENT, "catalog.db", strerror(ENOENT));
 	path_in(f, HOME_TMP_DIR, path, sizeof(path));
 	assert_int_equal(rmdir(path), 0);
-	expect_check(f, -ENOENT, HOME_TMP_DIR, strerror(ENOENT));
+	assert_check(f, -ENOENT, HOME_TMP_DIR, strerror(ENOENT));
 	path_in(f, HOME_STORE_DIR, path, sizeof(path));
 	assert_int_equal(rmdir(path), 0);
-	expect_check(f, -ENOENT, HOME_STORE_DIR, strerror(ENOENT));
+	assert_check(f, -ENOENT, HOME_STORE_DIR, strerror(ENOENT));
 }
 
 static void test_check_not_a_dir(void **state)
@@ -246,14 +246,14 @@ static void test_check_not_a_dir(void **state)
 	char path[PATH_MAX];
 
 	touch(f->home);
-	expect_check(f, -ENOTDIR, "", "not a directory");
+	assert_check(f, -ENOTDIR, "", "not a directory");
 	assert_int_equal(unlink(f->home), 0);
 
 	make_home(f);
 	path_in(f, HOME_STORE_DIR, path, sizeof(path));
 	assert_int_equal(rmdir(path), 0);
 	touch(path);
-	expect_check(f, -ENOTDIR, HOME_STORE_DIR, "not a directory");
+	assert_check(f, -ENOTDIR, HOME_STORE_DIR, "not a directory");
 }
 
 static void test_check_refuses_symlinked_home(void **state)
@@ -265,7 +265,7 @@ static void test_check_refuses_symlinked_home(void **state)
 	snprintf(real, sizeof(real), "%s/real", f->dir);
 	assert_int_equal(home_create(real), 0);
 	assert_int_equal(symlink(real, f->home), 0);
-	expect_check(f, -ENOTDIR, "", "not a directory");
+	assert_check(f, -ENOTDIR, "", "not a directory");
 }
 
 static void test_check_catalog_not_a_file(void **state)
@@ -276,7 +276,7 @@ static void test_check_catalog_not_a_file(void **state)
 	assert_int_equal(home_create(f->home), 0);
 	path_in(f, "catalog.db", path, sizeof(path));
 	assert_int_equal(mkdir(path, 0700), 0);
-	expect_check(f, -ENOTDIR, "catalog.db", "not a regular file");
+	assert_check(f, -ENOTDIR, "catalog.db", "not a regular file");
 }
 
 /* Open one path of a good home to group or others: refused, named. */
@@ -292,9 +292,9 @@ static void expect_mode_refused(const struct fixture *f, const char *sub,
 		snprintf(path, sizeof(path), "%s", f->home);
 	good = mode_of(path);
 	assert_int_equal(chmod(path, mode), 0);
-	expect_check(f, -EPERM, sub, why);
+	assert_check(f, -EPERM, sub, why);
 	assert_int_equal(chmod(path, good), 0);
-	expect_check(f, 0, NULL, NULL);
+	assert_check(f, 0, NULL, NULL);
 }
 
 static void test_check_group_and_other_bits(void **state)
@@ -326,10 +326,10 @@ static void test_check_owner(void **state)
 	make_home(f);
 	path_in(f, "catalog.db", path, sizeof(path));
 	assert_int_equal(chown(path, 65534, (gid_t)-1), 0);
-	expect_check(f, -EPERM, "catalog.db", "owned by another user");
+	assert_check(f, -EPERM, "catalog.db", "owned by another user");
 	assert_int_equal(chown(path, geteuid(), (gid_t)-1), 0);
 	assert_int_equal(chown(f->home, 65534, (gid_t)-1), 0);
-	expect_check(f, -EPERM, "", "owned by another user");
+	assert_check(f, -EPERM, "", "owned by another user");
 }
 
 /* Read one byte from fd within ms milliseconds: 1 if one came, else 0. */
@@ -440,7 +440,7 @@ static void test_cleanup_removes_leftovers_only(void **state)
 	static const char *const kept[] = {"store/a.gvs", "store/b.gvs",
 					   "store/c.gvs"};
 	static const char *const gone[] = {"store/orphan.gvs", "store/a.gvs.1",
-					   "store/b", "tmp/0123.gvs",
+					   "store/b",	       "tmp/0123.gvs",
 					   "tmp/half-written", "tmp/x.gvs"};
 	struct fixture *f = *state;
 	struct catalog *cat;

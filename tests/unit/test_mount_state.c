@@ -118,7 +118,8 @@ static void append_row(struct buf *rows, uint32_t i)
 
 	fields[0].len = (size_t)snprintf(id, sizeof(id), "%u", i);
 	fields[1].len = (size_t)snprintf(name, sizeof(name), "name-%u", i);
-	fields[3].len = (size_t)snprintf(note, sizeof(note), "row %u, noted", i);
+	fields[3].len =
+	    (size_t)snprintf(note, sizeof(note), "row %u, noted", i);
 	assert_int_equal(rowfmt_append(rows, fields, 4), 0);
 }
 
@@ -129,8 +130,8 @@ static void expected_rows(uint32_t first, uint32_t n, struct buf *out)
 
 	out->len = 0;
 	for (uint32_t i = first; i < first + n; i++) {
-		int len = snprintf(line, sizeof(line), "%u,***,%s\n", i,
-				   city_csv(i));
+		int len =
+		    snprintf(line, sizeof(line), "%u,***,%s\n", i, city_csv(i));
 
 		assert_int_equal(buf_append(out, line, (size_t)len), 0);
 	}
@@ -176,8 +177,8 @@ static int64_t add_version(struct fixture *f, const char *dataset,
 }
 
 /* A policy file for AGREEMENT valid from..until showing datasets. */
-static void policy(char *buf, size_t len, const char *from,
-		   const char *until, const char *datasets)
+static void policy(char *buf, size_t len, const char *from, const char *until,
+		   const char *datasets)
 {
 	snprintf(buf, len,
 		 "{\"id\":\"" AGREEMENT "\",\"grantee\":\"Unit grantee\","
