@@ -27,6 +27,7 @@ import os
 import random
 import re
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -74,7 +75,7 @@ DS1, DS2 = "health.visits", "clinic.visits"
 AGR = "agr-policy"
 
 
-def policy(agr_id, rows1=FILTER1, rules1=RULES1, with_ds2=True):
+def policy(data, agr_id, rows1=FILTER1, rules1=RULES1, with_ds2=True):
     datasets = {DS1: rules1}
     if with_ds2:
         datasets[DS2] = RULES2
@@ -82,8 +83,17 @@ def policy(agr_id, rows1=FILTER1, rules1=RULES1, with_ds2=True):
     if rows1 is not None:
         doc["datasets"][0]["rows"] = rows1
     if with_ds2:
-        doc["datasets"][1]["rows"] = FILTER2
+        doc["datasets"][1]["rows"] = data.filter2
     return doc
+
+
+def same_instant(value, offset):
+    """The datetime value (which carries an offset) written in another
+    offset: 'Z' or minutes east of UTC."""
+    t = datetime.fromisoformat(value)
+    if offset == "Z":
+        return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.astimezone(timezone(timedelta(minutes=offset))).isoformat()
 
 
 def edit_source(raw, seed):
@@ -109,6 +119,10 @@ def edit_source(raw, seed):
                 r[col["cost"]].split(".")[0], "12.5000"])
         if r[col["phone"]] and rng.random() < 0.02:
             r[col["phone"]] = rng.choice(["0571", "12", "9"])
+    return csv_bytes(header, rows)
+
+
+def csv_bytes(header, rows):
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(header)
@@ -128,18 +142,23 @@ def data(module_dir):
     src1 = edit_source(raw, 99)
     header, rows = lib.parse_source(src1)
     # The same patients again, in another order and selection.
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows[::-2])
-    src2 = out.getvalue().encode("utf-8")
-    d.src = {DS1: src1, DS2: src2}
+    d.src = {DS1: src1, DS2: csv_bytes(header, rows[::-2])}
     for ds, src in d.src.items():
         path = module_dir / (ds + ".csv")
         path.write_bytes(src)
         d.home.add(ds, path, SCHEMA)
     d.types = {c["name"]: c["type"]
                for c in json.loads(SCHEMA.read_text())["columns"]}
+    # Two rows FILTER2 leaves out, let in by their visit_time written in
+    # other offsets: equal only as instants, not as the text or the local
+    # time written.
+    rows2 = rows[::-2]
+    base = lib.compile_filter(FILTER2, header, d.types)
+    vt = header.index("visit_time")
+    d.let_in = [r for r in rows2 if r[vt] and not base(r)][7:400:390]
+    d.filter2 = FILTER2 + " or visit_time in ('%s', '%s')" % (
+        same_instant(d.let_in[0][vt], "Z"),
+        same_instant(d.let_in[1][vt], -330))
     return d
 
 
@@ -199,8 +218,12 @@ def test_expectation_is_not_trivial(data):
     assert any(r[col["cost"]].startswith("-") for r in kept)
     assert any(r[col["cost"]].startswith("00") for r in kept)
     assert any(r[col["age"]] in ("07", "0018", "100") for r in rows)
-    h2, r2 = expect(data, DS2, RULES2, FILTER2)
+    h2, r2 = expect(data, DS2, RULES2, data.filter2)
     assert 200 < len(r2) < len(lib.parse_source(data.src[DS2])[1])
+    assert len(r2) == len(expect(data, DS2, RULES2, FILTER2)[1]) + 2
+    assert [r[0] for r in data.let_in] == [
+        r[0] for r in r2 if r[0] in {x[0] for x in data.let_in}]
+    assert "Z'" in data.filter2 and "-05:30'" in data.filter2
     assert "notes" not in h2 and h2[:2] == ["visit_id", "patient_id"]
     assert lib.apply_rule("bucket:0.5", "-0.49") == "-0.5"
     assert lib.apply_rule("bucket:0.5", "-0.00") == "0"
@@ -221,10 +244,10 @@ def test_every_rule_and_filter(data):
     datasets of the agreement."""
     home = data.home
     want1 = expect(data, DS1, RULES1, FILTER1)
-    want2 = expect(data, DS2, RULES2, FILTER2)
+    want2 = expect(data, DS2, RULES2, data.filter2)
     total1 = len(lib.parse_source(data.src[DS1])[1])
     total2 = len(lib.parse_source(data.src[DS2])[1])
-    doc = policy(AGR)
+    doc = policy(data, AGR)
     plan = dry_run_plan(home, doc)
     assert plan == {
         DS1: (len(want1[1]), total1, lib.expected_size(*want1)),
@@ -234,6 +257,10 @@ def test_every_rule_and_filter(data):
     with lib.mounted(home, AGR) as m:
         read_checked(m / DS1 / "data.csv", want1, tokens)
         read_checked(m / DS2 / "data.csv", want2, tokens)
+        for ds, rules, want in ((DS1, RULES1, want1), (DS2, RULES2, want2)):
+            doc = json.loads(lib.read_all(m / ds / "schema.json"))
+            assert [(c["name"], c["rule"]) for c in doc["columns"]] == \
+                [(name, rules[name]) for name in want[0]]
     # Equal raw values met in both datasets, so consistency across them
     # was really checked.
     ids1 = {r[1].raw for r in want1[1] if r[1]}
@@ -263,7 +290,7 @@ def test_no_raw_value_is_served(data):
     serves: data.csv of both datasets, schema.json, README.txt."""
     home = data.home
     if AGR not in {a["id"] for a in home.agreements()}:
-        home.apply(policy(AGR))
+        home.apply(policy(data, AGR))
     served = []
     with lib.mounted(home, AGR) as m:
         served.append(lib.read_all(m / "README.txt"))
@@ -291,8 +318,9 @@ def test_tokens_unrelated_across_agreements(data):
     common with the first, though its own tokens are consistent."""
     home = data.home
     if AGR not in {a["id"] for a in home.agreements()}:
-        home.apply(policy(AGR))
-    home.apply(policy("agr-policy-other", rows1=None, with_ds2=False))
+        home.apply(policy(data, AGR))
+    home.apply(policy(data, "agr-policy-other", rows1=None,
+                      with_ds2=False))
     want_all = expect(data, DS1, RULES1, None)
     want_a = expect(data, DS1, RULES1, FILTER1)
     mine, other = lib.TokenMap(), lib.TokenMap()
@@ -367,9 +395,9 @@ def test_narrower_revision_makes_readers_stale(data):
     want3 = expect(data, DS1, rules3, rows2)
     assert len(want2[1]) < len(want1[1])
     assert want3[0] == [c for c in want2[0] if c != "visit_time"]
-    home.apply(policy(agr))
-    rev2, rev3 = policy(agr, rows1=rows2), policy(agr, rows1=rows2,
-                                                  rules1=rules3)
+    home.apply(policy(data, agr))
+    rev2 = policy(data, agr, rows1=rows2)
+    rev3 = policy(data, agr, rows1=rows2, rules1=rules3)
     tokens = lib.TokenMap()
     with lib.mounted(home, agr) as m:
         got1 = read_checked(m / DS1 / "data.csv", want1, tokens)
@@ -377,7 +405,8 @@ def test_narrower_revision_makes_readers_stale(data):
         plan = dry_run_plan(home, rev2)
         assert plan[DS1][0] == len(want2[1])
         assert plan[DS1][2] == lib.expected_size(*want2)
-        assert plan[DS2][0] == len(expect(data, DS2, RULES2, FILTER2)[1])
+        want_ds2 = expect(data, DS2, RULES2, data.filter2)
+        assert plan[DS2][0] == len(want_ds2[1])
         previous = got1
         for doc, want in ((rev2, want2), (rev3, want3)):
             fds = {}
@@ -420,8 +449,9 @@ REFUSED = [
                          ids=[c[3] for c in REFUSED])
 def test_bad_filter_refused(data, rows, max_level, pos, why):
     home = data.home
-    doc = lib.agreement("agr-bad-filter", {DS1: {"district": "keep",
-                                                 "patient_id": "pseudonym"}},
+    agr_id = "agr-bad-" + re.sub(r"[^a-z0-9]+", "-", why)
+    doc = lib.agreement(agr_id, {DS1: {"district": "keep",
+                                       "patient_id": "pseudonym"}},
                         max_level=max_level)
     doc["datasets"][0]["rows"] = rows
     path = home.write_json(doc, "bad")
@@ -429,7 +459,7 @@ def test_bad_filter_refused(data, rows, max_level, pos, why):
     needle = "$.datasets[0].rows: at " + ("%d: " % pos if pos else "")
     err = lib.assert_one_line_error(res, 1, "govfsctl", str(path), needle)
     assert re.search(r"\$\.datasets\[0\]\.rows: at \d+: \S", err), err
-    assert "agr-bad-filter" not in {a["id"] for a in home.agreements()}
+    assert agr_id not in {a["id"] for a in home.agreements()}
     # The same file with the filter fixed is accepted.
     doc["datasets"][0]["rows"] = "district = 'Xihu'"
     res = home.ctl("agreement", "apply", "--dry-run",

@@ -750,6 +750,26 @@ static void test_corrupt_store_block_fails_every_reader(void **state)
 	blockcache_free(bc);
 }
 
+static void test_failed_prefetch_is_not_kept(void **state)
+{
+	struct fixture *f = *state;
+	/* One worker: jobs run in the order they were asked for. */
+	struct blockcache *bc = blockcache_new(64u << 20, 1);
+	uint64_t off = f->fv->dv.store->blocks[4].offset + 7;
+	const struct cached_block *blk;
+
+	flip_byte(f->store_path, off);
+	blockcache_prefetch(bc, f->fv, 4, 1);
+	blockcache_prefetch(bc, f->fv, 6, 1);
+	/* Block 6 cached means the job for block 4 has run, and failed. */
+	assert_true(wait_cached(bc, f->fv, 6));
+	flip_byte(f->store_path, off);
+	assert_int_equal(get_block(bc, f->fv, 4, &blk), 0);
+	expect_bytes(f, 4, blk);
+	blockcache_put(bc, blk);
+	blockcache_free(bc);
+}
+
 static void test_free_with_queued_prefetches(void **state)
 {
 	struct fixture *f = *state;
@@ -832,6 +852,7 @@ int main(int argc, char **argv)
 	    T(test_prefetch_without_workers_is_harmless),
 	    T(test_corrupt_size_index_fails_every_reader),
 	    T(test_corrupt_store_block_fails_every_reader),
+	    T(test_failed_prefetch_is_not_kept),
 	    T(test_free_with_queued_prefetches),
 	    cmocka_unit_test(test_free_of_empty_cache),
 	};
