@@ -568,6 +568,66 @@ static void test_schema_json(void **state)
 	mount_state_put(st);
 }
 
+static void test_aggregation_only_dataset(void **state)
+{
+	struct fixture *f = *state;
+	const struct dataset_state *d;
+	struct mount_state *st;
+	json_t *root, *views, *cols;
+	char *text;
+
+	add_version(f, "visits", 2, 10);
+	apply(f, ALWAYS,
+	      "{\"dataset\":\"visits\",\"records\":false,\"views\":[{"
+	      "\"name\":\"by_city\",\"group_by\":[\"city\"],"
+	      "\"measures\":[\"count\",\"count_distinct:name\"]}]}");
+	st = load(f, NULL);
+	d = mount_state_dataset(st, "visits");
+	assert_non_null(d);
+	assert_null(d->data);
+	root = json_loadb((const char *)d->schema_json.data, d->schema_json.len,
+			  0, NULL);
+	assert_non_null(root);
+	assert_int_equal(json_array_size(json_object_get(root, "columns")), 0);
+	views = json_object_get(root, "views");
+	assert_int_equal(json_array_size(views), 1);
+	assert_string_equal(json_string_value(json_object_get(
+				json_array_get(views, 0), "name")),
+			    "by_city");
+	cols = json_object_get(json_array_get(views, 0), "columns");
+	assert_int_equal(json_array_size(cols), 3);
+	assert_string_equal(json_string_value(json_array_get(cols, 0)), "city");
+	assert_string_equal(json_string_value(json_array_get(cols, 1)),
+			    "count");
+	assert_string_equal(json_string_value(json_array_get(cols, 2)),
+			    "count_distinct_name");
+	json_decref(root);
+	text = strndup((const char *)st->readme.data, st->readme.len);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "(aggregation only: no data.csv)"));
+	assert_non_null(strstr(text, "views/by_city.csv"));
+	free(text);
+	mount_state_put(st);
+}
+
+static void test_empty_dataset(void **state)
+{
+	struct fixture *f = *state;
+	struct mount_state *st;
+	const struct file_view *fv;
+
+	add_version(f, "visits", 0, 0);
+	apply(f, ALWAYS, DS_VISITS);
+	st = load(f, NULL);
+	fv = view_of(st, "visits");
+	/* data.csv is the header alone. */
+	assert_int_equal(fv->dv.sizes.nblocks, 0);
+	assert_int_equal(fv->dv.sizes.rows, 0);
+	assert_int_equal(fv->size, strlen(HEADER));
+	assert_int_equal(file_view_block_at(fv, strlen(HEADER)), 0);
+	mount_state_put(st);
+}
+
 static void test_reload_reuses_unchanged_view(void **state)
 {
 	struct fixture *f = *state;
@@ -766,6 +826,8 @@ int main(void)
 	    T(test_readme_names_state_and_dataset),
 	    T(test_readme_outside_validity),
 	    T(test_schema_json),
+	    T(test_aggregation_only_dataset),
+	    T(test_empty_dataset),
 	    T(test_reload_reuses_unchanged_view),
 	    T(test_view_currency_across_revisions),
 	    T(test_unknown_agreement),

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Build the libFuzzer targets with clang (in build-fuzz/) and run each for
+# SECONDS (default 60) from its seed corpus.  Exit non-zero on any finding.
+#   scripts/run-fuzz.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+
+scripts/install-deps.sh
+if [ ! -f build-fuzz/build.ninja ]; then
+	CC=clang meson setup build-fuzz -Db_lundef=false >/dev/null
+fi
+ninja -C build-fuzz >/dev/null
+for target in build-fuzz/tests/fuzz/fuzz_*; do
+	[ -f "$target" ] && [ -x "$target" ] || continue
+	name=$(basename "$target")
+	work=$(mktemp -d)
+	cp -r "tests/fuzz/corpus/$name/." "$work/"
+	dict=()
+	[ -f "tests/fuzz/corpus/$name.dict" ] && dict=(-dict="tests/fuzz/corpus/$name.dict")
+	echo "fuzz: $name for ${seconds}s"
+	"$target" "${dict[@]}" -max_total_time="$seconds" -print_final_stats=0 \
+		-artifact_prefix="$work/" "$work" 2>&1 | tail -n 2
+	rm -rf "$work"
+done
+echo "fuzz: no findings"
