@@ -58,12 +58,17 @@ struct blockcache {
 	pthread_key_t worker_key;  /* per-thread struct render_scratch */
 	struct buf pool[POOL_MAX]; /* not counted in bytes */
 	unsigned npool;
+	/* Every thread's scratch, so that blockcache_free can free those of
+	 * threads still alive; a thread's exit frees its own. */
+	struct render_scratch *scratches;
 };
 
 /* What a rendering thread reuses from one block to the next. */
 struct render_scratch {
+	struct blockcache *bc;
 	struct block_decoder *decoder;
 	struct buf out;
+	struct render_scratch *prev, *next; /* in bc->scratches */
 };
 
 static size_t bucket_of(uint64_t view_id, uint32_t block)
@@ -157,21 +162,46 @@ static void evict(struct blockcache *bc)
 	}
 }
 
+static void scratch_free(struct render_scratch *rs)
+{
+	block_decoder_free(rs->decoder);
+	buf_release(&rs->out);
+	free(rs);
+}
+
+/* Take rs out of its cache's list; call with the lock held. */
+static void scratch_unlink(struct render_scratch *rs)
+{
+	if (rs->prev)
+		rs->prev->next = rs->next;
+	else
+		rs->bc->scratches = rs->next;
+	if (rs->next)
+		rs->next->prev = rs->prev;
+}
+
+/* This thread's scratch, made on first use; called without the lock. */
 static struct render_scratch *thread_scratch(struct blockcache *bc)
 {
 	struct render_scratch *rs = pthread_getspecific(bc->worker_key);
 
-	if (!rs) {
-		rs = calloc(1, sizeof(*rs));
-		if (rs)
-			rs->decoder = block_decoder_new();
-		if (rs && !rs->decoder) {
-			free(rs);
-			return NULL;
-		}
-		if (rs)
-			pthread_setspecific(bc->worker_key, rs);
+	if (rs)
+		return rs;
+	rs = calloc(1, sizeof(*rs));
+	if (!rs)
+		return NULL;
+	rs->bc = bc;
+	rs->decoder = block_decoder_new();
+	if (!rs->decoder || pthread_setspecific(bc->worker_key, rs)) {
+		scratch_free(rs);
+		return NULL;
 	}
+	pthread_mutex_lock(&bc->lock);
+	rs->next = bc->scratches;
+	if (rs->next)
+		rs->next->prev = rs;
+	bc->scratches = rs;
+	pthread_mutex_unlock(&bc->lock);
 	return rs;
 }
 
@@ -228,6 +258,8 @@ int blockcache_get(struct blockcache *bc, struct file_view *fv, uint32_t b,
 	struct entry *e;
 	int rc;
 
+	if (b >= fv->dv.sizes.nblocks)
+		return -EIO;
 	pthread_mutex_lock(&bc->lock);
 	e = find(bc, fv->id, b);
 	if (!e) {
@@ -271,9 +303,13 @@ void blockcache_put(struct blockcache *bc, const struct cached_block *blk)
 void blockcache_prefetch(struct blockcache *bc, struct file_view *fv,
 			 uint32_t first, uint32_t count)
 {
+	uint32_t end = fv->dv.sizes.nblocks;
+
+	/* Blocks [first, min(first + count, nblocks)), without overflow. */
+	if (first < end && count < end - first)
+		end = first + count;
 	pthread_mutex_lock(&bc->lock);
-	for (uint32_t b = first; b < first + count && b < fv->dv.sizes.nblocks;
-	     b++) {
+	for (uint32_t b = first; b < end; b++) {
 		struct prefetch_job *job;
 
 		if (bc->qlen == QUEUE_LEN || find(bc, fv->id, b))
@@ -327,13 +363,15 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* A thread that rendered is exiting. */
 static void scratch_destroy(void *p)
 {
 	struct render_scratch *rs = p;
 
-	block_decoder_free(rs->decoder);
-	buf_release(&rs->out);
-	free(rs);
+	pthread_mutex_lock(&rs->bc->lock);
+	scratch_unlink(rs);
+	pthread_mutex_unlock(&rs->bc->lock);
+	scratch_free(rs);
 }
 
 struct blockcache *blockcache_new(size_t budget, unsigned workers)
@@ -377,6 +415,13 @@ void blockcache_free(struct blockcache *bc)
 	for (unsigned i = 0; i < bc->npool; i++)
 		buf_release(&bc->pool[i]);
 	free(bc->workers);
+	/* No destructor runs after this; free the scratch of live threads. */
 	pthread_key_delete(bc->worker_key);
+	while (bc->scratches) {
+		struct render_scratch *rs = bc->scratches;
+
+		scratch_unlink(rs);
+		scratch_free(rs);
+	}
 	free(bc);
 }

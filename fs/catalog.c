@@ -779,12 +779,12 @@ int catalog_size_index_put(struct catalog *cat, const char *agreement,
 			   int64_t version, const struct size_index *si)
 {
 	sqlite3_stmt *st;
-	int rc =
-	    prepare(cat,
-		    "INSERT OR REPLACE INTO size_indexes(agreement,"
-		    " revision, dataset, version, header_bytes,"
-		    " total_bytes, block_bytes, rows) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-		    &st);
+	int rc = prepare(
+	    cat,
+	    "INSERT OR REPLACE INTO size_indexes(agreement,"
+	    " revision, dataset, version, header_bytes,"
+	    " total_bytes, block_bytes, rows) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+	    &st);
 
 	if (rc)
 		return rc;

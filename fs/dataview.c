@@ -108,8 +108,9 @@ static void *size_worker(void *arg)
 		out.len = 0;
 		job->rc = store_read_block(s, i, d, &rows, &len);
 		if (!job->rc)
-			job->rc = render_block(&job->dv->plan, rows, len,
-					       s->blocks[i].nrows, &out, &shown);
+			job->rc =
+			    render_block(&job->dv->plan, rows, len,
+					 s->blocks[i].nrows, &out, &shown);
 		job->dv->sizes.block_bytes[i] = out.len;
 		job->rows += shown;
 	}

@@ -139,7 +139,7 @@ static int remove_all_in(const char *dir)
 	if (!d)
 		return -errno;
 	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		if (!unlink(path))
@@ -226,22 +226,34 @@ int home_cleanup(const char *home, struct catalog *cat)
 	return rc;
 }
 
-static long login_uid(void)
+/* A uid written in decimal, or -1. */
+static long parse_uid(const char *s)
 {
-	const char *sudo = getenv("SUDO_UID");
-	char buf[32] = "";
-	FILE *f;
+	char *end;
 	long uid;
 
-	if (sudo && *sudo)
-		return strtol(sudo, NULL, 10);
+	if (!s || !*s)
+		return -1;
+	errno = 0;
+	uid = strtol(s, &end, 10);
+	return errno || (*end && *end != '\n') || uid < 0 ? -1 : uid;
+}
+
+static long login_uid(void)
+{
+	long uid = parse_uid(getenv("SUDO_UID"));
+	char buf[32] = "";
+	FILE *f;
+
+	if (uid >= 0)
+		return uid;
 	f = fopen("/proc/self/loginuid", "r");
 	if (f) {
 		if (!fgets(buf, sizeof(buf), f))
 			buf[0] = 0;
 		fclose(f);
 	}
-	uid = buf[0] ? strtol(buf, NULL, 10) : -1;
+	uid = parse_uid(buf);
 	/* 4294967295 means no login session (a daemon, a container). */
 	if (uid < 0 || uid == 4294967295L)
 		uid = (long)getuid();

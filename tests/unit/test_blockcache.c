@@ -836,7 +836,7 @@ static void test_free_releases_scratch_of_live_threads(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
-int main(int argc, char **argv)
+int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T(test_probe_sees_only_cached_blocks),
@@ -855,14 +855,10 @@ int main(int argc, char **argv)
 	    T(test_failed_prefetch_is_not_kept),
 	    T(test_free_with_queued_prefetches),
 	    cmocka_unit_test(test_free_of_empty_cache),
-	};
-	const struct CMUnitTest known_bugs[] = {
 	    T(test_get_past_last_block_is_eio),
 	    T(test_free_releases_scratch_of_live_threads),
 	};
 
 	umask(077);
-	if (argc > 1 && !strcmp(argv[1], "--known-bugs"))
-		return cmocka_run_group_tests(known_bugs, NULL, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -136,7 +136,7 @@ static void test_create_new(void **state)
 	expect_layout(f);
 }
 
-static void test_create_modes_ignore_umask(void **state)
+static void test_create_modes_under_umask_0(void **state)
 {
 	struct fixture *f = *state;
 	mode_t old = umask(0);
@@ -597,7 +597,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T(test_create_new),
-	    T(test_create_modes_ignore_umask),
+	    T(test_create_modes_under_umask_0),
 	    T(test_create_in_empty_existing_dir),
 	    T(test_create_refuses_non_empty_dir),
 	    T(test_create_refuses_existing_home),

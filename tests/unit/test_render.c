@@ -165,7 +165,8 @@ static void expect_csv(const struct tcol *cols, size_t ncols,
 	assert_int_equal(buf_append(&out, plan.header.data, plan.header.len),
 			 0);
 	exact = exact_copy(block.data, block.len);
-	assert_int_equal(render_block(&plan, exact, block.len, nrows, &out, NULL), 0);
+	assert_int_equal(
+	    render_block(&plan, exact, block.len, nrows, &out, NULL), 0);
 	free(exact);
 	got = buf_text(&out);
 	assert_string_equal(got, want);
@@ -491,10 +492,10 @@ static void test_zero_rows_and_appending(void **state)
 	assert_int_equal(out.len, 5);
 	encode_row(&block, cells, 2);
 	encode_row(&block, cells + 2, 2);
-	assert_int_equal(render_block(&plan, block.data, block.len, 2, &out, NULL),
-			 0);
-	assert_int_equal(render_block(&plan, block.data, block.len, 2, &out, NULL),
-			 0);
+	assert_int_equal(
+	    render_block(&plan, block.data, block.len, 2, &out, NULL), 0);
+	assert_int_equal(
+	    render_block(&plan, block.data, block.len, 2, &out, NULL), 0);
 	got = buf_text(&out);
 	assert_string_equal(got, "prev|1,2\n3,4\n1,2\n3,4\n");
 	free(got);
@@ -607,9 +608,9 @@ static void test_bad_row_filter_refused(void **state)
 	    plan_error(cols, 2, rules, "age >= ", test_key, msg, sizeof(msg)),
 	    -EINVAL);
 	assert_non_null(strstr(msg, "$.rows: at "));
-	assert_int_equal(
-	    plan_error(cols, 2, rules, "agee >= 18", test_key, msg, sizeof(msg)),
-	    -EINVAL);
+	assert_int_equal(plan_error(cols, 2, rules, "agee >= 18", test_key, msg,
+				    sizeof(msg)),
+			 -EINVAL);
 	assert_int_equal(
 	    plan_error(cols, 2, rules, "age >= 18", test_key, msg, sizeof(msg)),
 	    0);
@@ -620,8 +621,8 @@ static void test_row_filter_selects_rows(void **state)
 {
 	const struct tcol cols[] = {{"age", COL_INT}, {"district", COL_STRING}};
 	const char *rules[] = {"keep", "keep"};
-	const char *cells[] = {"17", "Xihu", "18", "Gongshu", NULL, "Xihu",
-			       "40", NULL, "90", "Lin'an"};
+	const char *cells[] = {"17",   "Xihu", "18", "Gongshu", NULL,
+			       "Xihu", "40",   NULL, "90",	"Lin'an"};
 	struct fixture fx;
 	struct render_plan plan;
 	struct buf block = BUF_INIT, out = BUF_INIT;
@@ -679,8 +680,8 @@ static void test_bucket_rule(void **state)
 {
 	const struct tcol cols[] = {{"age", COL_INT}, {"cost", COL_DECIMAL}};
 	const char *rules[] = {"bucket:10", "bucket:0.5"};
-	const char *cells[] = {"37", "1.74", "-1", "-0.01", NULL, NULL,
-			       "0", "0.30", "-10", "2.50"};
+	const char *cells[] = {"37", "1.74", "-1",   "-0.01", NULL,
+			       NULL, "0",    "0.30", "-10",   "2.50"};
 
 	(void)state;
 	expect_csv(cols, 2, rules, cells, 5,
