@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 int64_t clock_now_ns(void)
@@ -39,4 +40,15 @@ char *time_format_offset(int64_t ns, int offset_min, char *buf, size_t len)
 char *time_format_utc(int64_t ns, char *buf, size_t len)
 {
 	return time_format_offset(ns, 0, buf, len);
+}
+
+char *time_format_utc_ns(int64_t ns, char *buf, size_t len)
+{
+	int64_t frac = ns - floor_div(ns, 1000000000) * 1000000000;
+	char whole[40];
+
+	time_format_utc(ns, whole, sizeof(whole));
+	whole[strlen(whole) - 1] = 0; /* the Z */
+	snprintf(buf, len, "%s.%09lldZ", whole, (long long)frac);
+	return buf;
 }

@@ -12,6 +12,9 @@ int64_t clock_now_ns(void);
 /* "2026-11-22T19:42:49Z" (UTC, whole seconds) into buf; returns buf. */
 char *time_format_utc(int64_t ns, char *buf, size_t len);
 
+/* "2026-11-22T19:42:49.123456789Z": UTC with nanoseconds. */
+char *time_format_utc_ns(int64_t ns, char *buf, size_t len);
+
 /* The same instant in the given offset: "2026-11-23T03:42:49+08:00". */
 char *time_format_offset(int64_t ns, int offset_min, char *buf, size_t len);
 

@@ -24,9 +24,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "blockcache.h"
+#include "caller.h"
 #include "catalog.h"
 #include "clock.h"
+#include "daemon.h"
 #include "home.h"
 #include "keys.h"
 #include "mount_state.h"
@@ -67,6 +70,7 @@ struct govfs {
 	struct catalog *cat; /* the refresh thread's */
 	struct fuse_session *se;
 	struct blockcache *cache;
+	struct audit_log *audit;
 
 	pthread_mutex_t lock; /* guards state and the dataset slots */
 	struct mount_state *state;
@@ -86,13 +90,19 @@ enum handle_kind {
 	HANDLE_DATA,
 };
 
+#define NODE_PATH_MAX 160
+
 /* An open file: a data view, or a frozen copy of a small text. */
 struct handle {
 	enum handle_kind kind;
-	struct file_view *fv;		 /* HANDLE_DATA */
-	struct buf text;		 /* the others */
-	atomic_uint_fast64_t next_off;	 /* where a sequential read goes on */
-	atomic_uint_fast32_t prefetched; /* blocks below this are queued */
+	struct caller who;		  /* resolved once, at open */
+	char path[NODE_PATH_MAX];	  /* from the mount root */
+	int64_t revision;		  /* the agreement's, at open */
+	atomic_uint_fast64_t last_ticket; /* its newest audit record */
+	struct file_view *fv;		  /* HANDLE_DATA */
+	struct buf text;		  /* the others */
+	atomic_uint_fast64_t next_off;	  /* where a sequential read goes on */
+	atomic_uint_fast32_t prefetched;  /* blocks below this are queued */
 	/* The revision last checked for changed bytes, and the verdict. */
 	atomic_int_fast64_t checked_revision;
 	atomic_bool stale;
@@ -167,6 +177,74 @@ static bool data_readable(const struct mount_state *st)
 {
 	return st->active &&
 	       time_phase_at(&st->agr, clock_now_ns()) == PHASE_VALID;
+}
+
+/* The path of ino from the mount root ("/ds/data.csv"), and name below it
+ * when name is not NULL. */
+static void node_path(fuse_ino_t ino, const char *name, char *buf, size_t len)
+{
+	const char *ds = NULL;
+	size_t slot, kind;
+
+	if (ino == INO_README) {
+		snprintf(buf, len, "/README.txt");
+		return;
+	}
+	if (ino >= INO_FIRST_DATASET) {
+		slot = (ino - INO_FIRST_DATASET) / KINDS_PER_DATASET;
+		kind = (ino - INO_FIRST_DATASET) % KINDS_PER_DATASET;
+		pthread_mutex_lock(&g.lock);
+		if (slot < g.nslots)
+			ds = g.slots[slot];
+		snprintf(buf, len, "/%s%s%s", ds ? ds : "?", kind ? "/" : "",
+			 kind ? node_names[kind] : "");
+		pthread_mutex_unlock(&g.lock);
+	} else {
+		buf[0] = 0;
+	}
+	if (name)
+		snprintf(buf + strlen(buf), len - strlen(buf), "/%s", name);
+}
+
+/* Queue one record about revision of the agreement; 0, or -EIO if the
+ * log failed. */
+static int audit(int64_t revision, const struct caller *who, const char *event,
+		 const char *path, int64_t off, int64_t len, int64_t bytes,
+		 int err, uint64_t *ticket)
+{
+	struct audit_event ev = AUDIT_EVENT_INIT(event, "ok");
+
+	ev.agreement = g.agreement;
+	ev.revision = revision;
+	if (who) {
+		ev.uid = who->uid;
+		ev.pid = who->pid;
+		ev.comm = who->comm;
+	}
+	ev.path = path;
+	ev.offset = off;
+	ev.length = len;
+	ev.bytes = bytes;
+	if (err)
+		ev.result = strerrorname_np(err);
+	return audit_log_append(g.audit, &ev, ticket);
+}
+
+/* A refused request, recorded under its own name with its errno. */
+static void audit_refusal(fuse_req_t req, const struct mount_state *st,
+			  const char *event, fuse_ino_t ino, const char *name,
+			  int err)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	char path[NODE_PATH_MAX];
+	struct caller who;
+
+	node_path(ino, name, path, sizeof(path));
+	caller_resolve(ctx->uid, ctx->pid, &who);
+	/* A refusal is refused anyway: a failed log changes nothing here. */
+	if (audit(st->rec.revision, &who, event, path, AUDIT_NULL, AUDIT_NULL,
+		  AUDIT_NULL, err, NULL))
+		return;
 }
 
 static void fill_times(struct stat *stbuf, int64_t ns)
@@ -268,6 +346,7 @@ static void govfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_ino_t ino = 0;
 
 	if (!caller_allowed(req, st)) {
+		audit_refusal(req, st, "lookup", parent, name, EACCES);
 		fuse_reply_err(req, EACCES);
 	} else if (parent == INO_ROOT) {
 		if (!strcmp(name, "README.txt"))
@@ -300,6 +379,7 @@ static void govfs_getattr(fuse_req_t req, fuse_ino_t ino,
 
 	if (!caller_allowed(req, st)) {
 		rc = -EACCES;
+		audit_refusal(req, st, "getattr", ino, NULL, EACCES);
 	} else {
 		rc = node_stat(st, ino, &stbuf);
 		/* fstat on an open handle: the size of what it reads. */
@@ -322,6 +402,8 @@ static void govfs_opendir(fuse_req_t req, fuse_ino_t ino,
 	struct stat stbuf;
 	int rc = caller_allowed(req, st) ? node_stat(st, ino, &stbuf) : -EACCES;
 
+	if (rc == -EACCES)
+		audit_refusal(req, st, "readdir", ino, NULL, EACCES);
 	if (!rc && !S_ISDIR(stbuf.st_mode))
 		rc = -ENOTDIR;
 	mount_state_put(st);
@@ -417,6 +499,7 @@ static void govfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 
 	(void)fi;
 	if (!caller_allowed(req, st)) {
+		audit_refusal(req, st, "readdir", ino, NULL, EACCES);
 		fuse_reply_err(req, EACCES);
 		goto out_put;
 	}
@@ -495,6 +578,31 @@ static int open_node(const struct mount_state *st, fuse_ino_t ino,
 	return 0;
 }
 
+/* Refusals worth a record: not a name that is simply not there. */
+static bool refusal_is_recorded(int err)
+{
+	return err != ENOENT && err != EISDIR && err != ENOTDIR;
+}
+
+/* Record an open and wait until the record is durable. */
+static int audit_open(fuse_req_t req, const struct mount_state *st,
+		      struct handle *h, fuse_ino_t ino)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	uint64_t ticket;
+	int rc;
+
+	caller_resolve(ctx->uid, ctx->pid, &h->who);
+	node_path(ino, NULL, h->path, sizeof(h->path));
+	h->revision = st->rec.revision;
+	rc = audit(h->revision, &h->who, "open", h->path, AUDIT_NULL,
+		   AUDIT_NULL, AUDIT_NULL, 0, &ticket);
+	if (!rc)
+		rc = audit_log_wait(g.audit, ticket);
+	atomic_store(&h->last_ticket, ticket);
+	return rc;
+}
+
 static void govfs_open(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -502,13 +610,21 @@ static void govfs_open(fuse_req_t req, fuse_ino_t ino,
 	struct handle *h = NULL;
 	int rc;
 
-	if (!caller_allowed(req, st))
+	if (audit_log_failed(g.audit))
+		rc = -EIO;
+	else if (!caller_allowed(req, st))
 		rc = -EACCES;
 	else if ((fi->flags & O_ACCMODE) != O_RDONLY ||
 		 (fi->flags & (O_TRUNC | O_CREAT)))
 		rc = -EROFS;
 	else
 		rc = open_node(st, ino, &h);
+	if (rc && refusal_is_recorded(-rc))
+		audit_refusal(req, st, "open", ino, NULL, -rc);
+	if (!rc && audit_open(req, st, h, ino)) {
+		handle_free(h);
+		rc = -EIO;
+	}
 	mount_state_put(st);
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -539,6 +655,8 @@ static bool handle_is_stale(struct handle *h, const struct mount_state *st)
 static int read_refusal(fuse_req_t req, struct handle *h,
 			const struct mount_state *st)
 {
+	if (audit_log_failed(g.audit))
+		return EIO;
 	if (!caller_allowed(req, st))
 		return EACCES;
 	if (h->kind == HANDLE_README)
@@ -652,6 +770,7 @@ static int gather_data(struct handle *h, uint64_t off, uint64_t end,
 	struct file_view *fv = h->fv;
 	uint64_t header = fv->dv.sizes.header_bytes;
 	size_t total = (size_t)(end - off);
+	bool any = off < end;
 	uint32_t b = 0;
 	int rc = 0;
 
@@ -676,9 +795,22 @@ static int gather_data(struct handle *h, uint64_t off, uint64_t end,
 			       (size_t)(stop - off), blk, total);
 		off = stop;
 	}
-	if (!rc && sequential && fv->dv.sizes.nblocks)
+	if (!rc && sequential && any)
 		prefetch_ahead(h, b);
 	return rc;
+}
+
+/* Record a read (or its refusal, err); returns the errno to answer. */
+static int audit_read(struct handle *h, off_t off, size_t size, size_t bytes,
+		      int err)
+{
+	uint64_t ticket;
+
+	if (audit(h->revision, &h->who, "read", h->path, off, (int64_t)size,
+		  (int64_t)bytes, err, &ticket))
+		return EIO;
+	atomic_store(&h->last_ticket, ticket);
+	return err;
 }
 
 static void read_data(fuse_req_t req, struct handle *h, size_t size, off_t off)
@@ -687,11 +819,8 @@ static void read_data(fuse_req_t req, struct handle *h, size_t size, off_t off)
 	uint64_t end;
 	int rc;
 
-	if ((uint64_t)off >= h->fv->size) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	end = (uint64_t)off + size;
+	end =
+	    (uint64_t)off < h->fv->size ? (uint64_t)off + size : (uint64_t)off;
 	if (end > h->fv->size)
 		end = h->fv->size;
 	rc = gather_data(h, (uint64_t)off, end, is_sequential(h, off, end), &r);
@@ -702,13 +831,30 @@ static void read_data(fuse_req_t req, struct handle *h, size_t size, off_t off)
 		rc = -read_refusal(req, h, st);
 		mount_state_put(st);
 	}
+	rc = audit_read(h, off, size, rc ? 0 : (size_t)(end - (uint64_t)off),
+			-rc);
 	if (rc)
-		fuse_reply_err(req, -rc);
+		fuse_reply_err(req, rc);
 	else if (r.copying)
 		fuse_reply_buf(req, (const char *)r.copy.data, r.copy.len);
 	else
 		fuse_reply_iov(req, r.iov, (int)r.niov);
 	reply_release(&r);
+}
+
+static void read_text(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	size_t n = (uint64_t)off < h->text.len ? h->text.len - (size_t)off : 0;
+	int rc;
+
+	if (n > size)
+		n = size;
+	rc = audit_read(h, off, size, n, 0);
+	if (rc)
+		fuse_reply_err(req, rc);
+	else
+		fuse_reply_buf(req, (const char *)h->text.data + (n ? off : 0),
+			       n);
 }
 
 static void govfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -720,25 +866,37 @@ static void govfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	(void)ino;
 	mount_state_put(st);
-	if (rc) {
-		fuse_reply_err(req, rc);
-	} else if (h->kind == HANDLE_DATA) {
+	if (rc)
+		fuse_reply_err(req, audit_read(h, off, size, 0, rc));
+	else if (h->kind == HANDLE_DATA)
 		read_data(req, h, size, off);
-	} else if ((uint64_t)off >= h->text.len) {
-		fuse_reply_buf(req, NULL, 0);
-	} else {
-		size_t n = h->text.len - (size_t)off;
+	else
+		read_text(req, h, size, off);
+}
 
-		fuse_reply_buf(req, (const char *)h->text.data + off,
-			       n < size ? n : size);
-	}
+/* close(): the handle's read records are durable before it returns. */
+static void govfs_flush(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)fi->fh;
+
+	(void)ino;
+	fuse_reply_err(
+	    req,
+	    audit_log_wait(g.audit, atomic_load(&h->last_ticket)) ? EIO : 0);
 }
 
 static void govfs_release(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
+	struct handle *h = (struct handle *)fi->fh;
+
 	(void)ino;
-	handle_free((struct handle *)fi->fh);
+	/* Nothing more is served on h: a failed log changes nothing here. */
+	if (audit(h->revision, &h->who, "release", h->path, AUDIT_NULL,
+		  AUDIT_NULL, AUDIT_NULL, 0, NULL))
+		h->path[0] = 0;
+	handle_free(h);
 	fuse_reply_err(req, 0);
 }
 
@@ -893,6 +1051,7 @@ static const struct fuse_lowlevel_ops govfs_ops = {
     .link = govfs_link,
     .open = govfs_open,
     .read = govfs_read,
+    .flush = govfs_flush,
     .write = govfs_write,
     .release = govfs_release,
     .opendir = govfs_opendir,
@@ -1180,41 +1339,89 @@ static int add_fixed_options(struct fuse_args *args)
 	return fuse_opt_add_arg(args, "-o") || fuse_opt_add_arg(args, opts);
 }
 
-static int serve(struct fuse_args *args)
+/* The daemon's own records: mount and unmount, by the daemon itself. */
+static int audit_lifecycle(const char *event, uint64_t *ticket)
 {
-	struct fuse_loop_config *config;
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	int rc = 1;
+	struct mount_state *st = current_state();
+	struct caller self;
+	int rc;
 
+	caller_resolve(getuid(), getpid(), &self);
+	rc = audit(st->rec.revision, &self, event, "/", AUDIT_NULL, AUDIT_NULL,
+		   AUDIT_NULL, 0, ticket);
+	mount_state_put(st);
+	return rc;
+}
+
+/* Mount, record it durably, and only then tell the parent we serve. */
+static int start_serving(struct fuse_args *args)
+{
+	uint64_t ticket;
+	int rc = audit_log_open(g.home, &g.audit);
+
+	if (rc) {
+		fprintf(stderr, "govfs: %s/audit.db: %s\n", g.home,
+			strerror(-rc));
+		return 1;
+	}
 	g.se = fuse_session_new(args, &govfs_ops, sizeof(govfs_ops), NULL);
 	if (!g.se)
 		return 1;
 	if (fuse_set_signal_handlers(g.se))
-		goto out_destroy;
+		return 1;
 	if (fuse_session_mount(g.se, g.mountpoint))
-		goto out_signals;
-	fuse_daemonize(g.foreground);
+		return 1;
+	if (audit_lifecycle("mount", &ticket) ||
+	    audit_log_wait(g.audit, ticket)) {
+		fprintf(stderr, "govfs: audit log: cannot record the mount\n");
+		fuse_session_unmount(g.se);
+		return 1;
+	}
+	return 0;
+}
+
+static void stop_serving(void)
+{
+	if (g.se) {
+		fuse_session_unmount(g.se);
+		fuse_remove_signal_handlers(g.se);
+		fuse_session_destroy(g.se);
+	}
+	if (g.audit) {
+		/* Closing writes what is queued, the unmount included. */
+		(void)audit_lifecycle("unmount", NULL);
+		audit_log_close(g.audit);
+	}
+}
+
+static int serve(struct fuse_args *args)
+{
+	struct fuse_loop_config *config;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int rc;
+
+	if (!g.foreground && daemon_fork())
+		return 1;
+	rc = start_serving(args);
+	daemon_ready(rc);
+	if (rc) {
+		stop_serving();
+		return rc;
+	}
 	g.cache = blockcache_new(g.cache_bytes, cpus > 1 ? (unsigned)cpus : 1);
-	if (!g.cache)
-		goto out_unmount;
 	g.refresher_started =
 	    !pthread_create(&g.refresher, NULL, refresher_main, NULL);
 	config = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(config, 16);
 	fuse_loop_cfg_set_idle_threads(config, 4);
 	/* The loop returns the signal that stopped it: a clean stop. */
-	rc = fuse_session_loop_mt(g.se, config);
+	rc = g.cache ? fuse_session_loop_mt(g.se, config) : 1;
 	rc = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 	fuse_loop_cfg_destroy(config);
 	atomic_store(&g.stopping, true);
 	if (g.refresher_started)
 		pthread_join(g.refresher, NULL);
-out_unmount:
-	fuse_session_unmount(g.se);
-out_signals:
-	fuse_remove_signal_handlers(g.se);
-out_destroy:
-	fuse_session_destroy(g.se);
+	stop_serving();
 	return rc;
 }
 

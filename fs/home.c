@@ -260,6 +260,11 @@ static long login_uid(void)
 	return uid;
 }
 
+long admin_uid(void)
+{
+	return login_uid();
+}
+
 void admin_identity(char *buf, size_t len)
 {
 	long uid = login_uid();

@@ -43,4 +43,7 @@ int home_cleanup(const char *home, struct catalog *cat);
 /* Who is acting: "uid 1000 (alice)", from SUDO_UID or the login uid. */
 void admin_identity(char *buf, size_t len);
 
+/* The uid of admin_identity. */
+long admin_uid(void);
+
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "agreement.h"
+#include "audit.h"
 #include "clock.h"
 #include "dataview.h"
 #include "govfsctl.h"
@@ -291,6 +292,8 @@ static int apply_checked(struct ctl *ctl, struct apply_state *st)
 		print_plan(&st->agr, st->has_old ? &st->old_agr : NULL, p, n);
 		printf("agreement %s: revision %lld applied\n", rec.id,
 		       (long long)rec.revision);
+		rc = record_admin_action(ctl, "agreement.apply", rec.id,
+					 rec.revision, st->file);
 	}
 	planned_free(p, n);
 	return rc;

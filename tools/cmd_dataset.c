@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agreement.h"
+#include "audit.h"
 #include "clock.h"
 #include "govfsctl.h"
 #include "schema.h"
@@ -279,6 +280,7 @@ static int regrade_versions(struct ctl *ctl, const char *id, const char *column,
 
 static int dataset_grade(struct ctl *ctl, char **pos)
 {
+	char reason[512];
 	struct dataset_version latest;
 	struct schema s;
 	long level, col;
@@ -313,7 +315,10 @@ static int dataset_grade(struct ctl *ctl, char **pos)
 		return fail("catalog: %s", catalog_errmsg(ctl->cat));
 	}
 	printf("%s: column '%s' graded %ld\n", pos[0], pos[1], level);
-	return 0;
+	snprintf(reason, sizeof(reason), "dataset %s column %s graded %ld",
+		 pos[0], pos[1], level);
+	return record_admin_action(ctl, "dataset.grade", NULL, AUDIT_NULL,
+				   reason);
 }
 
 int cmd_dataset(int argc, char **argv)

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "govfsctl.h"
 #include "home.h"
 
@@ -23,6 +24,8 @@ static const char usage_text[] =
     "  dataset grade ID COLUMN LEVEL\n"
     "  agreement apply FILE.json [--dry-run]\n"
     "  agreement list [--json] | agreement show ID [--json]\n"
+    "  audit tail [-n N] [-f] [--agreement ID]\n"
+    "  audit export [--since T] [--agreement ID] | audit verify\n"
     "every verb takes --home DIR (default $GOVFS_HOME, else "
     "/var/lib/govfs) and --key-file F (default /etc/govfs/master.key)\n";
 
@@ -221,6 +224,12 @@ int cmd_init(int argc, char **argv)
 		return fail("%s: %s", path, strerror(-rc));
 	if (chmod(path, 0600))
 		return fail("%s: %s", path, strerror(errno));
+	rc = audit_create(ctl.home, (int)days);
+	if (rc)
+		return fail("%s/audit.db: %s", ctl.home, strerror(-rc));
+	rc = record_admin_action(&ctl, "init", NULL, AUDIT_NULL, NULL);
+	if (rc)
+		return rc;
 	printf("initialised %s (key %s, audit retention %ld days)\n", ctl.home,
 	       ctl.key_file, days);
 	return 0;
@@ -269,5 +278,7 @@ int main(int argc, char **argv)
 		return cmd_dataset(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "agreement"))
 		return cmd_agreement(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "audit"))
+		return cmd_audit(argc - 1, argv + 1);
 	return usage_error("unknown verb '%s' (see govfsctl --help)", argv[1]);
 }

@@ -70,6 +70,15 @@ int read_small_file(const char *path, size_t max, char **out, size_t *len);
 int cmd_init(int argc, char **argv);
 int cmd_dataset(int argc, char **argv);
 int cmd_agreement(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+
+/*
+ * Record an admin action in the audit log, after the change it records.
+ * Prints the error and returns EXIT_REFUSED if it cannot be recorded.
+ */
+int record_admin_action(struct ctl *ctl, const char *event,
+			const char *agreement, int64_t revision,
+			const char *reason);
 
 /* dataset add, in ingest.c */
 struct ingest_args {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "agreement.h"
+#include "audit.h"
 #include "clock.h"
 #include "csv.h"
 #include "dataview.h"
@@ -449,6 +450,19 @@ static void describe_version(const struct dataset_version *v,
 	       secs > 0 ? (double)v->source_bytes / 1e6 / secs : 0.0);
 }
 
+static int record_ingest(struct ctl *ctl, const struct dataset_version *v)
+{
+	char reason[256];
+
+	snprintf(reason, sizeof(reason),
+		 "dataset %s version %lld: %llu rows from %s (sha256 %s)",
+		 v->dataset, (long long)v->version,
+		 (unsigned long long)v->store.nrows, v->source_name,
+		 v->source_sha256);
+	return record_admin_action(ctl, "dataset.add", NULL, AUDIT_NULL,
+				   reason);
+}
+
 static int ingest_locked(struct ctl *ctl, struct ingest *in, int fd)
 {
 	struct dataset_version v = {0}, prev = {0};
@@ -494,11 +508,13 @@ static int ingest_locked(struct ctl *ctl, struct ingest *in, int fd)
 	rc = find_affected(ctl, &in->schema, &v, &aff);
 	if (!rc)
 		rc = publish(ctl, &v, &aff);
-	if (rc)
+	if (rc) {
 		unlink(p.final);
-	else
+	} else {
 		describe_version(&v, &in->schema,
 				 clock_now_ns() - in->start_ns);
+		rc = record_ingest(ctl, &v);
+	}
 	affected_release(&aff);
 out_free:
 	free(v.schema_json);

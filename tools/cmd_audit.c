@@ -1,0 +1,240 @@
+/*
+ * cmd_audit: `govfsctl audit tail|export|verify`, and the record of every
+ * admin action govfsctl performs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agreement.h"
+#include "audit.h"
+#include "clock.h"
+#include "govfsctl.h"
+#include "home.h"
+
+#define FOLLOW_POLL_NS 200000000L
+
+int record_admin_action(struct ctl *ctl, const char *event,
+			const char *agreement, int64_t revision,
+			const char *reason)
+{
+	struct audit_event ev = AUDIT_EVENT_INIT(event, "ok");
+	int rc;
+
+	ev.agreement = agreement;
+	ev.revision = revision;
+	ev.uid = admin_uid();
+	ev.pid = getpid();
+	ev.comm = "govfsctl";
+	ev.reason = reason;
+	rc = audit_append_sync(ctl->home, &ev);
+	if (rc)
+		return fail("%s/audit.db: the change is made but could not be "
+			    "recorded: %s",
+			    ctl->home, strerror(-rc));
+	return 0;
+}
+
+static json_t *json_int_or_null(int64_t v)
+{
+	return v == AUDIT_NULL ? json_null() : json_integer(v);
+}
+
+static json_t *json_str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static int export_one(void *ctx, const struct audit_record *rec)
+{
+	const struct audit_event *ev = &rec->ev;
+	json_t *o = json_object();
+	char t[48];
+	int rc;
+
+	(void)ctx;
+	json_object_set_new(o, "seq", json_integer((json_int_t)rec->seq));
+	json_object_set_new(
+	    o, "time",
+	    json_string(time_format_utc_ns(ev->time_ns, t, sizeof(t))));
+	json_object_set_new(o, "agreement", json_str_or_null(ev->agreement));
+	json_object_set_new(o, "revision", json_int_or_null(ev->revision));
+	json_object_set_new(o, "uid", json_int_or_null(ev->uid));
+	json_object_set_new(o, "pid", json_int_or_null(ev->pid));
+	json_object_set_new(o, "comm", json_str_or_null(ev->comm));
+	json_object_set_new(o, "event", json_str_or_null(ev->event));
+	json_object_set_new(o, "path", json_str_or_null(ev->path));
+	json_object_set_new(o, "offset", json_int_or_null(ev->offset));
+	json_object_set_new(o, "length", json_int_or_null(ev->length));
+	json_object_set_new(o, "bytes", json_int_or_null(ev->bytes));
+	json_object_set_new(o, "result", json_str_or_null(ev->result));
+	json_object_set_new(o, "reason", json_str_or_null(ev->reason));
+	rc = json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	fputc('\n', stdout);
+	return rc ? -EIO : 0;
+}
+
+struct tail_state {
+	uint64_t last_seq; /* printed up to here */
+	int64_t last_ns;
+};
+
+static int tail_one(void *ctx, const struct audit_record *rec)
+{
+	struct tail_state *ts = ctx;
+	const struct audit_event *ev = &rec->ev;
+	char t[48], range[64] = "";
+
+	if (ts->last_seq && rec->seq <= ts->last_seq)
+		return 0;
+	ts->last_seq = rec->seq;
+	if (ev->time_ns > ts->last_ns)
+		ts->last_ns = ev->time_ns;
+	if (ev->offset != AUDIT_NULL)
+		snprintf(range, sizeof(range), " @%lld+%lld=%lld",
+			 (long long)ev->offset,
+			 (long long)(ev->length == AUDIT_NULL ? 0 : ev->length),
+			 (long long)(ev->bytes == AUDIT_NULL ? 0 : ev->bytes));
+	printf("%llu %s %s %s %s uid=%lld pid=%lld %s %s%s%s%s\n",
+	       (unsigned long long)rec->seq,
+	       time_format_utc_ns(ev->time_ns, t, sizeof(t)), ev->event,
+	       ev->result, ev->agreement ? ev->agreement : "-",
+	       (long long)(ev->uid == AUDIT_NULL ? -1 : ev->uid),
+	       (long long)(ev->pid == AUDIT_NULL ? -1 : ev->pid),
+	       ev->comm ? ev->comm : "-", ev->path ? ev->path : "-", range,
+	       ev->reason ? " " : "", ev->reason ? ev->reason : "");
+	return 0;
+}
+
+enum { OPT_LINES = 256, OPT_FOLLOW, OPT_AGREEMENT, OPT_SINCE };
+
+struct audit_args {
+	long lines;
+	bool follow;
+	const char *agreement;
+	const char *since;
+};
+
+static int audit_option(void *ctx, int opt, const char *arg)
+{
+	struct audit_args *a = ctx;
+
+	switch (opt) {
+	case OPT_LINES:
+		if (parse_long(arg, 1, 100000000, &a->lines))
+			return 0;
+		usage_error("-n takes a positive number");
+		return -1;
+	case OPT_FOLLOW:
+		a->follow = true;
+		return 0;
+	case OPT_AGREEMENT:
+		a->agreement = arg;
+		return 0;
+	case OPT_SINCE:
+		a->since = arg;
+		return 0;
+	}
+	return -1;
+}
+
+static int audit_tail(struct ctl *ctl, const struct audit_args *a)
+{
+	struct tail_state ts = {0};
+	int rc = audit_query(ctl->home, INT64_MIN, a->agreement,
+			     (uint64_t)a->lines, tail_one, &ts);
+
+	/* Follow: records from the last time seen on, those not printed.
+	 * Records of several writers may commit out of time order by up to a
+	 * batch, so look back one second. */
+	while (!rc && a->follow) {
+		struct timespec nap = {0, FOLLOW_POLL_NS};
+
+		fflush(stdout);
+		nanosleep(&nap, NULL);
+		rc = audit_query(ctl->home, ts.last_ns - 1000000000LL,
+				 a->agreement, 0, tail_one, &ts);
+	}
+	return rc ? fail("%s/audit.db: %s", ctl->home, strerror(-rc)) : 0;
+}
+
+static int audit_export(struct ctl *ctl, const struct audit_args *a)
+{
+	int64_t since = INT64_MIN;
+	int offset, rc;
+
+	if (a->since && time_parse_rfc3339(a->since, &since, &offset))
+		return usage_error("--since '%s': want an RFC 3339 time with "
+				   "an offset",
+				   a->since);
+	rc = audit_query(ctl->home, since, a->agreement, 0, export_one, NULL);
+	return rc ? fail("%s/audit.db: %s", ctl->home, strerror(-rc)) : 0;
+}
+
+static int audit_verify_cmd(struct ctl *ctl)
+{
+	uint64_t records = 0, bad = 0;
+	char why[256];
+	int rc = audit_verify(ctl->home, &records, &bad, why, sizeof(why));
+
+	if (rc == -EBADMSG)
+		return fail("%s/audit.db: tampered: %s (first bad sequence "
+			    "number %llu)",
+			    ctl->home, why, (unsigned long long)bad);
+	if (rc)
+		return fail("%s/audit.db: %s", ctl->home, strerror(-rc));
+	printf("audit log intact: %llu records\n", (unsigned long long)records);
+	return 0;
+}
+
+/* -n N and -f as the long options they stand for. */
+static void expand_short_options(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-n"))
+			argv[i] = (char *)"--lines";
+		else if (!strcmp(argv[i], "-f"))
+			argv[i] = (char *)"--follow";
+	}
+}
+
+int cmd_audit(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"lines", required_argument, NULL, OPT_LINES},
+	    {"follow", no_argument, NULL, OPT_FOLLOW},
+	    {"agreement", required_argument, NULL, OPT_AGREEMENT},
+	    {"since", required_argument, NULL, OPT_SINCE},
+	    {NULL, 0, NULL, 0},
+	};
+	struct audit_args a = {.lines = 20};
+	struct ctl ctl = {0};
+	const char *verb = argc > 1 ? argv[1] : "";
+	int npos, rc;
+
+	if (strcmp(verb, "tail") && strcmp(verb, "export") &&
+	    strcmp(verb, "verify"))
+		return usage_error("usage: audit tail [-n N] [-f] "
+				   "[--agreement ID] | audit export [--since "
+				   "T] [--agreement ID] | audit verify");
+	expand_short_options(argc - 1, argv + 1);
+	rc = ctl_parse(&ctl, argc - 1, argv + 1, opts, audit_option, &a, NULL,
+		       0, &npos);
+	if (rc)
+		return rc;
+	rc = ctl_open(&ctl, false);
+	if (rc)
+		return rc;
+	if (!strcmp(verb, "tail"))
+		rc = audit_tail(&ctl, &a);
+	else if (!strcmp(verb, "export"))
+		rc = audit_export(&ctl, &a);
+	else
+		rc = audit_verify_cmd(&ctl);
+	ctl_close(&ctl);
+	return rc;
+}
