@@ -78,7 +78,10 @@
 #define STRING_MAX (1u << 20)
 #define NO_STRING UINT32_MAX
 
-static const char seal_tag[16] = "govfs audit seal";
+/* What a seal signs starts with these 16 bytes (no NUL). */
+#define SEAL_TAG "govfs audit seal"
+#define SEAL_TAG_LEN (sizeof(SEAL_TAG) - 1)
+#define SEAL_MESSAGE_LEN (SEAL_TAG_LEN + 8 + HASH_LEN)
 
 static const char schema_sql[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;"
@@ -473,17 +476,17 @@ out_cleanse:
 }
 
 static void seal_message(uint64_t seq, const uint8_t hash[HASH_LEN],
-			 uint8_t msg[sizeof(seal_tag) + 8 + HASH_LEN])
+			 uint8_t msg[SEAL_MESSAGE_LEN])
 {
-	memcpy(msg, seal_tag, sizeof(seal_tag));
-	put_le(msg + sizeof(seal_tag), seq, 8);
-	memcpy(msg + sizeof(seal_tag) + 8, hash, HASH_LEN);
+	memcpy(msg, SEAL_TAG, SEAL_TAG_LEN);
+	put_le(msg + SEAL_TAG_LEN, seq, 8);
+	memcpy(msg + SEAL_TAG_LEN + 8, hash, HASH_LEN);
 }
 
 static int seal_sign(EVP_PKEY *key, uint64_t seq, const uint8_t hash[HASH_LEN],
 		     uint8_t sig[SIGNATURE_LEN])
 {
-	uint8_t msg[sizeof(seal_tag) + 8 + HASH_LEN];
+	uint8_t msg[SEAL_MESSAGE_LEN];
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	size_t siglen = SIGNATURE_LEN;
 	bool ok;
@@ -501,7 +504,7 @@ static int seal_sign(EVP_PKEY *key, uint64_t seq, const uint8_t hash[HASH_LEN],
 static bool seal_signature_ok(EVP_PKEY *pub, uint64_t seq, const void *hash,
 			      size_t hashlen, const void *sig, size_t siglen)
 {
-	uint8_t msg[sizeof(seal_tag) + 8 + HASH_LEN];
+	uint8_t msg[SEAL_MESSAGE_LEN];
 	EVP_MD_CTX *ctx;
 	bool ok;
 

@@ -94,7 +94,10 @@ static struct audit_event read_event(int64_t i)
 	return ev;
 }
 
-/* Append n read records numbered from first through a log, then close. */
+/*
+ * Append n records numbered from first through a log, then close: reads,
+ * and every fifth an open, whose offset, length and bytes are null.
+ */
 static void append_segment(const char *home, int64_t first, int n)
 {
 	struct audit_log *log;
@@ -103,6 +106,10 @@ static void append_segment(const char *home, int64_t first, int n)
 	assert_int_equal(audit_log_open(home, &log), 0);
 	for (int64_t i = first; i < first + n; i++) {
 		ev = read_event(i);
+		if (i % 5 == 0) {
+			ev.event = "open";
+			ev.offset = ev.length = ev.bytes = AUDIT_NULL;
+		}
 		assert_int_equal(audit_log_append(log, &ev, NULL), 0);
 	}
 	audit_log_close(log);
@@ -763,6 +770,33 @@ static void test_altered_record_is_named(void **state)
 	sqlite3_close(db);
 }
 
+/* Values that read back as the same record but are not what was written. */
+static void test_retyped_field_is_named(void **state)
+{
+	struct fixture *f = *state;
+	sqlite3 *db;
+
+	build_log(f->home);
+	db = attacker_open(f->home);
+	/* record 45 is an open: its offset is null, stored as NULL */
+	raw_exec(db, "UPDATE records SET offset = -9223372036854775808"
+		     " WHERE seq = 45");
+	expect_bad(f->home, 45, "record 45: offset is malformed");
+	raw_exec(db, "UPDATE records SET offset = NULL WHERE seq = 45");
+	expect_intact(f->home, 50);
+	/* the same bytes as a blob, in a table rebuilt without STRICT */
+	raw_exec(db,
+		 "ALTER TABLE records RENAME TO old;"
+		 "CREATE TABLE records(seq INTEGER PRIMARY KEY, time_ns,"
+		 " agreement, revision, uid, pid, comm, event, path, offset,"
+		 " length, bytes, result, reason, hash);"
+		 "INSERT INTO records SELECT * FROM old;"
+		 "UPDATE records SET path = CAST(path AS BLOB)"
+		 " WHERE seq = 17;");
+	expect_bad(f->home, 17, "record 17: path is malformed");
+	sqlite3_close(db);
+}
+
 static void test_removed_record_is_named(void **state)
 {
 	struct fixture *f = *state;
@@ -1049,6 +1083,7 @@ static void test_fails_closed_when_disk_full(void **state)
 	struct audit_log *log;
 	uint64_t ticket;
 	static char reason[2048];
+	int64_t start;
 	int rc;
 
 	snprintf(dir, sizeof(dir), "%s/small", f->home);
@@ -1065,12 +1100,15 @@ static void test_fails_closed_when_disk_full(void **state)
 	memset(reason, 'r', sizeof(reason) - 1);
 	ev.reason = reason;
 	rc = 0;
+	start = realtime_ns();
 	for (int i = 0; i < 1000 && !rc; i++) {
 		rc = audit_log_append(log, &ev, &ticket);
 		if (!rc && i % 50 == 49)
 			rc = audit_log_wait(log, ticket);
 	}
 	assert_int_equal(rc, -EIO);
+	/* at once, not when some later transaction happens to fail */
+	assert_true(realtime_ns() - start < 5000000000);
 	assert_true(audit_log_failed(log));
 	assert_int_equal(audit_log_append(log, &ev, &ticket), -EIO);
 	assert_int_equal(audit_log_wait(log, 1), -EIO);
@@ -1105,6 +1143,7 @@ int main(void)
 	    T(test_idle_tail_is_sealed_in_time),
 	    T(test_triggers_refuse_changes),
 	    T(test_altered_record_is_named),
+	    T(test_retyped_field_is_named),
 	    T(test_removed_record_is_named),
 	    T(test_swapped_records_name_the_first),
 	    T(test_record_added_at_the_end),
