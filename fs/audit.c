@@ -212,6 +212,7 @@ static bool hex_decode(const char *s, uint8_t *out, size_t n)
 	return true;
 }
 
+/* An SQLite result code as -errno (0 for OK, ROW and DONE). */
 static int sql_rc(int rc)
 {
 	switch (rc) {
@@ -238,17 +239,20 @@ static int sql_rc(int rc)
 	return -EIO;
 }
 
+/* Run sql (no rows wanted); 0 or -errno. */
 static int exec(sqlite3 *db, const char *sql)
 {
 	return sql_rc(sqlite3_exec(db, sql, NULL, NULL, NULL));
 }
 
+/* Roll back the open transaction, if any. */
 static void rollback(sqlite3 *db)
 {
 	if (!sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* out (PATH_MAX bytes) = home/name; 0 or -ENAMETOOLONG. */
 static int home_path(const char *home, const char *name, char *out)
 {
 	if (snprintf(out, PATH_MAX, "%s/%s", home, name) >= PATH_MAX)
@@ -308,6 +312,7 @@ static int meta_get(sqlite3 *db, const char *key, char *out, size_t outlen)
 	return rc;
 }
 
+/* Insert a meta row; 0 or -errno. */
 static int meta_put(sqlite3 *db, const char *key, const char *value)
 {
 	sqlite3_stmt *st;
@@ -341,6 +346,7 @@ static int meta_public_key(sqlite3 *db, EVP_PKEY **out)
 	return *out ? 0 : -ENOMEM;
 }
 
+/* Whether a and b hold the same Ed25519 public key. */
 static bool same_public_key(EVP_PKEY *a, EVP_PKEY *b)
 {
 	uint8_t ra[PUBLIC_KEY_LEN], rb[PUBLIC_KEY_LEN];
@@ -351,6 +357,7 @@ static bool same_public_key(EVP_PKEY *a, EVP_PKEY *b)
 	       memcmp(ra, rb, la) == 0;
 }
 
+/* write(2) all of data, retrying after EINTR; 0 or -errno. */
 static int write_all(int fd, const void *data, size_t len)
 {
 	const uint8_t *p = data;
@@ -475,6 +482,7 @@ out_cleanse:
 	return rc;
 }
 
+/* The 56 bytes a seal at seq over hash signs (see atop). */
 static void seal_message(uint64_t seq, const uint8_t hash[HASH_LEN],
 			 uint8_t msg[SEAL_MESSAGE_LEN])
 {
@@ -483,6 +491,7 @@ static void seal_message(uint64_t seq, const uint8_t hash[HASH_LEN],
 	memcpy(msg + SEAL_TAG_LEN + 8, hash, HASH_LEN);
 }
 
+/* Sign the seal at seq over hash with key; 0, -ENOMEM or -EIO. */
 static int seal_sign(EVP_PKEY *key, uint64_t seq, const uint8_t hash[HASH_LEN],
 		     uint8_t sig[SIGNATURE_LEN])
 {
@@ -501,6 +510,7 @@ static int seal_sign(EVP_PKEY *key, uint64_t seq, const uint8_t hash[HASH_LEN],
 	return ok ? 0 : -EIO;
 }
 
+/* Whether sig is pub's signature of the seal at seq over hash. */
 static bool seal_signature_ok(EVP_PKEY *pub, uint64_t seq, const void *hash,
 			      size_t hashlen, const void *sig, size_t siglen)
 {
@@ -528,6 +538,7 @@ struct hasher {
 	size_t cap;
 };
 
+/* 0, or -ENOMEM (release h either way). */
 static int hasher_init(struct hasher *h)
 {
 	memset(h, 0, sizeof(*h));
@@ -544,6 +555,7 @@ static void hasher_release(struct hasher *h)
 	memset(h, 0, sizeof(*h));
 }
 
+/* Append integer field v; returns the end. */
 static uint8_t *put_int(uint8_t *p, int64_t v)
 {
 	if (v == AUDIT_NULL) {
@@ -668,6 +680,7 @@ struct writer {
 	char why[160]; /* SQLite's message for the last failure */
 };
 
+/* Finalize, close and free what writer_open made; w may be half made. */
 static void writer_release(struct writer *w)
 {
 	sqlite3_finalize(w->last);
@@ -802,6 +815,7 @@ static int chain_tail(struct writer *w, uint64_t *seq, uint8_t hash[HASH_LEN],
 	return 0;
 }
 
+/* Insert r with its chain hash; 0 or -errno. */
 static int insert_record(struct writer *w, const struct rec *r,
 			 const uint8_t hash[HASH_LEN])
 {
@@ -832,6 +846,7 @@ static int insert_record(struct writer *w, const struct rec *r,
 	return rc == SQLITE_DONE ? 0 : sql_rc(rc);
 }
 
+/* Sign and insert the seal at seq over hash; 0 or -errno. */
 static int insert_seal(struct writer *w, uint64_t seq,
 		       const uint8_t hash[HASH_LEN])
 {
@@ -1044,6 +1059,7 @@ struct audit_log {
 	atomic_bool failed;
 };
 
+/* Make room for size more bytes in q; 0 or -ENOMEM. */
 static int queue_reserve(struct queue *q, size_t size)
 {
 	size_t cap = q->cap ? q->cap : 65536;
@@ -1075,6 +1091,7 @@ static void latch_failed(struct audit_log *log, int rc)
 		log->path, strerror(-rc), log->w.why[0] ? log->w.why : "-");
 }
 
+/* A CLOCK_MONOTONIC time in ns as pthread_cond_timedwait takes it. */
 static struct timespec mono_deadline(int64_t ns)
 {
 	struct timespec ts = {.tv_sec = ns / 1000000000,
@@ -1159,6 +1176,10 @@ static void writer_idle(struct audit_log *log)
 		latch_failed(log, rc);
 }
 
+/*
+ * The writer thread: gather queued events into batches, write them, seal
+ * the tail when due and at close; after a failure, only wait for close.
+ */
 static void *writer_main(void *arg)
 {
 	struct audit_log *log = arg;

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# What the audit log costs, run by hand as root: sequential and 4 KiB random
+# reads of data.csv with the log on (build/) and off (build-noaudit/, the
+# bench_audit_off option, never deployed), side by side on the same home;
+# then the log's size per record and its rate under a read flood.
+#   tests/bench/audit.sh [SIZE_BYTES]      (default 1000000000)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+size=${1:-1000000000}
+work=$(mktemp -d /var/tmp/govfs-bench.XXXXXX)
+shm=$(mktemp -d /dev/shm/govfs-bench.XXXXXX)
+mnt=$work/mnt
+mkdir -p "$mnt"
+
+cleanup() {
+	fusermount3 -u "$mnt" 2>/dev/null || true
+	rm -rf "$work" "$shm"
+}
+trap cleanup EXIT
+
+scripts/install-deps.sh
+[ -f build/build.ninja ] || meson setup build >/dev/null
+[ -f build-noaudit/build.ninja ] ||
+	meson setup build-noaudit -Dbench_audit_off=true >/dev/null
+ninja -C build >/dev/null
+ninja -C build-noaudit govfs >/dev/null
+
+ctl() { build/govfsctl --home "$work/home" --key-file "$work/key" "$@"; }
+secs() { /usr/bin/time -f %e "$@" 2>&1 >/dev/null | tail -n 1; }
+median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+
+build/gen-visits --bytes "$size" --seed 42 >"$shm/visits.csv"
+ctl init >/dev/null 2>&1
+ctl dataset add bench --file "$shm/visits.csv" >/dev/null
+cat >"$work/agr.json" <<JSON
+{"id": "agr-bench", "grantee": "bench", "scenario": "benchmark",
+ "uids": [0], "max_level": 4,
+ "valid_from": "2025-01-01T00:00:00Z", "valid_until": "2099-01-01T00:00:00Z",
+ "datasets": [{"dataset": "bench", "columns": {"visit_id": "keep",
+  "patient_id": "keep", "name": "keep", "phone": "keep", "district": "keep",
+  "age": "keep", "visit_date": "keep", "visit_time": "keep", "cost": "keep",
+  "notes": "keep"}}]}
+JSON
+ctl agreement apply "$work/agr.json" >/dev/null
+echo "machine: $(nproc) cores, $(uname -r), $(date -u +%FT%TZ); data.csv of $size bytes"
+
+measure() { # label, govfs binary
+	local label=$1 bin=$2 data=$mnt/bench/data.csv a b c
+	"$bin" --home "$work/home" --key-file "$work/key" --agreement agr-bench "$mnt"
+	a=$(secs dd if="$data" of=/dev/null bs=1M)
+	b=$(secs dd if="$data" of=/dev/null bs=1M)
+	c=$(secs dd if="$data" of=/dev/null bs=1M)
+	printf '  %-10s dd bs=1M median %s s; 4 KiB random warm: %s\n' "$label" \
+		"$(median3 "$a" "$b" "$c")" \
+		"$(build/tests/bench/pread-lat "$data" 20000 --window 33554432 --warm)"
+	printf '  %-10s 4 KiB random cold: %s\n' "$label" \
+		"$(build/tests/bench/pread-lat "$data" 3000 --seed 5)"
+	fusermount3 -u "$mnt"
+}
+echo "reads with the audit log off and on:"
+measure "log off" build-noaudit/govfs
+measure "log on" build/govfs
+
+before=$(ctl audit export | wc -l)
+build/govfs --home "$work/home" --key-file "$work/key" --agreement agr-bench "$mnt"
+start=$(date +%s.%N)
+build/tests/bench/pread-lat "$mnt/bench/data.csv" 200000 --window 33554432 --warm >/dev/null
+end=$(date +%s.%N)
+fusermount3 -u "$mnt"
+after=$(ctl audit export | wc -l)
+sqlite3 "$work/home/audit.db" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
+bytes=$(stat -c %s "$work/home/audit.db")
+awk -v n=$((after - before)) -v s="$start" -v e="$end" -v b="$bytes" -v t="$after" 'BEGIN {
+	printf "read flood: %d records in %.2f s = %.0f records/s (one 4 KiB pread each)\n", n, e - s, n / (e - s)
+	printf "audit.db: %d bytes for %d records = %.0f bytes per record\n", b, t, b / t }'
+ctl audit verify
