@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -562,6 +563,25 @@ class Home:
 
     def datasets(self):
         return self.json("dataset", "list")
+
+    def audit_export(self, *args):
+        """`govfsctl audit export ARGS` parsed: one dict per line."""
+        res = self.ok("audit", "export", *args)
+        return [json.loads(line) for line in res.stdout.splitlines()]
+
+    def copy(self, base, name="home"):
+        """A copy of this home's directory under base, sharing its key
+        file, for a test that damages the copy.  Nothing may be writing
+        to this home meanwhile."""
+        other = Home.__new__(Home)
+        other.base = Path(base)
+        other.dir = other.base / name
+        other.key = self.key
+        other.work = other.base / (name + ".files")
+        other.work.mkdir()
+        other._n = 0
+        shutil.copytree(self.dir, other.dir, symlinks=True)
+        return other
 
     def agreements(self):
         return self.json("agreement", "list")

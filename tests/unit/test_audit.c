@@ -63,6 +63,11 @@ static int remove_entry(const char *path, const struct stat *st, int flag,
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
+	char small[PATH_MAX];
+
+	/* the full-disk test's tmpfs, should it have failed half way */
+	snprintf(small, sizeof(small), "%s/small", f->home);
+	umount2(small, MNT_DETACH);
 
 	nftw(f->home, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(f);
@@ -1123,7 +1128,6 @@ static void test_fails_closed_when_disk_full(void **state)
 	assert_int_equal(audit_log_wait(log, ticket), 0);
 	audit_log_close(log);
 	assert_int_equal(audit_verify(dir, NULL, NULL, NULL, 0), 0);
-	assert_int_equal(umount2(dir, MNT_DETACH), 0);
 }
 
 int main(void)
