@@ -202,6 +202,8 @@ static void node_path(fuse_ino_t ino, const char *name, char *buf, size_t len)
 	} else {
 		buf[0] = 0;
 	}
+	if (!name && !buf[0])
+		snprintf(buf, len, "/");
 	if (name)
 		snprintf(buf + strlen(buf), len - strlen(buf), "/%s", name);
 }
@@ -819,6 +821,23 @@ static int audit_read(struct handle *h, off_t off, size_t size, size_t bytes,
 	return err;
 }
 
+/*
+ * Record a refused read under the caller who was refused, who may not be
+ * the handle's opener (a process that changed uid, a passed descriptor).
+ */
+static int audit_read_refusal(fuse_req_t req, struct handle *h, off_t off,
+			      size_t size, int err)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct caller who;
+
+	caller_resolve(ctx->uid, ctx->pid, &who);
+	if (audit(h->revision, &who, "read", h->path, off, (int64_t)size, 0,
+		  err, NULL))
+		return EIO;
+	return err;
+}
+
 static void read_data(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
 	struct read_reply r = {0};
@@ -873,7 +892,7 @@ static void govfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)ino;
 	mount_state_put(st);
 	if (rc)
-		fuse_reply_err(req, audit_read(h, off, size, 0, rc));
+		fuse_reply_err(req, audit_read_refusal(req, h, off, size, rc));
 	else if (h->kind == HANDLE_DATA)
 		read_data(req, h, size, off);
 	else
