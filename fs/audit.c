@@ -44,6 +44,9 @@
  */
 #include "audit.h"
 
+#include "fileio.h"
+#include "sqlerr.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -212,33 +215,6 @@ static bool hex_decode(const char *s, uint8_t *out, size_t n)
 	return true;
 }
 
-/* An SQLite result code as -errno (0 for OK, ROW and DONE). */
-static int sql_rc(int rc)
-{
-	switch (rc) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		return -EACCES;
-	case SQLITE_CANTOPEN:
-		return -ENOENT;
-	}
-	return -EIO;
-}
-
 /* Run sql (no rows wanted); 0 or -errno. */
 static int exec(sqlite3 *db, const char *sql)
 {
@@ -355,24 +331,6 @@ static bool same_public_key(EVP_PKEY *a, EVP_PKEY *b)
 	return EVP_PKEY_get_raw_public_key(a, ra, &la) == 1 &&
 	       EVP_PKEY_get_raw_public_key(b, rb, &lb) == 1 && la == lb &&
 	       memcmp(ra, rb, la) == 0;
-}
-
-/* write(2) all of data, retrying after EINTR; 0 or -errno. */
-static int write_all(int fd, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* Make the names of new files in dir durable. */

@@ -30,9 +30,9 @@
 /* An integer field that does not apply (exported as JSON null). */
 #define AUDIT_NULL INT64_MIN
 
-#define AUDIT_BATCH_NS 10000000LL    /* a read record is durable within */
-#define AUDIT_SEAL_RECORDS 10000     /* a seal at least every so many */
-#define AUDIT_SEAL_NS 60000000000LL  /* or every minute */
+#define AUDIT_BATCH_NS 10000000LL   /* a read record is durable within */
+#define AUDIT_SEAL_RECORDS 10000    /* a seal at least every so many */
+#define AUDIT_SEAL_NS 60000000000LL /* or every minute */
 
 /* One record as SPEC's export lists it; strings may be NULL (null). */
 struct audit_event {
@@ -45,17 +45,19 @@ struct audit_event {
 	const char *event; /* "open", "read", "agreement.apply", ... */
 	const char *path;  /* from the mount root: "/ds/data.csv" */
 	int64_t offset;
-	int64_t length; /* asked */
-	int64_t bytes;	/* served */
+	int64_t length;	    /* asked */
+	int64_t bytes;	    /* served */
 	const char *result; /* "ok" or an errno name: "EACCES" */
 	const char *reason;
 };
 
 /* An event with every field null but event and result. */
 #define AUDIT_EVENT_INIT(ev, res)                                              \
-	{.revision = AUDIT_NULL, .uid = AUDIT_NULL, .pid = AUDIT_NULL,          \
-	 .offset = AUDIT_NULL, .length = AUDIT_NULL, .bytes = AUDIT_NULL,       \
-	 .event = (ev), .result = (res)}
+	{                                                                      \
+		.revision = AUDIT_NULL, .uid = AUDIT_NULL, .pid = AUDIT_NULL,  \
+		.offset = AUDIT_NULL, .length = AUDIT_NULL,                    \
+		.bytes = AUDIT_NULL, .event = (ev), .result = (res)            \
+	}
 
 /* A stored record: the event, its sequence number and chain hash. */
 struct audit_record {
@@ -68,13 +70,13 @@ struct audit_record {
  * HOME/audit.key (mode 0600), keeping retention_days.  -EEXIST if there.
  */
 int audit_create(const char *home, int retention_days)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 struct audit_log;
 
 /* Open the log for appending and start its writer thread. */
 int audit_log_open(const char *home, struct audit_log **out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /*
  * Queue ev (copied); *ticket (if not NULL) names it for audit_log_wait.
@@ -85,7 +87,7 @@ int audit_log_append(struct audit_log *log, const struct audit_event *ev,
 
 /* Block until the event of ticket is durable; 0 or -EIO. */
 int audit_log_wait(struct audit_log *log, uint64_t ticket)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Whether a batch failed to be written (the log is latched failed). */
 bool audit_log_failed(const struct audit_log *log);
@@ -95,7 +97,7 @@ void audit_log_close(struct audit_log *log);
 
 /* Append one event durably and seal: for govfsctl's admin actions. */
 int audit_append_sync(const char *home, const struct audit_event *ev)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /*
  * Check the whole log: sequence continuity from the first record kept,
@@ -114,7 +116,7 @@ int audit_verify(const char *home, uint64_t *records, uint64_t *first_bad,
  */
 int audit_query(const char *home, int64_t since_ns, const char *agreement,
 		uint64_t last_n,
-		int (*fn)(void *ctx, const struct audit_record *rec),
-		void *ctx) __attribute__((warn_unused_result));
+		int (*fn)(void *ctx, const struct audit_record *rec), void *ctx)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -5,6 +5,8 @@
  */
 #include "keys.h"
 
+#include "fileio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -27,23 +29,6 @@ static int make_parent_dir(const char *path)
 	dir = dirname(copy);
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		return -errno;
-	return 0;
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
 	return 0;
 }
 
