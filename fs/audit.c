@@ -1062,6 +1062,27 @@ static struct timespec mono_deadline(int64_t ns)
  * Write the events of q in transactions of up to BATCH_MAX, moving
  * committed on after each.  Called without mu.
  */
+/*
+ * Fold read ev into the record before it when both came through the same
+ * handle, both were served in full (no refusal, no short read) and ev
+ * starts where the other's bytes end.  The strings of both are equal:
+ * one handle has one path, caller and revision.
+ */
+static bool merge_read(struct rec *prev, const struct audit_event *ev)
+{
+	const struct audit_event *p = &prev->ev;
+
+	if (!ev->handle || ev->handle != p->handle ||
+	    strcmp(ev->event, "read") || strcmp(p->event, "read") ||
+	    strcmp(ev->result, "ok") || strcmp(p->result, "ok") ||
+	    ev->bytes != ev->length || p->bytes != p->length ||
+	    ev->offset != p->offset + p->bytes)
+		return false;
+	prev->ev.length += ev->length;
+	prev->ev.bytes += ev->bytes;
+	return true;
+}
+
 static int write_queue(struct audit_log *log, struct queue *q)
 {
 	size_t pos = 0, left = q->count;
@@ -1069,12 +1090,13 @@ static int write_queue(struct audit_log *log, struct queue *q)
 
 	while (left && !rc) {
 		size_t n = left < BATCH_MAX ? left : BATCH_MAX;
+		size_t m = 0; /* records: events less the merged reads */
 
 		for (size_t k = 0; k < n; k++) {
 			const struct queued_event *e =
 			    (const void *)(q->buf + pos);
 			const char *s = (const char *)(e + 1);
-			struct rec *r = &log->recs[k];
+			struct rec *r = &log->recs[m];
 
 			r->ev = e->ev;
 			for (size_t i = 0; i < NFIELDS; i++) {
@@ -1089,8 +1111,10 @@ static int write_queue(struct audit_log *log, struct queue *q)
 				s += e->len[i] + 1;
 			}
 			pos += e->size;
+			if (!m || !merge_read(&log->recs[m - 1], &r->ev))
+				m++;
 		}
-		rc = write_batch(&log->w, log->recs, n, false);
+		rc = write_batch(&log->w, log->recs, m, false);
 		if (rc)
 			break;
 		left -= n;

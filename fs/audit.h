@@ -49,6 +49,14 @@ struct audit_event {
 	int64_t bytes;	    /* served */
 	const char *result; /* "ok" or an errno name: "EACCES" */
 	const char *reason;
+	/*
+	 * Not stored: the open handle a read came through, 0 for none.  Reads
+	 * of one handle that follow each other in a batch and are contiguous
+	 * (each starting where the last one's served bytes ended) become one
+	 * record covering them all, so a flood of small reads does not
+	 * multiply the log.
+	 */
+	uint64_t handle;
 };
 
 /* An event with every field null but event and result. */

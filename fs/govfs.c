@@ -212,7 +212,7 @@ static void node_path(fuse_ino_t ino, const char *name, char *buf, size_t len)
  * log failed. */
 static int audit(int64_t revision, const struct caller *who, const char *event,
 		 const char *path, int64_t off, int64_t len, int64_t bytes,
-		 int err, uint64_t *ticket)
+		 int err, uint64_t handle, uint64_t *ticket)
 {
 	struct audit_event ev = AUDIT_EVENT_INIT(event, "ok");
 
@@ -233,6 +233,7 @@ static int audit(int64_t revision, const struct caller *who, const char *event,
 	ev.offset = off;
 	ev.length = len;
 	ev.bytes = bytes;
+	ev.handle = handle;
 	if (err)
 		ev.result = strerrorname_np(err);
 	return audit_log_append(g.audit, &ev, ticket);
@@ -251,7 +252,7 @@ static void audit_refusal(fuse_req_t req, const struct mount_state *st,
 	caller_resolve(ctx->uid, ctx->pid, &who);
 	/* A refusal is refused anyway: a failed log changes nothing here. */
 	if (audit(st->rec.revision, &who, event, path, AUDIT_NULL, AUDIT_NULL,
-		  AUDIT_NULL, err, NULL))
+		  AUDIT_NULL, err, 0, NULL))
 		return;
 }
 
@@ -604,7 +605,7 @@ static int audit_open(fuse_req_t req, const struct mount_state *st,
 	node_path(ino, NULL, h->path, sizeof(h->path));
 	h->revision = st->rec.revision;
 	rc = audit(h->revision, &h->who, "open", h->path, AUDIT_NULL,
-		   AUDIT_NULL, AUDIT_NULL, 0, &ticket);
+		   AUDIT_NULL, AUDIT_NULL, 0, 0, &ticket);
 	if (!rc)
 		rc = audit_log_wait(g.audit, ticket);
 	atomic_store(&h->last_ticket, ticket);
@@ -815,7 +816,7 @@ static int audit_read(struct handle *h, off_t off, size_t size, size_t bytes,
 	uint64_t ticket;
 
 	if (audit(h->revision, &h->who, "read", h->path, off, (int64_t)size,
-		  (int64_t)bytes, err, &ticket))
+		  (int64_t)bytes, err, (uint64_t)(uintptr_t)h, &ticket))
 		return EIO;
 	atomic_store(&h->last_ticket, ticket);
 	return err;
@@ -833,7 +834,7 @@ static int audit_read_refusal(fuse_req_t req, struct handle *h, off_t off,
 
 	caller_resolve(ctx->uid, ctx->pid, &who);
 	if (audit(h->revision, &who, "read", h->path, off, (int64_t)size, 0,
-		  err, NULL))
+		  err, 0, NULL))
 		return EIO;
 	return err;
 }
@@ -919,7 +920,7 @@ static void govfs_release(fuse_req_t req, fuse_ino_t ino,
 	(void)ino;
 	/* Nothing more is served on h: a failed log changes nothing here. */
 	if (audit(h->revision, &h->who, "release", h->path, AUDIT_NULL,
-		  AUDIT_NULL, AUDIT_NULL, 0, NULL))
+		  AUDIT_NULL, AUDIT_NULL, 0, 0, NULL))
 		h->path[0] = 0;
 	handle_free(h);
 	fuse_reply_err(req, 0);
@@ -1373,7 +1374,7 @@ static int audit_lifecycle(const char *event, uint64_t *ticket)
 
 	caller_resolve(getuid(), getpid(), &self);
 	rc = audit(st->rec.revision, &self, event, "/", AUDIT_NULL, AUDIT_NULL,
-		   AUDIT_NULL, 0, ticket);
+		   AUDIT_NULL, 0, 0, ticket);
 	mount_state_put(st);
 	return rc;
 }
