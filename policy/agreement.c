@@ -392,23 +392,6 @@ static int days_in_month(int y, int m)
 	return m == 2 && year_is_leap(y) ? 29 : days[m - 1];
 }
 
-/*
- * Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar.
- * Years are counted from March, so that a leap day ends its year, and
- * shifted by one 400-year cycle (146097 days) so that every division is
- * of a non-negative number.
- */
-static int64_t days_from_civil(int y, int m, int d)
-{
-	int64_t year = (int64_t)y + 400 - (m <= 2);
-	int64_t month = (m + 9) % 12; /* March is 0 */
-	int64_t day_of_year = (153 * month + 2) / 5 + d - 1;
-	int64_t days =
-	    year * 365 + year / 4 - year / 100 + year / 400 + day_of_year;
-
-	return days - 146097 - 719468; /* 719468: 0000-03-01 to 1970-01-01 */
-}
-
 /* Fractional seconds after the '.', 1..9 digits, as nanoseconds. */
 static const char *take_fraction(const char **p, int64_t *frac)
 {
@@ -496,8 +479,8 @@ static const char *parse_time(const char *s, int64_t *ns, int *offset_min)
 	if (hour > 23 || min > 59 || sec > 59)
 		return "no such time of day";
 
-	secs = days_from_civil(year, mon, day) * 86400 + hour * 3600 +
-	       min * 60 + sec - offset * 60;
+	secs = civil_days(year, mon, day) * 86400 + hour * 3600 + min * 60 +
+	       sec - offset * 60;
 	if (!to_ns(secs, frac, ns))
 		return "time out of range";
 	*offset_min = offset;

@@ -151,27 +151,6 @@ static int two(const char *s)
 	return (s[0] - '0') * 10 + (s[1] - '0');
 }
 
-static bool leap_year(int64_t y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-/*
- * A day number for y-m-d (years 0..9999): consecutive days get consecutive
- * numbers.  The origin is arbitrary, which is fine for ordering.  Years
- * are shifted by a 400-year cycle to keep every count positive.
- */
-static int64_t day_number(int y, int m, int d)
-{
-	static const int before[12] = {0,   31,	 59,  90,  120, 151,
-				       181, 212, 243, 273, 304, 334};
-	int64_t year = (int64_t)y + 400;
-	int64_t prev = year - 1;
-
-	return year * 365 + prev / 4 - prev / 100 + prev / 400 + before[m - 1] +
-	       (m > 2 && leap_year(year)) + d;
-}
-
 /* Parse a datetime value (value_is_datetime); false if it is not one. */
 static bool datetime_parse(const char *s, size_t n, struct datetime *dt)
 {
@@ -182,7 +161,7 @@ static bool datetime_parse(const char *s, size_t n, struct datetime *dt)
 
 	if (!value_is_datetime(s, n))
 		return false;
-	day = day_number(two(s) * 100 + two(s + 2), two(s + 5), two(s + 8));
+	day = civil_days(two(s) * 100 + two(s + 2), two(s + 5), two(s + 8));
 	dt->local.sec =
 	    day * 86400 + two(s + 11) * 3600 + two(s + 14) * 60 + two(s + 17);
 	if (i < n && s[i] == '.') {

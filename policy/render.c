@@ -409,7 +409,9 @@ static int put_value(struct buf *out, const struct render_ctx *ctx,
 		return 0;
 	case RULE_BUCKET:
 		return decimal_bucket((const char *)f->data, f->len,
-				      col->rule.width, out) ? -EIO : 0;
+				      col->rule.width, out)
+			   ? -EIO
+			   : 0;
 	}
 	return -EIO;
 }

@@ -252,3 +252,20 @@ enum col_type type_guess_result(const struct type_guess *g)
 	}
 	return COL_STRING;
 }
+
+/*
+ * Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar.
+ * Years are counted from March, so that a leap day ends its year, and
+ * shifted by one 400-year cycle (146097 days) so that every division is
+ * of a non-negative number.
+ */
+int64_t civil_days(int y, int m, int d)
+{
+	int64_t year = (int64_t)y + 400 - (m <= 2);
+	int64_t month = (m + 9) % 12; /* March is 0 */
+	int64_t day_of_year = (153 * month + 2) / 5 + d - 1;
+	int64_t days =
+	    year * 365 + year / 4 - year / 100 + year / 400 + day_of_year;
+
+	return days - 146097 - 719468; /* 719468: 0000-03-01 to 1970-01-01 */
+}

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum col_type {
 	COL_STRING,
@@ -32,6 +33,12 @@ bool value_is_decimal(const char *s, size_t n);
 bool value_is_date(const char *s, size_t n);
 /* YYYY-MM-DDTHH:MM:SS[.f{1,9}][Z|(+|-)HH:MM] */
 bool value_is_datetime(const char *s, size_t n);
+
+/*
+ * Days from 1970-01-01 to y-m-d (proleptic Gregorian): consecutive days
+ * get consecutive numbers, so it orders dates and measures instants.
+ */
+int64_t civil_days(int y, int m, int d);
 
 /* Whether a non-empty value fits type (strings fit anything). */
 bool value_fits_type(enum col_type type, const char *s, size_t n);

@@ -7,40 +7,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 size=${1:-1000000000}
-work=$(mktemp -d /var/tmp/govfs-bench.XXXXXX)
-shm=$(mktemp -d /dev/shm/govfs-bench.XXXXXX)
+. tests/bench/lib.sh
 mnt=$work/mnt
 mkdir -p "$mnt"
+MOUNTS=("$mnt")
 
-cleanup() {
-	fusermount3 -u "$mnt" 2>/dev/null || true
-	rm -rf "$work" "$shm"
-}
-trap cleanup EXIT
-
-scripts/install-deps.sh
-[ -f build/build.ninja ] || meson setup build >/dev/null
 [ -f build-noaudit/build.ninja ] ||
 	meson setup build-noaudit -Dbench_audit_off=true >/dev/null
-ninja -C build >/dev/null
 ninja -C build-noaudit govfs >/dev/null
-
-ctl() { build/govfsctl --home "$work/home" --key-file "$work/key" "$@"; }
-secs() { /usr/bin/time -f %e "$@" 2>&1 >/dev/null | tail -n 1; }
-median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 
 build/gen-visits --bytes "$size" --seed 42 >"$shm/visits.csv"
 ctl init >/dev/null 2>&1
 ctl dataset add bench --file "$shm/visits.csv" >/dev/null
-cat >"$work/agr.json" <<JSON
-{"id": "agr-bench", "grantee": "bench", "scenario": "benchmark",
- "uids": [0], "max_level": 4,
- "valid_from": "2025-01-01T00:00:00Z", "valid_until": "2099-01-01T00:00:00Z",
- "datasets": [{"dataset": "bench", "columns": {"visit_id": "keep",
-  "patient_id": "keep", "name": "keep", "phone": "keep", "district": "keep",
-  "age": "keep", "visit_date": "keep", "visit_time": "keep", "cost": "keep",
-  "notes": "keep"}}]}
-JSON
+keep_all_agreement "$work/agr.json"
 ctl agreement apply "$work/agr.json" >/dev/null
 echo "machine: $(nproc) cores, $(uname -r), $(date -u +%FT%TZ); data.csv of $size bytes"
 

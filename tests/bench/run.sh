@@ -4,29 +4,12 @@
 #   tests/bench/run.sh [SIZE_BYTES]      (default 1000000000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-repo=$PWD
 size=${1:-1000000000}
-work=$(mktemp -d /var/tmp/govfs-bench.XXXXXX)
-shm=$(mktemp -d /dev/shm/govfs-bench.XXXXXX)
+. tests/bench/lib.sh
 mnt=$work/mnt
 bmnt=$work/bindfs
 mkdir -p "$mnt" "$bmnt"
-
-cleanup() {
-	fusermount3 -u "$mnt" 2>/dev/null || true
-	fusermount3 -u "$bmnt" 2>/dev/null || true
-	rm -rf "$work" "$shm"
-}
-trap cleanup EXIT
-
-scripts/install-deps.sh
-[ -f build/build.ninja ] || meson setup build >/dev/null
-ninja -C build >/dev/null
-
-ctl() { build/govfsctl --home "$work/home" --key-file "$work/key" "$@"; }
-secs() { /usr/bin/time -f %e "$@" 2>&1 >/dev/null | tail -n 1; }
-mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f MB/s", b / 1e6 / s }'; }
-median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+MOUNTS=("$mnt" "$bmnt")
 
 echo "machine: $(nproc) cores, $(uname -r), $(date -u +%FT%TZ)"
 build/gen-visits --bytes "$size" --seed 42 >"$shm/visits.csv"
@@ -37,15 +20,7 @@ ctl init >/dev/null 2>&1
 t=$(secs build/govfsctl --home "$work/home" --key-file "$work/key" \
 	dataset add bench --file "$shm/visits.csv")
 echo "ingest: $t s, $(mbps "$bytes" "$t") (target >= 150 MB/s)"
-cat >"$work/agr.json" <<JSON
-{"id": "agr-bench", "grantee": "bench", "scenario": "benchmark",
- "uids": [0], "max_level": 4,
- "valid_from": "2025-01-01T00:00:00Z", "valid_until": "2099-01-01T00:00:00Z",
- "datasets": [{"dataset": "bench", "columns": {"visit_id": "keep",
-  "patient_id": "keep", "name": "keep", "phone": "keep", "district": "keep",
-  "age": "keep", "visit_date": "keep", "visit_time": "keep", "cost": "keep",
-  "notes": "keep"}}]}
-JSON
+keep_all_agreement "$work/agr.json"
 t=$(secs build/govfsctl --home "$work/home" --key-file "$work/key" \
 	agreement apply "$work/agr.json")
 echo "apply (size index of every block): $t s"

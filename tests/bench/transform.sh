@@ -9,26 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 size=${1:-1000000000}
-work=$(mktemp -d /var/tmp/govfs-bench.XXXXXX)
-shm=$(mktemp -d /dev/shm/govfs-bench.XXXXXX)
+. tests/bench/lib.sh
 mkdir -p "$work/keep" "$work/masked"
+MOUNTS=("$work/keep" "$work/masked")
 
-cleanup() {
-	fusermount3 -u "$work/keep" 2>/dev/null || true
-	fusermount3 -u "$work/masked" 2>/dev/null || true
-	rm -rf "$work" "$shm"
-}
-trap cleanup EXIT
-
-scripts/install-deps.sh
 command -v mlr >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq miller >/dev/null
-[ -f build/build.ninja ] || meson setup build >/dev/null
-ninja -C build >/dev/null
-
-ctl() { build/govfsctl --home "$work/home" --key-file "$work/key" "$@"; }
-secs() { /usr/bin/time -f %e "$@" 2>&1 >/dev/null | tail -n 1; }
-mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f MB/s", b / 1e6 / s }'; }
-median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 
 echo "machine: $(nproc) cores, $(uname -r), $(date -u +%FT%TZ), $(mlr --version)"
 build/gen-visits --bytes "$size" --seed 42 >"$shm/visits.csv"

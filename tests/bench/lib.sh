@@ -1,0 +1,38 @@
+# Shared by the benchmark scripts (sourced, not run): a work directory on
+# disk and one on tmpfs, removed at exit along with any mount in MOUNTS,
+# a built tree, and timing helpers.
+work=$(mktemp -d /var/tmp/govfs-bench.XXXXXX)
+shm=$(mktemp -d /dev/shm/govfs-bench.XXXXXX)
+MOUNTS=()
+
+bench_cleanup() {
+	for m in "${MOUNTS[@]}"; do
+		fusermount3 -u "$m" 2>/dev/null || true
+	done
+	rm -rf "$work" "$shm"
+}
+trap bench_cleanup EXIT
+
+scripts/install-deps.sh
+[ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build >/dev/null
+
+ctl() { build/govfsctl --home "$work/home" --key-file "$work/key" "$@"; }
+# Wall seconds a command takes, its output discarded.
+secs() { /usr/bin/time -f %e "$@" 2>&1 >/dev/null | tail -n 1; }
+# "N MB/s" for bytes $1 in seconds $2.
+mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f MB/s", b / 1e6 / s }'; }
+median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+
+# A keep-all agreement agr-bench on dataset bench (generated visits).
+keep_all_agreement() { # file
+	cat >"$1" <<JSON
+{"id": "agr-bench", "grantee": "bench", "scenario": "benchmark",
+ "uids": [0], "max_level": 4,
+ "valid_from": "2025-01-01T00:00:00Z", "valid_until": "2099-01-01T00:00:00Z",
+ "datasets": [{"dataset": "bench", "columns": {"visit_id": "keep",
+  "patient_id": "keep", "name": "keep", "phone": "keep", "district": "keep",
+  "age": "keep", "visit_date": "keep", "visit_time": "keep", "cost": "keep",
+  "notes": "keep"}}]}
+JSON
+}
