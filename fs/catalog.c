@@ -43,7 +43,8 @@ static const char schema_sql[] =
     " id TEXT PRIMARY KEY, created_ns INTEGER NOT NULL,"
     " state TEXT NOT NULL, state_since_ns INTEGER NOT NULL,"
     " state_by TEXT NOT NULL, state_reason TEXT,"
-    " revision INTEGER NOT NULL, pseudonym_key BLOB);"
+    " revision INTEGER NOT NULL, pseudonym_key BLOB,"
+    " expiry_noted_ns INTEGER);"
     "CREATE TABLE agreement_revisions("
     " agreement TEXT NOT NULL REFERENCES agreements(id),"
     " revision INTEGER NOT NULL, applied_ns INTEGER NOT NULL,"
@@ -55,7 +56,11 @@ static const char schema_sql[] =
     " rows INTEGER NOT NULL,"
     " header_bytes INTEGER NOT NULL, total_bytes INTEGER NOT NULL,"
     " block_bytes BLOB NOT NULL,"
-    " PRIMARY KEY(agreement, revision, dataset, version));";
+    " PRIMARY KEY(agreement, revision, dataset, version));"
+    "CREATE TABLE mounts("
+    " socket TEXT PRIMARY KEY, agreement TEXT NOT NULL,"
+    " pid INTEGER NOT NULL, mountpoint TEXT NOT NULL,"
+    " started_ns INTEGER NOT NULL);";
 
 static int64_t now_ns(void)
 {
@@ -722,11 +727,13 @@ int catalog_agreement_add_revision(struct catalog *cat,
 
 	a->applied_ns = now_ns();
 	rc = catalog_agreement_get(cat, a->id, &old);
-	if (rc == -ENOENT)
+	if (rc == -ENOENT) {
 		rc = insert_agreement(cat, a);
-	else if (!rc) {
+	} else if (!rc) {
+		/* Revocation is final, even against an apply under way. */
+		rc = strcmp(old.state, "revoked") ? bump_revision(cat, a)
+						  : -EPERM;
 		agreement_record_release(&old);
-		rc = bump_revision(cat, a);
 	}
 	if (!rc)
 		rc = prepare(cat,
@@ -830,4 +837,151 @@ int catalog_size_index_prune(struct catalog *cat, const char *agreement,
 	bind_text(st, 1, agreement);
 	sqlite3_bind_int64(st, 2, revision);
 	return step_done(st);
+}
+
+int catalog_agreement_set_state(struct catalog *cat, const char *id,
+				const char *state, const char *by,
+				const char *reason)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "UPDATE agreements SET state = ?, state_since_ns = ?,"
+			 " state_by = ?, state_reason = ? WHERE id = ?",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, state);
+	sqlite3_bind_int64(st, 2, now_ns());
+	bind_text(st, 3, by);
+	bind_text(st, 4, reason);
+	bind_text(st, 5, id);
+	rc = step_done(st);
+	if (!rc && sqlite3_changes(cat->db) != 1)
+		rc = -ENOENT;
+	return rc;
+}
+
+/* Run sql with ?1 bound to id; *n (if asked) gets the rows changed. */
+static int change_for_agreement(struct catalog *cat, const char *sql,
+				const char *id, size_t *n)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat, sql, &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, id);
+	rc = step_done(st);
+	if (!rc && n)
+		*n = (size_t)sqlite3_changes(cat->db);
+	return rc;
+}
+
+int catalog_agreement_shred(struct catalog *cat, const char *id,
+			    struct agreement_shred *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc =
+	    change_for_agreement(cat,
+				 "UPDATE agreements SET pseudonym_key = NULL"
+				 " WHERE id = ?1 AND pseudonym_key IS NOT NULL",
+				 id, &out->pseudonym_keys);
+	if (!rc)
+		rc = change_for_agreement(
+		    cat, "DELETE FROM size_indexes WHERE agreement = ?1", id,
+		    &out->size_indexes);
+	return rc;
+}
+
+int catalog_agreement_claim_expiry(struct catalog *cat, const char *id,
+				   int64_t valid_until_ns, bool *claimed)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "UPDATE agreements SET expiry_noted_ns = ?2"
+			 " WHERE id = ?1 AND expiry_noted_ns IS NOT ?2",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, valid_until_ns);
+	rc = step_done(st);
+	*claimed = !rc && sqlite3_changes(cat->db) == 1;
+	return rc;
+}
+
+void mount_records_free(struct mount_record *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(m[i].agreement);
+		free(m[i].mountpoint);
+		free(m[i].socket);
+	}
+	free(m);
+}
+
+int catalog_mount_register(struct catalog *cat, const struct mount_record *m)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "INSERT OR REPLACE INTO mounts(socket, agreement, pid,"
+			 " mountpoint, started_ns) VALUES(?, ?, ?, ?, ?)",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, m->socket);
+	bind_text(st, 2, m->agreement);
+	sqlite3_bind_int64(st, 3, m->pid);
+	bind_text(st, 4, m->mountpoint);
+	sqlite3_bind_int64(st, 5, m->started_ns);
+	return step_done(st);
+}
+
+int catalog_mount_unregister(struct catalog *cat, const char *socket)
+{
+	return change_for_agreement(cat, "DELETE FROM mounts WHERE socket = ?1",
+				    socket, NULL);
+}
+
+static int mount_row(sqlite3_stmt *st, void *elem)
+{
+	struct mount_record *m = elem;
+
+	m->socket = col_strdup(st, 0);
+	m->agreement = col_strdup(st, 1);
+	m->pid = sqlite3_column_int64(st, 2);
+	m->mountpoint = col_strdup(st, 3);
+	m->started_ns = sqlite3_column_int64(st, 4);
+	return m->socket && m->agreement && m->mountpoint ? 0 : -ENOMEM;
+}
+
+static void mount_release_elem(void *elem)
+{
+	struct mount_record *m = elem;
+
+	free(m->agreement);
+	free(m->mountpoint);
+	free(m->socket);
+}
+
+int catalog_mount_list(struct catalog *cat, const char *agreement,
+		       struct mount_record **out, size_t *n)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "SELECT socket, agreement, pid, mountpoint, started_ns"
+			 " FROM mounts WHERE ?1 IS NULL OR agreement = ?1"
+			 " ORDER BY agreement, started_ns",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, agreement);
+	return collect_rows(st, sizeof(**out), mount_row, mount_release_elem,
+			    (void **)out, n);
 }

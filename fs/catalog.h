@@ -134,7 +134,7 @@ void agreement_records_free(struct agreement_record *a, size_t n);
 /*
  * Record a new revision of a->id with a->policy_json (creating the
  * agreement, active, at revision 1, with a->pseudonym_key); a->revision
- * and times are set.
+ * and times are set.  -EPERM if the agreement is revoked.
  */
 int catalog_agreement_add_revision(struct catalog *cat,
 				   struct agreement_record *a)
@@ -166,6 +166,55 @@ int catalog_size_index_get(struct catalog *cat, const char *agreement,
  * newest versions): nothing can open them any more. */
 int catalog_size_index_prune(struct catalog *cat, const char *agreement,
 			     int64_t revision)
+    __attribute__((warn_unused_result));
+
+/*
+ * Lifecycle: set the agreement's state ("active", "suspended", "revoked")
+ * with who changed it and why, since now.  -ENOENT if unknown.
+ */
+int catalog_agreement_set_state(struct catalog *cat, const char *id,
+				const char *state, const char *by,
+				const char *reason)
+    __attribute__((warn_unused_result));
+
+/* What catalog_agreement_shred deleted. */
+struct agreement_shred {
+	size_t pseudonym_keys;
+	size_t size_indexes;
+};
+
+/* Delete the agreement's pseudonym key and size indexes (revoke). */
+int catalog_agreement_shred(struct catalog *cat, const char *id,
+			    struct agreement_shred *out)
+    __attribute__((warn_unused_result));
+
+/*
+ * Claim the one agreement.expire record of the expiry at valid_until_ns:
+ * *claimed is true for exactly one caller per (agreement, valid_until).
+ */
+int catalog_agreement_claim_expiry(struct catalog *cat, const char *id,
+				   int64_t valid_until_ns, bool *claimed)
+    __attribute__((warn_unused_result));
+
+/* A live govfs daemon, registered for govfsctl to find and notify. */
+struct mount_record {
+	char *socket; /* its control socket; the key */
+	char *agreement;
+	int64_t pid;
+	char *mountpoint;
+	int64_t started_ns;
+};
+
+void mount_records_free(struct mount_record *m, size_t n);
+
+int catalog_mount_register(struct catalog *cat, const struct mount_record *m)
+    __attribute__((warn_unused_result));
+int catalog_mount_unregister(struct catalog *cat, const char *socket)
+    __attribute__((warn_unused_result));
+
+/* Registered mounts, of one agreement or (agreement NULL) all. */
+int catalog_mount_list(struct catalog *cat, const char *agreement,
+		       struct mount_record **out, size_t *n)
     __attribute__((warn_unused_result));
 
 #endif

@@ -1,17 +1,31 @@
 /* clock: wall-clock reads and RFC 3339 formatting. */
 #include "clock.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+static _Atomic int64_t skew_ns;
 
 int64_t clock_now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec +
+	       atomic_load_explicit(&skew_ns, memory_order_relaxed);
+}
+
+void clock_set_skew_ns(int64_t ns)
+{
+	atomic_store(&skew_ns, ns);
+}
+
+int64_t clock_skew_ns(void)
+{
+	return atomic_load(&skew_ns);
 }
 
 static int64_t floor_div(int64_t a, int64_t b)

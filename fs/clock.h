@@ -9,6 +9,13 @@
 
 int64_t clock_now_ns(void);
 
+/*
+ * Tests only (govfs-testclock, a build never installed): clock_now_ns
+ * runs ns ahead of the real clock.  Production code never sets it.
+ */
+void clock_set_skew_ns(int64_t ns);
+int64_t clock_skew_ns(void);
+
 /* "2026-11-22T19:42:49Z" (UTC, whole seconds) into buf; returns buf. */
 char *time_format_utc(int64_t ns, char *buf, size_t len);
 

@@ -20,8 +20,11 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <jansson.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -29,10 +32,13 @@
 #include "caller.h"
 #include "catalog.h"
 #include "clock.h"
+#include "control.h"
 #include "daemon.h"
 #include "home.h"
 #include "keys.h"
 #include "mount_state.h"
+#include "quota.h"
+#include "readme.h"
 
 #define INO_ROOT 1
 #define INO_README 2
@@ -43,7 +49,7 @@
 #define PREFETCH_BYTES (8u << 20)
 #define SEQUENTIAL_SLACK (4u << 20)
 #define MAX_READ_PARTS 64
-#define REFRESH_NS 100000000L
+#define REFRESH_MS 100
 #define BLKSIZE (1u << 20)
 
 enum node_kind {
@@ -72,10 +78,28 @@ struct govfs {
 	struct blockcache *cache;
 	struct audit_log *audit;
 
-	pthread_mutex_t lock; /* guards state and the dataset slots */
+	/*
+	 * The current state.  Readers hold serve_lock shared from their
+	 * access check to their reply; a swap takes it exclusive, so when
+	 * swap_state returns no reply decided under the old state is still
+	 * in flight (the drain of a cut).  It prefers writers, so a stream
+	 * of reads cannot hold a cut off.
+	 */
+	pthread_rwlock_t serve_lock;
 	struct mount_state *state;
+	pthread_mutex_t lock;	   /* guards the dataset slots */
 	char *slots[MAX_DATASETS]; /* dataset names by inode slot; grows */
 	size_t nslots;
+
+	pthread_mutex_t reload_lock; /* one reload at a time; guards cat */
+	int64_t seen_version;	     /* the catalog's, at the last reload */
+	int64_t expiry_noted_ns;     /* the valid_until noted expired */
+	struct catalog *cat_rw;	     /* registration and expiry notes */
+	struct control *control;
+	struct quota *quota; /* the agreement's daily byte counter */
+	int64_t started_ns;
+	atomic_uint_fast64_t open_files;
+	atomic_uint_fast64_t bytes_served;
 
 	pthread_t refresher;
 	bool refresher_started;
@@ -112,9 +136,9 @@ static struct mount_state *current_state(void)
 {
 	struct mount_state *st;
 
-	pthread_mutex_lock(&g.lock);
+	pthread_rwlock_rdlock(&g.serve_lock);
 	st = mount_state_get(g.state);
-	pthread_mutex_unlock(&g.lock);
+	pthread_rwlock_unlock(&g.serve_lock);
 	return st;
 }
 
@@ -283,6 +307,20 @@ static void fill_file(struct stat *stbuf, fuse_ino_t ino, uint64_t size,
 	fill_times(stbuf, mtime);
 }
 
+static int readme_now(const struct mount_state *st, struct buf *out);
+
+/* README.txt's size is that of the text an open would get now. */
+static int stat_readme(const struct mount_state *st, struct stat *stbuf)
+{
+	struct buf text = BUF_INIT;
+	int rc = readme_now(st, &text);
+
+	if (!rc)
+		fill_file(stbuf, INO_README, text.len, st->mtime_ns);
+	buf_release(&text);
+	return rc;
+}
+
 /* Attributes of ino in st; -ENOENT if it does not exist there. */
 static int node_stat(const struct mount_state *st, fuse_ino_t ino,
 		     struct stat *stbuf)
@@ -295,10 +333,8 @@ static int node_stat(const struct mount_state *st, fuse_ino_t ino,
 		fill_dir(stbuf, ino, st->mtime_ns);
 		return 0;
 	}
-	if (ino == INO_README) {
-		fill_file(stbuf, ino, st->readme.len, st->mtime_ns);
-		return 0;
-	}
+	if (ino == INO_README)
+		return stat_readme(st, stbuf);
 	d = node_of(st, ino, &kind);
 	if (!d)
 		return -ENOENT;
@@ -548,6 +584,30 @@ static void handle_free(struct handle *h)
 	free(h);
 }
 
+/* Whether today's quota of st's agreement is used up. */
+static bool quota_used_up(const struct mount_state *st)
+{
+	int64_t day;
+
+	if (!st->agr.has_quota)
+		return false;
+	day = quota_day(clock_now_ns(), st->agr.valid_from_offset);
+	return quota_used(g.quota, day) >= st->agr.quota_bytes_per_day;
+}
+
+/* README.txt as it reads now: with today's quota use, if one counts. */
+static int readme_now(const struct mount_state *st, struct buf *out)
+{
+	struct readme_quota q;
+
+	if (!st->agr.has_quota)
+		return buf_append(out, st->readme.data, st->readme.len);
+	q.day = quota_day(clock_now_ns(), st->agr.valid_from_offset);
+	q.day_start_ns = quota_day_start_ns(q.day, st->agr.valid_from_offset);
+	q.used = quota_used(g.quota, q.day);
+	return readme_render(st, &q, out);
+}
+
 /*
  * Open a file of st; returns 0 and the handle.  Outside the validity window
  * or while the agreement is not active, only README.txt opens.
@@ -567,6 +627,8 @@ static int open_node(const struct mount_state *st, fuse_ino_t ino,
 			return -EISDIR;
 		if (!data_readable(st))
 			return -EACCES;
+		if (kind == NODE_DATA && quota_used_up(st))
+			return -EDQUOT;
 	}
 	h = handle_new(!d		   ? HANDLE_README
 		       : kind == NODE_DATA ? HANDLE_DATA
@@ -576,9 +638,9 @@ static int open_node(const struct mount_state *st, fuse_ino_t ino,
 	if (h->kind == HANDLE_DATA) {
 		h->fv = file_view_get(d->data);
 		atomic_init(&h->checked_revision, h->fv->revision);
-	} else if (buf_append(&h->text,
-			      d ? d->schema_json.data : st->readme.data,
-			      d ? d->schema_json.len : st->readme.len)) {
+	} else if (d ? buf_append(&h->text, d->schema_json.data,
+				  d->schema_json.len)
+		     : readme_now(st, &h->text)) {
 		handle_free(h);
 		return -ENOMEM;
 	}
@@ -643,6 +705,8 @@ static void govfs_open(fuse_req_t req, fuse_ino_t ino,
 	fi->keep_cache = 0;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		handle_free(h);
+	else
+		atomic_fetch_add(&g.open_files, 1);
 }
 
 /*
@@ -838,26 +902,49 @@ static int audit_read_refusal(fuse_req_t req, struct handle *h, off_t off,
 	return err;
 }
 
-static void read_data(fuse_req_t req, struct handle *h, size_t size, off_t off)
+/*
+ * Charge a read of [off, *end) to the agreement's daily quota, cutting
+ * *end short at the quota; -EDQUOT once it is used up.  *granted is what
+ * to give back should the read fail after all.
+ */
+static int charge_quota(const struct mount_state *st, uint64_t off,
+			uint64_t *end, int64_t *day, uint64_t *granted)
+{
+	*granted = 0;
+	if (!st->agr.has_quota || *end <= off)
+		return 0;
+	*day = quota_day(clock_now_ns(), st->agr.valid_from_offset);
+	*granted =
+	    quota_take(g.quota, *day, st->agr.quota_bytes_per_day, *end - off);
+	if (!*granted)
+		return -EDQUOT;
+	*end = off + *granted;
+	return 0;
+}
+
+/* Serve a read of data.csv that passed every check under st. */
+static void read_data(fuse_req_t req, struct handle *h,
+		      const struct mount_state *st, size_t size, off_t off)
 {
 	struct read_reply r = {0};
-	uint64_t end;
+	uint64_t end, granted;
+	int64_t day = 0;
 	int rc;
 
 	end =
 	    (uint64_t)off < h->fv->size ? (uint64_t)off + size : (uint64_t)off;
 	if (end > h->fv->size)
 		end = h->fv->size;
-	rc = gather_data(h, (uint64_t)off, end, is_sequential(h, off, end), &r);
-	if (!rc) {
-		/* A cut or a revision that landed while we gathered wins. */
-		struct mount_state *st = current_state();
-
-		rc = -read_refusal(req, h, st);
-		mount_state_put(st);
-	}
+	rc = charge_quota(st, (uint64_t)off, &end, &day, &granted);
+	if (!rc)
+		rc = gather_data(h, (uint64_t)off, end,
+				 is_sequential(h, off, end), &r);
+	if (rc && granted)
+		quota_give_back(g.quota, day, granted);
 	rc = audit_read(h, off, size, rc ? 0 : (size_t)(end - (uint64_t)off),
 			-rc);
+	if (!rc)
+		atomic_fetch_add(&g.bytes_served, end - (uint64_t)off);
 	if (rc)
 		fuse_reply_err(req, rc);
 	else if (r.copying)
@@ -886,17 +973,19 @@ static void govfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)fi->fh;
-	struct mount_state *st = current_state();
-	int rc = read_refusal(req, h, st);
+	int rc;
 
 	(void)ino;
-	mount_state_put(st);
+	/* Held from the check to the reply: a cut waits for this read. */
+	pthread_rwlock_rdlock(&g.serve_lock);
+	rc = read_refusal(req, h, g.state);
 	if (rc)
 		fuse_reply_err(req, audit_read_refusal(req, h, off, size, rc));
 	else if (h->kind == HANDLE_DATA)
-		read_data(req, h, size, off);
+		read_data(req, h, g.state, size, off);
 	else
 		read_text(req, h, size, off);
+	pthread_rwlock_unlock(&g.serve_lock);
 }
 
 /* close(): the handle's read records are durable before it returns. */
@@ -921,6 +1010,7 @@ static void govfs_release(fuse_req_t req, fuse_ino_t ino,
 	(void)audit(h->revision, &h->who, "release", h->path, AUDIT_NULL,
 		    AUDIT_NULL, AUDIT_NULL, 0, 0, NULL);
 	handle_free(h);
+	atomic_fetch_sub(&g.open_files, 1);
 	fuse_reply_err(req, 0);
 }
 
@@ -1118,60 +1208,255 @@ static void invalidate_kernel(const struct mount_state *old,
 	}
 }
 
+/*
+ * Serve next from now on.  Taking serve_lock exclusive waits until every
+ * read decided under the old state has replied (the drain); only then is
+ * the kernel told to drop what it holds, so a page it kept cannot outlive
+ * a cut.
+ */
 static void swap_state(struct mount_state *next)
 {
 	struct mount_state *old;
 
-	pthread_mutex_lock(&g.lock);
+	pthread_rwlock_wrlock(&g.serve_lock);
 	old = g.state;
 	g.state = next;
-	pthread_mutex_unlock(&g.lock);
+	pthread_rwlock_unlock(&g.serve_lock);
 	invalidate_kernel(old, next);
 	mount_state_put(old);
 }
 
-/* Reload when the catalog changed or the validity phase turned. */
-static void refresh_once(int64_t *seen_version)
+/*
+ * Record the agreement's expiry once: across all its mounts and restarts,
+ * the catalog lets one daemon claim each (agreement, valid_until).
+ */
+static void note_expiry(const struct mount_state *st)
 {
-	struct mount_state *st = current_state(), *next;
-	bool phase_turned =
-	    time_phase_at(&st->agr, clock_now_ns()) != st->phase;
-	char why[512];
-	int64_t version;
+	struct audit_event ev = AUDIT_EVENT_INIT("agreement.expire", "ok");
+	char reason[80], until[40];
+	struct caller self;
+	bool claimed;
 
-	if (catalog_data_version(g.cat, &version)) {
-		mount_state_put(st);
+	if (st->phase != PHASE_EXPIRED || !strcmp(st->rec.state, "revoked") ||
+	    g.expiry_noted_ns == st->agr.valid_until_ns)
 		return;
-	}
-	if (version != *seen_version || phase_turned) {
-		if (!mount_state_load(g.cat, g.home, &g.mk, g.agreement, st,
-				      &next, why, sizeof(why))) {
-			*seen_version = version;
-			swap_state(next);
-		} else {
-			fprintf(stderr,
-				"govfs: reload failed, keeping the "
-				"last good state: %s\n",
-				why);
-		}
-	}
-	mount_state_put(st);
+	/* Busy (an admin's long transaction): try again on the next tick. */
+	if (catalog_agreement_claim_expiry(g.cat_rw, g.agreement,
+					   st->agr.valid_until_ns, &claimed))
+		return;
+	g.expiry_noted_ns = st->agr.valid_until_ns;
+	if (!claimed)
+		return;
+	caller_resolve(getuid(), getpid(), &self);
+	snprintf(reason, sizeof(reason), "valid_until %s passed",
+		 time_format_utc(st->agr.valid_until_ns, until, sizeof(until)));
+	ev.agreement = g.agreement;
+	ev.revision = st->rec.revision;
+	ev.uid = self.uid;
+	ev.pid = self.pid;
+	ev.comm = self.comm;
+	ev.reason = reason;
+	/* A failed log latches by itself and refuses everything. */
+	if (audit_log_append(g.audit, &ev, NULL))
+		fprintf(stderr, "govfs: audit log: cannot record the expiry\n");
 }
 
+/*
+ * Load the agreement from the catalog and serve it if anything changed.
+ * Call with reload_lock held.  0, or -errno with the last good state kept.
+ */
+static int reload_locked(void)
+{
+	struct mount_state *st = current_state(), *next;
+	char why[512];
+	int rc;
+
+	rc = catalog_data_version(g.cat, &g.seen_version);
+	if (!rc)
+		rc = mount_state_load(g.cat, g.home, &g.mk, g.agreement, st,
+				      &next, why, sizeof(why));
+	else
+		snprintf(why, sizeof(why), "catalog: %s", strerror(-rc));
+	if (rc) {
+		fprintf(stderr,
+			"govfs: reload failed, keeping the last good "
+			"state: %s\n",
+			why);
+	} else if (mount_state_same(st, next)) {
+		mount_state_put(next);
+	} else {
+		swap_state(next);
+	}
+	mount_state_put(st);
+	return rc;
+}
+
+/* Reload when the catalog changed or the validity phase turned. */
+static void refresh_once(void)
+{
+	struct mount_state *st = current_state();
+	bool phase_turned =
+	    time_phase_at(&st->agr, clock_now_ns()) != st->phase;
+	int64_t version;
+
+	mount_state_put(st);
+	pthread_mutex_lock(&g.reload_lock);
+	if (!catalog_data_version(g.cat, &version) &&
+	    (version != g.seen_version || phase_turned))
+		(void)reload_locked();
+	st = current_state();
+	note_expiry(st);
+	mount_state_put(st);
+	pthread_mutex_unlock(&g.reload_lock);
+}
+
+/* The next instant the validity phase turns, or 0 if it never will. */
+static int64_t next_phase_turn(void)
+{
+	struct mount_state *st = current_state();
+	int64_t now = clock_now_ns(), at = 0;
+
+	if (now < st->agr.valid_from_ns)
+		at = st->agr.valid_from_ns;
+	else if (now < st->agr.valid_until_ns)
+		at = st->agr.valid_until_ns;
+	mount_state_put(st);
+	return at;
+}
+
+/*
+ * Arm the timer for the next phase turn, on the real-time clock so that a
+ * clock step cancels it (TFD_TIMER_CANCEL_ON_SET) rather than delay it.
+ */
+static void arm_phase_timer(int fd, int64_t at)
+{
+	struct itimerspec its = {0};
+
+	at -= clock_skew_ns();
+	if (at > 0) {
+		its.it_value.tv_sec = at / 1000000000;
+		its.it_value.tv_nsec = at % 1000000000;
+	}
+	timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its,
+			NULL);
+}
+
+#ifdef GOVFS_TEST_CLOCK
+/*
+ * govfs-testclock only: the clock runs as many seconds ahead as the file
+ * named by GOVFS_TEST_CLOCK_FILE says (absent or unreadable: none).
+ */
+static void follow_test_clock(void)
+{
+	const char *path = getenv("GOVFS_TEST_CLOCK_FILE");
+	long long secs = 0;
+	FILE *f = path ? fopen(path, "r") : NULL;
+
+	if (f) {
+		if (fscanf(f, "%lld", &secs) != 1)
+			secs = 0;
+		fclose(f);
+	}
+	clock_set_skew_ns((int64_t)secs * 1000000000);
+}
+#else
+static void follow_test_clock(void)
+{
+}
+#endif
+
+/*
+ * The refresh thread: every REFRESH_MS, and at once when a validity phase
+ * turns, reload if the catalog changed.  It holds no lock while it tells
+ * the kernel to drop caches and handles no request, as libfuse requires.
+ */
 static void *refresher_main(void *arg)
 {
-	int64_t seen = 0;
+	int fd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
+	int64_t armed = -1;
 
 	(void)arg;
-	if (catalog_data_version(g.cat, &seen))
-		seen = -1;
 	while (!atomic_load(&g.stopping)) {
-		struct timespec ts = {0, REFRESH_NS};
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		uint64_t ticks;
+		int64_t at;
 
-		nanosleep(&ts, NULL);
-		refresh_once(&seen);
+		follow_test_clock();
+		at = next_phase_turn();
+		if (fd >= 0 && at != armed) {
+			arm_phase_timer(fd, at);
+			armed = at;
+		}
+		if (poll(&p, fd >= 0 ? 1 : 0, REFRESH_MS) > 0 &&
+		    read(fd, &ticks, sizeof(ticks)) < 0 && errno == ECANCELED)
+			armed = -1; /* the clock was set: arm again */
+		refresh_once();
 	}
+	if (fd >= 0)
+		close(fd);
 	return NULL;
+}
+
+/* The state as SPEC's lifecycle names it, now. */
+static const char *state_now(const struct mount_state *st)
+{
+	return agreement_state_at(st->rec.state, &st->agr, clock_now_ns());
+}
+
+static void reply_cut(struct buf *reply)
+{
+	struct mount_state *st;
+	char line[128];
+	int rc;
+
+	pthread_mutex_lock(&g.reload_lock);
+	rc = reload_locked();
+	pthread_mutex_unlock(&g.reload_lock);
+	st = current_state();
+	if (rc)
+		snprintf(line, sizeof(line), "error %s", strerror(-rc));
+	else
+		snprintf(line, sizeof(line), "ok %s %lld", state_now(st),
+			 (long long)st->rec.revision);
+	mount_state_put(st);
+	if (buf_append(reply, line, strlen(line)))
+		reply->len = 0;
+}
+
+static void reply_stats(struct buf *reply)
+{
+	struct mount_state *st = current_state();
+	json_t *o = json_pack(
+	    "{s:s, s:s, s:I, s:s, s:I, s:I, s:I, s:I}", "agreement",
+	    g.agreement, "state", state_now(st), "revision",
+	    (json_int_t)st->rec.revision, "mountpoint", g.mountpoint, "pid",
+	    (json_int_t)getpid(), "started_ns", (json_int_t)g.started_ns,
+	    "open_files", (json_int_t)atomic_load(&g.open_files),
+	    "bytes_served", (json_int_t)atomic_load(&g.bytes_served));
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	mount_state_put(st);
+	if (text && buf_append(reply, text, strlen(text)))
+		reply->len = 0;
+	free(text);
+	json_decref(o);
+}
+
+/*
+ * govfsctl's requests: "cut" reloads now and answers once the change has
+ * landed (drained and invalidated); "stats" gives the mount's figures.
+ */
+static void on_control(void *ctx, const char *request, struct buf *reply)
+{
+	static const char unknown[] = "error unknown request";
+
+	(void)ctx;
+	if (!strcmp(request, "cut"))
+		reply_cut(reply);
+	else if (!strcmp(request, "stats"))
+		reply_stats(reply);
+	else if (buf_append(reply, unknown, strlen(unknown)))
+		reply->len = 0;
 }
 
 static const char usage_text[] =
@@ -1334,9 +1619,17 @@ static int load_initial_state(void)
 		return 1;
 	}
 	rc = catalog_open(g.home, true, &g.cat);
+	if (!rc)
+		rc = catalog_data_version(g.cat, &g.seen_version);
 	if (rc) {
 		fprintf(stderr, "govfs: %s/catalog.db: %s\n", g.home,
 			strerror(-rc));
+		return 1;
+	}
+	rc = quota_open(g.home, g.agreement, &g.quota);
+	if (rc) {
+		fprintf(stderr, "govfs: %s/%s/%s: %s\n", g.home, HOME_QUOTA_DIR,
+			g.agreement, strerror(-rc));
 		return 1;
 	}
 	rc = mount_state_load(g.cat, g.home, &g.mk, g.agreement, NULL, &g.state,
@@ -1377,6 +1670,48 @@ static int audit_lifecycle(const char *event, uint64_t *ticket)
 	return rc;
 }
 
+/*
+ * Listen for govfsctl and register in the catalog, so that a lifecycle
+ * command finds this mount and waits for it to cut.
+ */
+static int register_mount(void)
+{
+	struct mount_record m;
+	int rc = catalog_open(g.home, false, &g.cat_rw);
+
+	if (rc) {
+		fprintf(stderr, "govfs: %s/catalog.db: %s\n", g.home,
+			strerror(-rc));
+		return rc;
+	}
+	rc = control_start(g.home, on_control, NULL, &g.control);
+	if (rc) {
+		fprintf(stderr, "govfs: %s/%s: control socket: %s\n", g.home,
+			HOME_RUN_DIR, strerror(-rc));
+		return rc;
+	}
+	m.socket = (char *)control_path(g.control);
+	m.agreement = (char *)g.agreement;
+	m.pid = getpid();
+	m.mountpoint = g.mountpoint;
+	m.started_ns = g.started_ns;
+	rc = catalog_mount_register(g.cat_rw, &m);
+	if (rc)
+		fprintf(stderr, "govfs: cannot register the mount: %s\n",
+			strerror(-rc));
+	return rc;
+}
+
+static void unregister_mount(void)
+{
+	if (!g.control)
+		return;
+	if (catalog_mount_unregister(g.cat_rw, control_path(g.control)))
+		fprintf(stderr, "govfs: cannot unregister the mount\n");
+	control_stop(g.control);
+	g.control = NULL;
+}
+
 /* Mount, record it durably, and only then tell the parent we serve. */
 static int start_serving(struct fuse_args *args)
 {
@@ -1401,11 +1736,12 @@ static int start_serving(struct fuse_args *args)
 		fuse_session_unmount(g.se);
 		return 1;
 	}
-	return 0;
+	return register_mount() ? 1 : 0;
 }
 
 static void stop_serving(void)
 {
+	unregister_mount();
 	if (g.se) {
 		fuse_session_unmount(g.se);
 		fuse_remove_signal_handlers(g.se);
@@ -1424,8 +1760,6 @@ static int serve(struct fuse_args *args)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int rc;
 
-	if (!g.foreground && daemon_fork())
-		return 1;
 	rc = start_serving(args);
 	daemon_ready(rc);
 	if (rc) {
@@ -1452,21 +1786,41 @@ static int serve(struct fuse_args *args)
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	pthread_rwlockattr_t attr;
 	int rc;
 
 	umask(077);
+	g.started_ns = clock_now_ns();
 	pthread_mutex_init(&g.lock, NULL);
+	pthread_mutex_init(&g.reload_lock, NULL);
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(
+	    &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&g.serve_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
 	rc = fuse_opt_add_arg(&args, argv[0]) ? 1
 					      : parse_args(argc, argv, &args);
 	if (!rc)
 		rc = check_mountpoint();
+	/*
+	 * Fork before anything opens the catalog: SQLite's locks belong to
+	 * the process that took them, and a connection carried across a
+	 * fork would hold none (another process could then delete the WAL
+	 * under it).
+	 */
+	if (!rc && !g.foreground && daemon_fork())
+		rc = 1;
 	if (!rc)
 		rc = load_initial_state();
 	if (!rc)
 		rc = add_fixed_options(&args) ? 1 : serve(&args);
+	else
+		daemon_ready(rc);
 	blockcache_free(g.cache);
 	mount_state_put(g.state);
 	catalog_close(g.cat);
+	catalog_close(g.cat_rw);
+	quota_close(g.quota);
 	for (size_t i = 0; i < g.nslots; i++)
 		free(g.slots[i]);
 	fuse_opt_free_args(&args);

@@ -33,7 +33,7 @@ static bool dir_is_empty(const char *path)
 	return empty;
 }
 
-static int make_dir(const char *home, const char *sub)
+int home_subdir(const char *home, const char *sub)
 {
 	char path[PATH_MAX];
 
@@ -55,9 +55,13 @@ int home_create(const char *home)
 		if (chmod(home, 0700))
 			return -errno;
 	}
-	rc = make_dir(home, HOME_STORE_DIR);
+	rc = home_subdir(home, HOME_STORE_DIR);
 	if (!rc)
-		rc = make_dir(home, HOME_TMP_DIR);
+		rc = home_subdir(home, HOME_TMP_DIR);
+	if (!rc)
+		rc = home_subdir(home, HOME_RUN_DIR);
+	if (!rc)
+		rc = home_subdir(home, HOME_QUOTA_DIR);
 	return rc;
 }
 

@@ -14,6 +14,8 @@
 #define HOME_DEFAULT "/var/lib/govfs"
 #define HOME_STORE_DIR "store"
 #define HOME_TMP_DIR "tmp"
+#define HOME_RUN_DIR "run"     /* live daemons' control sockets */
+#define HOME_QUOTA_DIR "quota" /* per-agreement daily byte counters */
 
 /*
  * Create the home (mode 0700) and its folders.  An existing empty directory
@@ -27,6 +29,10 @@ int home_create(const char *home) __attribute__((warn_unused_result));
  * *path and *why (static or in pathbuf) say which path and what is wrong.
  */
 int home_check(const char *home, char *pathbuf, size_t len, const char **why)
+    __attribute__((warn_unused_result));
+
+/* Create home/sub (mode 0700) unless it exists; 0 or -errno. */
+int home_subdir(const char *home, const char *sub)
     __attribute__((warn_unused_result));
 
 /* Take the admin lock (blocking); returns the fd to pass to home_unlock. */

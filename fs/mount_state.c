@@ -340,7 +340,7 @@ int mount_state_load(struct catalog *cat, const char *home,
 	catalog_end_read(cat);
 	st->phase = time_phase_at(&st->agr, clock_now_ns());
 	if (!rc)
-		rc = readme_render(st, &st->readme);
+		rc = readme_render(st, NULL, &st->readme);
 	if (rc) {
 		mount_state_put(st);
 		return rc;
@@ -378,4 +378,42 @@ const struct dataset_state *mount_state_dataset(const struct mount_state *st,
 		if (!strcmp(st->datasets[i].ds->dataset, name))
 			return &st->datasets[i];
 	return NULL;
+}
+
+const char *agreement_state_at(const char *stored, const struct agreement *agr,
+			       int64_t now_ns)
+{
+	if (strcmp(stored, "active"))
+		return stored;
+	switch (time_phase_at(agr, now_ns)) {
+	case PHASE_NOT_YET:
+		return "not_yet_valid";
+	case PHASE_EXPIRED:
+		return "expired";
+	case PHASE_VALID:
+		break;
+	}
+	return "active";
+}
+
+static bool buf_equal(const struct buf *a, const struct buf *b)
+{
+	return a->len == b->len &&
+	       (!a->len || !memcmp(a->data, b->data, a->len));
+}
+
+bool mount_state_same(const struct mount_state *a, const struct mount_state *b)
+{
+	if (a->rec.revision != b->rec.revision ||
+	    strcmp(a->rec.state, b->rec.state) ||
+	    a->rec.state_since_ns != b->rec.state_since_ns ||
+	    a->phase != b->phase || a->ndatasets != b->ndatasets ||
+	    !buf_equal(&a->readme, &b->readme))
+		return false;
+	for (size_t i = 0; i < a->ndatasets; i++)
+		if (a->datasets[i].data != b->datasets[i].data ||
+		    !buf_equal(&a->datasets[i].schema_json,
+			       &b->datasets[i].schema_json))
+			return false;
+	return true;
 }

@@ -97,6 +97,17 @@ struct mount_state {
 enum time_phase time_phase_at(const struct agreement *agr, int64_t now_ns);
 
 /*
+ * The state SPEC's lifecycle names at now_ns: the stored state ("active",
+ * "suspended", "revoked"), except that an active agreement outside its
+ * validity window is "expired" or "not_yet_valid".  Static text.
+ */
+const char *agreement_state_at(const char *stored, const struct agreement *agr,
+			       int64_t now_ns);
+
+/* Whether a and b serve the same bytes and say the same in README.txt. */
+bool mount_state_same(const struct mount_state *a, const struct mount_state *b);
+
+/*
  * Build the state of agreement id from the catalog, reusing prev's file
  * views where nothing changed (prev may be NULL).  A revoked agreement
  * loads with no datasets.  -ENOENT for an unknown agreement; why says more

@@ -50,7 +50,32 @@ static const char *state_line(const struct mount_state *st)
 	return "active";
 }
 
-static int put_header(const struct mount_state *st, struct buf *out)
+static int put_quota(const struct mount_state *st, const struct readme_quota *q,
+		     struct buf *out)
+{
+	const struct agreement *a = &st->agr;
+	uint64_t left;
+	char day[40];
+
+	if (!a->has_quota)
+		return put(out, "Quota:     none\n");
+	if (!q)
+		return put(out, "Quota:     %llu bytes of data per day\n",
+			   (unsigned long long)a->quota_bytes_per_day);
+	left = q->used < a->quota_bytes_per_day
+		   ? a->quota_bytes_per_day - q->used
+		   : 0;
+	return put(out,
+		   "Quota:     %llu bytes of data per day\n"
+		   "           today (from %s): %llu used, %llu left\n",
+		   (unsigned long long)a->quota_bytes_per_day,
+		   time_format_offset(q->day_start_ns, a->valid_from_offset,
+				      day, sizeof(day)),
+		   (unsigned long long)q->used, (unsigned long long)left);
+}
+
+static int put_header(const struct mount_state *st,
+		      const struct readme_quota *q, struct buf *out)
 {
 	const struct agreement *a = &st->agr;
 	char f[40], u[40], fu[40], uu[40], since[40];
@@ -80,11 +105,8 @@ static int put_header(const struct mount_state *st, struct buf *out)
 	if (!rc && st->active && st->phase != PHASE_VALID)
 		rc = put(out, "           data files can be read only inside "
 			      "the validity window\n");
-	if (!rc && a->has_quota)
-		rc = put(out, "Quota:     %llu bytes of data per day\n",
-			 (unsigned long long)a->quota_bytes_per_day);
-	else if (!rc)
-		rc = put(out, "Quota:     none\n");
+	if (!rc)
+		rc = put_quota(st, q, out);
 	return rc;
 }
 
@@ -121,12 +143,13 @@ static int put_dataset(const struct dataset_state *d, struct buf *out)
 	return rc;
 }
 
-int readme_render(const struct mount_state *st, struct buf *out)
+int readme_render(const struct mount_state *st, const struct readme_quota *q,
+		  struct buf *out)
 {
 	int rc;
 
 	out->len = 0;
-	rc = put_header(st, out);
+	rc = put_header(st, q, out);
 	for (size_t i = 0; !rc && i < st->ndatasets; i++)
 		rc = put_dataset(&st->datasets[i], out);
 	return rc;

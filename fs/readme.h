@@ -9,8 +9,18 @@
 #include "buf.h"
 #include "mount_state.h"
 
-/* Write the README of st into out; 0 or -ENOMEM. */
-int readme_render(const struct mount_state *st, struct buf *out)
-    __attribute__((warn_unused_result));
+/* Today's use of the agreement's daily quota. */
+struct readme_quota {
+	int64_t day;
+	int64_t day_start_ns;
+	uint64_t used;
+};
+
+/*
+ * Write the README of st into out; with q, the quota line says what is
+ * used and left today.  0 or -ENOMEM.
+ */
+int readme_render(const struct mount_state *st, const struct readme_quota *q,
+		  struct buf *out) __attribute__((warn_unused_result));
 
 #endif

@@ -718,8 +718,9 @@ static int parse_quota(json_t *root, struct agreement *agr, struct perr *err)
 	if (!rc)
 		rc = member(quota, path, "bytes_per_day", true, item, &v, err);
 	if (!rc)
-		rc = as_int(v, item, 1, LLONG_MAX, "a positive integer", &bytes,
-			    err);
+		rc = as_int(v, item, 1, AGREEMENT_QUOTA_MAX,
+			    "a positive integer up to 17592186044415 (16 TiB)",
+			    &bytes, err);
 	if (rc)
 		return rc;
 	agr->has_quota = true;

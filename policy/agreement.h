@@ -46,6 +46,9 @@ int rule_parse(const char *text, struct rule *out, struct perr *err);
  * rule's text fits in RULE_TEXT_MAX bytes with its NUL (rule_parse refuses
  * a longer bucket width); a smaller buf truncates. */
 #define RULE_TEXT_MAX 64
+
+/* The largest quota.bytes_per_day: 2^44 - 1 (the daemons' counter). */
+#define AGREEMENT_QUOTA_MAX ((1LL << 44) - 1)
 const char *rule_text(const struct rule *rule, char *buf, size_t len);
 void rule_release(struct rule *rule);
 

@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "dataview.h"
 #include "govfsctl.h"
+#include "mount_state.h"
 #include "schema.h"
 
 #define POLICY_FILE_MAX (4u << 20)
@@ -236,6 +237,10 @@ static int record_revision(struct ctl *ctl, struct agreement_record *rec,
 		rc = catalog_commit(ctl->cat);
 	if (rc) {
 		catalog_rollback(ctl->cat);
+		if (rc == -EPERM)
+			return fail("agreement '%s' was revoked meanwhile; it "
+				    "cannot take a new revision",
+				    rec->id);
 		return fail("catalog: %s", catalog_errmsg(ctl->cat));
 	}
 	return 0;
@@ -381,7 +386,8 @@ static int agreement_apply(int argc, char **argv)
 	}
 	st.canonical = canonical_json(text, len);
 	free(text);
-	rc = st.canonical ? ctl_open(&ctl, !st.dry_run) : fail("out of memory");
+	rc = st.canonical ? ctl_open(&ctl, st.dry_run ? CTL_READ : CTL_CHANGE)
+			  : fail("out of memory");
 	if (!rc)
 		rc = apply_opened(&ctl, &st);
 	ctl_close(&ctl);
@@ -414,7 +420,9 @@ static json_t *agreement_json(const struct agreement_record *rec,
 	for (size_t i = 0; i < agr->nuids; i++)
 		json_array_append_new(uids, json_integer(agr->uids[i]));
 	json_object_set_new(o, "id", json_string(rec->id));
-	json_object_set_new(o, "state", json_string(rec->state));
+	json_object_set_new(
+	    o, "state",
+	    json_string(agreement_state_at(rec->state, agr, clock_now_ns())));
 	json_object_set_new(o, "state_since", json_time(rec->state_since_ns));
 	json_object_set_new(o, "state_by", json_string(rec->state_by));
 	json_object_set_new(o, "state_reason",
@@ -451,7 +459,8 @@ static void print_agreement_text(const struct agreement_record *rec,
 	    "valid      %s to %s\nmax level  %d\nuids      ",
 	    rec->id, (long long)rec->revision,
 	    time_format_utc(rec->applied_ns, a, sizeof(a)), rec->applied_by,
-	    agr->grantee, agr->scenario, rec->state,
+	    agr->grantee, agr->scenario,
+	    agreement_state_at(rec->state, agr, clock_now_ns()),
 	    time_format_utc(rec->state_since_ns, b, sizeof(b)), rec->state_by,
 	    rec->state_reason ? ": " : "",
 	    rec->state_reason ? rec->state_reason : "",
@@ -483,7 +492,7 @@ static int agreement_list(struct ctl *ctl)
 		return fail("catalog: %s", strerror(-rc));
 	}
 	if (!ctl->json)
-		printf("%-20s %-10s %4s %-21s %-21s %s\n", "ID", "STATE", "REV",
+		printf("%-20s %-13s %4s %-21s %-21s %s\n", "ID", "STATE", "REV",
 		       "VALID FROM (UTC)", "VALID UNTIL (UTC)", "GRANTEE");
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct agreement agr;
@@ -498,8 +507,10 @@ static int agreement_list(struct ctl *ctl)
 			    arr, agreement_json(&all[i], &agr, false));
 		else
 			printf(
-			    "%-20s %-10s %4lld %-21s %-21s %s\n", all[i].id,
-			    all[i].state, (long long)all[i].revision,
+			    "%-20s %-13s %4lld %-21s %-21s %s\n", all[i].id,
+			    agreement_state_at(all[i].state, &agr,
+					       clock_now_ns()),
+			    (long long)all[i].revision,
 			    time_format_utc(agr.valid_from_ns, a, sizeof(a)),
 			    time_format_utc(agr.valid_until_ns, b, sizeof(b)),
 			    agr.grantee);
@@ -544,8 +555,12 @@ int cmd_agreement(int argc, char **argv)
 
 	if (!strcmp(verb, "apply"))
 		return agreement_apply(argc - 1, argv + 1);
+	if (!strcmp(verb, "suspend") || !strcmp(verb, "resume") ||
+	    !strcmp(verb, "revoke"))
+		return agreement_lifecycle(argc - 1, argv + 1);
 	if (strcmp(verb, "list") && strcmp(verb, "show"))
-		return usage_error("usage: agreement apply|list|show ...");
+		return usage_error("usage: agreement "
+				   "apply|list|show|suspend|resume|revoke ...");
 	rc = ctl_parse(&ctl, argc - 1, argv + 1, NULL, NULL, NULL, pos, 1,
 		       &npos);
 	if (rc)
@@ -553,7 +568,7 @@ int cmd_agreement(int argc, char **argv)
 	if (npos != (strcmp(verb, "show") ? 0 : 1))
 		return usage_error("usage: agreement list [--json] | agreement "
 				   "show ID [--json]");
-	rc = ctl_open(&ctl, false);
+	rc = ctl_open(&ctl, CTL_READ);
 	if (rc)
 		return rc;
 	rc = !strcmp(verb, "list") ? agreement_list(&ctl)

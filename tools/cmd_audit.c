@@ -226,7 +226,7 @@ int cmd_audit(int argc, char **argv)
 		       0, &npos);
 	if (rc)
 		return rc;
-	rc = ctl_open(&ctl, false);
+	rc = ctl_open(&ctl, CTL_READ);
 	if (rc)
 		return rc;
 	if (!strcmp(verb, "tail"))

@@ -343,7 +343,7 @@ int cmd_dataset(int argc, char **argv)
 		return usage_error("usage: dataset show ID [--json]");
 	if (!strcmp(verb, "grade") && npos != 3)
 		return usage_error("usage: dataset grade ID COLUMN LEVEL");
-	rc = ctl_open(&ctl, !strcmp(verb, "grade"));
+	rc = ctl_open(&ctl, strcmp(verb, "grade") ? CTL_READ : CTL_CHANGE);
 	if (rc)
 		return rc;
 	if (!strcmp(verb, "list"))

@@ -24,13 +24,18 @@ static const char usage_text[] =
     "  dataset grade ID COLUMN LEVEL\n"
     "  agreement apply FILE.json [--dry-run]\n"
     "  agreement list [--json] | agreement show ID [--json]\n"
+    "  agreement suspend ID --reason TEXT | agreement resume ID "
+    "[--reason TEXT]\n"
+    "  agreement revoke ID --reason TEXT\n"
+    "  mounts [--json]\n"
     "  audit tail [-n N] [-f] [--agreement ID]\n"
     "  audit export [--since T] [--agreement ID] | audit verify\n"
     "every verb takes --home DIR (default $GOVFS_HOME, else "
     "/var/lib/govfs) and --key-file F (default /etc/govfs/master.key)\n";
 
-int ctl_open(struct ctl *ctl, bool write)
+int ctl_open(struct ctl *ctl, enum ctl_mode mode)
 {
+	bool write = mode == CTL_CHANGE;
 	char path[PATH_MAX];
 	const char *why;
 	int rc;
@@ -47,7 +52,7 @@ int ctl_open(struct ctl *ctl, bool write)
 			return fail("%s/lock: %s", ctl->home,
 				    strerror(-ctl->lock_fd));
 	}
-	rc = catalog_open(ctl->home, !write, &ctl->cat);
+	rc = catalog_open(ctl->home, mode == CTL_READ, &ctl->cat);
 	if (rc) {
 		ctl_close(ctl);
 		return fail("%s/catalog.db: %s", ctl->home,
@@ -280,5 +285,7 @@ int main(int argc, char **argv)
 		return cmd_agreement(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "audit"))
 		return cmd_audit(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "mounts"))
+		return cmd_mounts(argc - 1, argv + 1);
 	return usage_error("unknown verb '%s' (see govfsctl --help)", argv[1]);
 }

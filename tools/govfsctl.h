@@ -27,12 +27,22 @@ struct ctl {
 	char admin[128]; /* who is acting */
 };
 
+/* How a verb opens the home. */
+enum ctl_mode {
+	CTL_READ,   /* read the catalog */
+	CTL_CHANGE, /* take the admin lock, clean up interrupted changes */
+	/*
+	 * Change an agreement's state: a writable catalog without the admin
+	 * lock, so that a cut never waits for an ingest to finish.
+	 */
+	CTL_STATE,
+};
+
 /*
- * Check the home and key, open the catalog; for a change (write), take the
- * admin lock and clean up what interrupted changes left.  Prints the error
- * and returns EXIT_REFUSED on failure.
+ * Check the home and key and open the catalog as mode says.  Prints the
+ * error and returns EXIT_REFUSED on failure.
  */
-int ctl_open(struct ctl *ctl, bool write);
+int ctl_open(struct ctl *ctl, enum ctl_mode mode);
 void ctl_close(struct ctl *ctl);
 
 /* A verb's own option: return 0, or -1 after printing a usage error. */
@@ -71,6 +81,10 @@ int cmd_init(int argc, char **argv);
 int cmd_dataset(int argc, char **argv);
 int cmd_agreement(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_mounts(int argc, char **argv);
+
+/* agreement suspend|resume|revoke; argv[0] is the verb. */
+int agreement_lifecycle(int argc, char **argv);
 
 /*
  * Record an admin action in the audit log, after the change it records.

@@ -542,7 +542,7 @@ int ingest_dataset(struct ctl *ctl, const struct ingest_args *args)
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	in.tty = isatty(STDERR_FILENO);
 	in.start_ns = in.last_ns = clock_now_ns();
-	rc = ctl_open(ctl, true);
+	rc = ctl_open(ctl, CTL_CHANGE);
 	if (!rc)
 		rc = ingest_locked(ctl, &in, fd);
 	ctl_close(ctl);

@@ -448,14 +448,21 @@ static const struct change parse_refusals[] = {
     {"quota", "{}", "$.quota.bytes_per_day: missing"},
     {"quota", "{\"bytes_per_day\": 1, \"files\": 2}",
      "$.quota.files: unknown key"},
+    {"quota/bytes_per_day", "17592186044416",
+     "$.quota.bytes_per_day: expected a positive integer up to "
+     "17592186044415 (16 TiB)"},
     {"quota/bytes_per_day", "0",
-     "$.quota.bytes_per_day: expected a positive integer"},
+     "$.quota.bytes_per_day: expected a positive integer up to "
+     "17592186044415 (16 TiB)"},
     {"quota/bytes_per_day", "-5",
-     "$.quota.bytes_per_day: expected a positive integer"},
+     "$.quota.bytes_per_day: expected a positive integer up to "
+     "17592186044415 (16 TiB)"},
     {"quota/bytes_per_day", "1.5",
-     "$.quota.bytes_per_day: expected a positive integer"},
+     "$.quota.bytes_per_day: expected a positive integer up to "
+     "17592186044415 (16 TiB)"},
     {"quota/bytes_per_day", "\"10G\"",
-     "$.quota.bytes_per_day: expected a positive integer"},
+     "$.quota.bytes_per_day: expected a positive integer up to "
+     "17592186044415 (16 TiB)"},
 
     /* datasets */
     {"datasets", NULL, "$.datasets: missing"},
@@ -654,7 +661,7 @@ static const struct change parse_accepted[] = {
     {"valid_from", "\"2024-02-29t23:59:59z\"", NULL},
     {"valid_until", "\"2024-12-31T16:00:00.000000001Z\"", NULL},
     {"quota/bytes_per_day", "1", NULL},
-    {"quota/bytes_per_day", "9223372036854775807", NULL},
+    {"quota/bytes_per_day", "17592186044415", NULL},
     {"datasets/0/rows", NULL, NULL},
     {"datasets/0/views", NULL, NULL},
     {"datasets/0/views", "[]", NULL},

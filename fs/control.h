@@ -1,0 +1,55 @@
+/*
+ * control: the Unix socket through which govfsctl talks to a live govfs
+ * daemon.  A daemon listens on HOME/run/<pid>.sock (the home is closed to
+ * everyone else, and each peer's uid is checked besides: the daemon's own
+ * or root's); a request is one line and gets one line back.
+ *
+ * Sockets are reached through their directory's descriptor
+ * (/proc/self/fd/N/NAME), so a long home path never overflows sun_path.
+ */
+#ifndef GOVFS_CONTROL_H
+#define GOVFS_CONTROL_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+#define CONTROL_LINE_MAX 4096
+
+struct control;
+
+/*
+ * Answer one request line (without its newline) into reply (one line, no
+ * newline).  Runs on the control thread, which holds no other lock and
+ * handles no FUSE request.
+ */
+typedef void (*control_fn)(void *ctx, const char *request, struct buf *reply);
+
+/*
+ * Listen on HOME/run/<pid>.sock and answer requests with fn on a thread of
+ * its own.  *out is the caller's, to stop with control_stop.
+ */
+int control_start(const char *home, control_fn fn, void *ctx,
+		  struct control **out) __attribute__((warn_unused_result));
+
+/* The socket's path (owned by c). */
+const char *control_path(const struct control *c);
+
+/* Stop answering, remove the socket and free c (NULL is fine). */
+void control_stop(struct control *c);
+
+/* One request to one daemon, for control_call_all. */
+struct control_call {
+	const char *socket;
+	char reply[CONTROL_LINE_MAX];
+	int rc; /* 0 once a reply arrived, else -errno (-ETIMEDOUT, ...) */
+};
+
+/*
+ * Send request to every daemon at once and wait, at most timeout_ms in
+ * all, for their replies.  Each call's rc says how it went.
+ */
+void control_call_all(struct control_call *calls, size_t n, const char *request,
+		      int timeout_ms);
+
+#endif

@@ -1,0 +1,358 @@
+/*
+ * govfsctl agreement suspend|resume|revoke, and mounts: the live
+ * lifecycle.  A state change is one catalog transaction; then every
+ * registered daemon of the agreement is told over its control socket and
+ * answers once the change has landed there (reads drained, kernel caches
+ * dropped), so when suspend or revoke returns, no read can succeed.
+ * Daemons also poll the catalog, so a mount that could not be told still
+ * notices within 100 ms.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "control.h"
+#include "govfsctl.h"
+#include "mount_state.h"
+#include "quota.h"
+
+/* How long a daemon may take to confirm a cut. */
+#define CUT_TIMEOUT_MS 5000
+#define STATS_TIMEOUT_MS 2000
+
+static double monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Whether a failed call means the daemon is gone (not merely slow). */
+static bool daemon_gone(const struct mount_record *m, int rc)
+{
+	return rc == -ECONNREFUSED || rc == -ENOENT ||
+	       (kill((pid_t)m->pid, 0) && errno == ESRCH);
+}
+
+/* Forget registrations of daemons that died without unregistering. */
+static void forget_mount(struct ctl *ctl, const struct mount_record *m)
+{
+	if (catalog_mount_unregister(ctl->cat, m->socket))
+		fprintf(stderr, "govfsctl: cannot forget dead mount %s\n",
+			m->socket);
+}
+
+/* Send request to every mount; calls[i] answers for m[i]. */
+static struct control_call *call_mounts(const struct mount_record *m, size_t n,
+					const char *request, int timeout_ms)
+{
+	struct control_call *calls = calloc(n ? n : 1, sizeof(*calls));
+
+	if (!calls)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		calls[i].socket = m[i].socket;
+	control_call_all(calls, n, request, timeout_ms);
+	return calls;
+}
+
+/*
+ * Tell every live mount of id to cut over to the catalog's state.  Prints
+ * what was cut and how long it took since start_ms; EXIT_REFUSED if a
+ * live mount did not confirm.
+ */
+static int cut_mounts(struct ctl *ctl, const char *id, const char *what,
+		      double start_ms)
+{
+	struct mount_record *m;
+	struct control_call *calls;
+	size_t n, cut = 0, unconfirmed = 0;
+	int rc = catalog_mount_list(ctl->cat, id, &m, &n);
+
+	if (rc)
+		return fail("catalog: %s", strerror(-rc));
+	calls = call_mounts(m, n, "cut", CUT_TIMEOUT_MS);
+	for (size_t i = 0; calls && i < n; i++) {
+		if (!calls[i].rc && !strncmp(calls[i].reply, "ok ", 3)) {
+			cut++;
+		} else if (daemon_gone(&m[i], calls[i].rc)) {
+			forget_mount(ctl, &m[i]);
+		} else {
+			unconfirmed++;
+			fprintf(stderr,
+				"govfsctl: mount %s (pid %lld) did not "
+				"confirm: %s; it polls the catalog and cuts "
+				"within 100 ms\n",
+				m[i].mountpoint, (long long)m[i].pid,
+				calls[i].rc ? strerror(-calls[i].rc)
+					    : calls[i].reply);
+		}
+	}
+	printf("agreement %s %s: %zu mount%s cut in %.1f ms\n", id, what, cut,
+	       cut == 1 ? "" : "s", monotonic_ms() - start_ms);
+	free(calls);
+	mount_records_free(m, n);
+	if (!calls)
+		return fail("out of memory");
+	return unconfirmed ? EXIT_REFUSED : 0;
+}
+
+enum { OPT_REASON = 256 };
+
+struct lifecycle_args {
+	const char *verb;
+	const char *reason;
+};
+
+static int lifecycle_option(void *ctx, int opt, const char *arg)
+{
+	struct lifecycle_args *a = ctx;
+
+	if (opt != OPT_REASON)
+		return -1;
+	a->reason = arg;
+	return 0;
+}
+
+/* What revoke deletes besides the catalog rows: the quota counter. */
+static int shred_files(struct ctl *ctl, const char *id)
+{
+	int rc = quota_remove(ctl->home, id);
+
+	if (rc)
+		fprintf(stderr, "govfsctl: %s/%s/%s: %s\n", ctl->home, "quota",
+			id, strerror(-rc));
+	return rc;
+}
+
+static int set_state(struct ctl *ctl, const char *id, const char *state,
+		     const char *reason, struct agreement_shred *shred)
+{
+	int rc = catalog_begin(ctl->cat);
+
+	if (!rc)
+		rc = catalog_agreement_set_state(ctl->cat, id, state,
+						 ctl->admin, reason);
+	if (!rc && shred)
+		rc = catalog_agreement_shred(ctl->cat, id, shred);
+	if (!rc)
+		rc = catalog_commit(ctl->cat);
+	if (rc) {
+		catalog_rollback(ctl->cat);
+		return fail("catalog: %s", strerror(-rc));
+	}
+	return 0;
+}
+
+static void print_receipt(const char *id, const struct agreement_shred *s,
+			  bool quota_removed)
+{
+	printf("deleted: %zu pseudonym key%s (crypto-shredded: its tokens can "
+	       "never be recomputed), %zu size ind%s, %s\n",
+	       s->pseudonym_keys, s->pseudonym_keys == 1 ? "" : "s",
+	       s->size_indexes, s->size_indexes == 1 ? "ex" : "exes",
+	       quota_removed ? "the quota counter" : "no quota counter");
+	printf("kept: the agreement's revisions and every audit record of "
+	       "%s\n",
+	       id);
+}
+
+/*
+ * The transition verb asks of an agreement in state from: the new state,
+ * or NULL with *why set (a no-op says so and succeeds; a refusal fails).
+ */
+static const char *transition(const char *verb, const char *from, bool *noop,
+			      const char **why)
+{
+	*noop = false;
+	if (!strcmp(from, "revoked")) {
+		*noop = !strcmp(verb, "revoke");
+		*why = *noop ? "is already revoked"
+			     : "is revoked: revocation is final";
+		return NULL;
+	}
+	if (!strcmp(verb, "suspend") && !strcmp(from, "suspended")) {
+		*noop = true;
+		*why = "is already suspended";
+		return NULL;
+	}
+	if (!strcmp(verb, "resume") && !strcmp(from, "active")) {
+		*noop = true;
+		*why = "is not suspended";
+		return NULL;
+	}
+	return !strcmp(verb, "suspend")	 ? "suspended"
+	       : !strcmp(verb, "resume") ? "active"
+					 : "revoked";
+}
+
+static int change_state(struct ctl *ctl, const struct lifecycle_args *a,
+			const char *id, double start_ms)
+{
+	struct agreement_record rec;
+	struct agreement_shred shred = {0};
+	bool revoke = !strcmp(a->verb, "revoke"), noop;
+	const char *to, *why = NULL;
+	char event[32];
+	int logged, rc = catalog_agreement_get(ctl->cat, id, &rec);
+
+	if (rc == -ENOENT)
+		return fail("no such agreement '%s'", id);
+	if (rc)
+		return fail("catalog: %s", strerror(-rc));
+	to = transition(a->verb, rec.state, &noop, &why);
+	if (!to) {
+		printf("agreement %s %s: nothing changed\n", id, why);
+		agreement_record_release(&rec);
+		return noop ? 0 : fail("agreement '%s' %s", id, why);
+	}
+	rc = set_state(ctl, id, to, a->reason, revoke ? &shred : NULL);
+	if (rc) {
+		agreement_record_release(&rec);
+		return rc;
+	}
+	rc = cut_mounts(ctl, id, !strcmp(a->verb, "resume") ? "resumed" : to,
+			start_ms);
+	if (revoke)
+		print_receipt(id, &shred, !shred_files(ctl, id));
+	snprintf(event, sizeof(event), "agreement.%s", a->verb);
+	logged = record_admin_action(ctl, event, id, rec.revision, a->reason);
+	agreement_record_release(&rec);
+	return rc ? rc : logged;
+}
+
+int agreement_lifecycle(int argc, char **argv)
+{
+	static const struct option own[] = {
+	    {"reason", required_argument, NULL, OPT_REASON},
+	    {NULL, 0, NULL, 0},
+	};
+	struct lifecycle_args a = {.verb = argv[0]};
+	double start_ms = monotonic_ms();
+	struct ctl ctl = {0};
+	char *pos[1];
+	int npos, rc;
+
+	rc = ctl_parse(&ctl, argc, argv, own, lifecycle_option, &a, pos, 1,
+		       &npos);
+	if (rc)
+		return rc;
+	if (npos != 1)
+		return usage_error("usage: agreement %s ID%s", a.verb,
+				   strcmp(a.verb, "resume")
+				       ? " --reason TEXT"
+				       : " [--reason TEXT]");
+	if (strcmp(a.verb, "resume") && (!a.reason || !a.reason[0]))
+		return usage_error("agreement %s: --reason TEXT is required",
+				   a.verb);
+	rc = ctl_open(&ctl, CTL_STATE);
+	if (rc)
+		return rc;
+	rc = change_state(&ctl, &a, pos[0], start_ms);
+	ctl_close(&ctl);
+	return rc;
+}
+
+/* One row of `mounts`, from the daemon's own figures. */
+static json_t *mount_json(const struct mount_record *m,
+			  const struct control_call *call)
+{
+	json_t *stats = call->rc ? NULL : json_loads(call->reply, 0, NULL);
+	json_t *o = json_object();
+	json_t *v;
+
+	json_object_set_new(o, "agreement", json_string(m->agreement));
+	v = stats ? json_object_get(stats, "state") : NULL;
+	json_object_set_new(o, "state",
+			    v ? json_incref(v) : json_string("unreachable"));
+	json_object_set_new(o, "mountpoint", json_string(m->mountpoint));
+	json_object_set_new(o, "pid", json_integer(m->pid));
+	v = stats ? json_object_get(stats, "revision") : NULL;
+	json_object_set_new(o, "revision", v ? json_incref(v) : json_null());
+	v = stats ? json_object_get(stats, "open_files") : NULL;
+	json_object_set_new(o, "open_files", v ? json_incref(v) : json_null());
+	v = stats ? json_object_get(stats, "bytes_served") : NULL;
+	json_object_set_new(o, "bytes_served",
+			    v ? json_incref(v) : json_null());
+	json_object_set_new(o, "started", json_time(m->started_ns));
+	json_decref(stats);
+	return o;
+}
+
+static void print_mount_row(json_t *o)
+{
+	json_t *files = json_object_get(o, "open_files");
+	json_t *bytes = json_object_get(o, "bytes_served");
+	char b[32];
+
+	printf(
+	    "%-20s %-13s %7lld %5s %10s  %s\n",
+	    json_string_value(json_object_get(o, "agreement")),
+	    json_string_value(json_object_get(o, "state")),
+	    (long long)json_integer_value(json_object_get(o, "pid")),
+	    json_is_integer(files)
+		? (snprintf(b, sizeof(b), "%lld",
+			    (long long)json_integer_value(files)),
+		   b)
+		: "-",
+	    json_is_integer(bytes)
+		? human_bytes((uint64_t)json_integer_value(bytes), b + 16, 16)
+		: "-",
+	    json_string_value(json_object_get(o, "mountpoint")));
+}
+
+static int list_mounts(struct ctl *ctl)
+{
+	struct mount_record *m;
+	struct control_call *calls;
+	json_t *arr = json_array();
+	size_t n;
+	int rc = catalog_mount_list(ctl->cat, NULL, &m, &n);
+
+	if (rc) {
+		json_decref(arr);
+		return fail("catalog: %s", strerror(-rc));
+	}
+	calls = call_mounts(m, n, "stats", STATS_TIMEOUT_MS);
+	for (size_t i = 0; calls && i < n; i++)
+		if (!calls[i].rc || !daemon_gone(&m[i], calls[i].rc))
+			json_array_append_new(arr,
+					      mount_json(&m[i], &calls[i]));
+	if (!ctl->json) {
+		size_t i;
+		json_t *o;
+
+		printf("%-20s %-13s %7s %5s %10s  %s\n", "AGREEMENT", "STATE",
+		       "PID", "OPEN", "SERVED", "MOUNTPOINT");
+		json_array_foreach(arr, i, o) print_mount_row(o);
+	}
+	rc = calls ? 0 : fail("out of memory");
+	free(calls);
+	mount_records_free(m, n);
+	if (!rc && ctl->json)
+		return print_json(arr);
+	json_decref(arr);
+	return rc;
+}
+
+int cmd_mounts(int argc, char **argv)
+{
+	struct ctl ctl = {0};
+	char *pos[1];
+	int npos, rc;
+
+	rc = ctl_parse(&ctl, argc, argv, NULL, NULL, NULL, pos, 0, &npos);
+	if (rc)
+		return rc;
+	rc = ctl_open(&ctl, CTL_READ);
+	if (rc)
+		return rc;
+	rc = list_mounts(&ctl);
+	ctl_close(&ctl);
+	return rc;
+}
