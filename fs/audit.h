@@ -30,7 +30,7 @@
 /* An integer field that does not apply (exported as JSON null). */
 #define AUDIT_NULL INT64_MIN
 
-#define AUDIT_BATCH_NS 10000000LL   /* a read record is durable within */
+#define AUDIT_BATCH_NS 25000000LL   /* a read record is durable within */
 #define AUDIT_SEAL_RECORDS 10000    /* a seal at least every so many */
 #define AUDIT_SEAL_NS 60000000000LL /* or every minute */
 
