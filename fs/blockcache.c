@@ -162,6 +162,33 @@ static void evict(struct blockcache *bc)
 	}
 }
 
+static void buf_wipe(struct buf *b)
+{
+	if (b->data)
+		explicit_bzero(b->data, b->cap);
+	buf_release(b);
+}
+
+void blockcache_drop_all(struct blockcache *bc)
+{
+	struct entry *e, *prev;
+
+	pthread_mutex_lock(&bc->lock);
+	for (e = bc->lru.lru_prev; e != &bc->lru; e = prev) {
+		prev = e->lru_prev;
+		if (e->refs || e->state == ENTRY_RENDERING)
+			continue;
+		hash_remove(bc, e);
+		lru_unlink(e);
+		bc->bytes -= e->buf.cap;
+		buf_wipe(&e->buf);
+		free(e);
+	}
+	while (bc->npool)
+		buf_wipe(&bc->pool[--bc->npool]);
+	pthread_mutex_unlock(&bc->lock);
+}
+
 static void scratch_free(struct render_scratch *rs)
 {
 	block_decoder_free(rs->decoder);

@@ -39,6 +39,12 @@ int blockcache_get(struct blockcache *bc, struct file_view *fv, uint32_t b,
 
 void blockcache_put(struct blockcache *bc, const struct cached_block *blk);
 
+/*
+ * Forget every rendered block not held right now, wiping its bytes, and
+ * the pooled buffers too: a cut agreement leaves no plaintext behind.
+ */
+void blockcache_drop_all(struct blockcache *bc);
+
 /* Ask the workers to render blocks [first, first + count) of fv. */
 void blockcache_prefetch(struct blockcache *bc, struct file_view *fv,
 			 uint32_t first, uint32_t count);

@@ -1223,6 +1223,8 @@ static void swap_state(struct mount_state *next)
 	g.state = next;
 	pthread_rwlock_unlock(&g.serve_lock);
 	invalidate_kernel(old, next);
+	if (!data_readable(next) && g.cache)
+		blockcache_drop_all(g.cache);
 	mount_state_put(old);
 }
 

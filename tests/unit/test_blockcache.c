@@ -623,6 +623,32 @@ static void test_held_block_never_evicted(void **state)
 	blockcache_free(bc);
 }
 
+/* A cut drops every block not in use; one held stays valid until put. */
+static void test_drop_all_keeps_only_held_blocks(void **state)
+{
+	struct fixture *f = *state;
+	struct blockcache *bc = blockcache_new(64u << 20, 0);
+	const struct cached_block *held, *blk;
+
+	for (uint32_t b = 0; b < NBLOCKS; b++) {
+		assert_int_equal(get_block(bc, f->fv, b, &blk), 0);
+		blockcache_put(bc, blk);
+	}
+	assert_int_equal(get_block(bc, f->fv, 2, &held), 0);
+	blockcache_drop_all(bc);
+	for (uint32_t b = 0; b < NBLOCKS; b++)
+		if (b != 2)
+			assert_false(cached(bc, f->fv, b, NULL));
+	expect_bytes(f, 2, held);
+	assert_true(cached(bc, f->fv, 2, NULL));
+	blockcache_put(bc, held);
+	/* Rendered again on demand, with the same bytes. */
+	assert_int_equal(get_block(bc, f->fv, 5, &blk), 0);
+	expect_bytes(f, 5, blk);
+	blockcache_put(bc, blk);
+	blockcache_free(bc);
+}
+
 static void sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -848,6 +874,7 @@ int main(void)
 	    T(test_large_budget_keeps_everything),
 	    T(test_recent_use_protects_from_eviction),
 	    T(test_held_block_never_evicted),
+	    T(test_drop_all_keeps_only_held_blocks),
 	    T(test_prefetch_then_get_hits),
 	    T(test_prefetch_without_workers_is_harmless),
 	    T(test_corrupt_size_index_fails_every_reader),

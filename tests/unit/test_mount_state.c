@@ -812,12 +812,55 @@ static void test_time_phase_boundaries(void **state)
 	assert_int_equal(time_phase_at(&agr, -4), PHASE_EXPIRED);
 }
 
+static void test_state_at_names_lifecycle(void **state)
+{
+	struct agreement agr = {.valid_from_ns = 1000, .valid_until_ns = 2000};
+
+	(void)state;
+	assert_string_equal(agreement_state_at("active", &agr, 999),
+			    "not_yet_valid");
+	assert_string_equal(agreement_state_at("active", &agr, 1000), "active");
+	assert_string_equal(agreement_state_at("active", &agr, 2000),
+			    "expired");
+	/* A stored cut outranks the clock. */
+	assert_string_equal(agreement_state_at("suspended", &agr, 2000),
+			    "suspended");
+	assert_string_equal(agreement_state_at("revoked", &agr, 1500),
+			    "revoked");
+}
+
+/* A reload that changes nothing is not swapped in (no cache is dropped). */
+static void test_same_state_until_a_cut(void **state)
+{
+	struct fixture *f = *state;
+	struct mount_state *st1, *st2, *st3;
+
+	add_version(f, "visits", 3, 50);
+	apply(f, ALWAYS, DS_VISITS);
+	st1 = load(f, NULL);
+	st2 = load(f, st1);
+	assert_true(mount_state_same(st1, st2));
+	assert_int_equal(catalog_agreement_set_state(f->cat, AGREEMENT,
+						     "suspended", "uid 0",
+						     "late report"),
+			 0);
+	st3 = load(f, st2);
+	assert_false(mount_state_same(st2, st3));
+	assert_false(st3->active);
+	assert_string_equal(st3->rec.state_reason, "late report");
+	mount_state_put(st1);
+	mount_state_put(st2);
+	mount_state_put(st3);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T(test_load_one_dataset),
+	    T(test_state_at_names_lifecycle),
+	    T(test_same_state_until_a_cut),
 	    T(test_size_is_the_rendered_file),
 	    T(test_block_at_every_boundary),
 	    T(test_block_at_skips_empty_blocks),
