@@ -944,8 +944,11 @@ int catalog_mount_register(struct catalog *cat, const struct mount_record *m)
 
 int catalog_mount_unregister(struct catalog *cat, const char *socket)
 {
-	return change_for_agreement(cat, "DELETE FROM mounts WHERE socket = ?1",
-				    socket, NULL);
+	size_t n;
+	int rc = change_for_agreement(
+	    cat, "DELETE FROM mounts WHERE socket = ?1", socket, &n);
+
+	return rc ? rc : n ? 0 : -ENOENT;
 }
 
 static int mount_row(sqlite3_stmt *st, void *elem)

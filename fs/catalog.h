@@ -209,6 +209,7 @@ void mount_records_free(struct mount_record *m, size_t n);
 
 int catalog_mount_register(struct catalog *cat, const struct mount_record *m)
     __attribute__((warn_unused_result));
+/* -ENOENT if it was not registered (another process forgot it first). */
 int catalog_mount_unregister(struct catalog *cat, const char *socket)
     __attribute__((warn_unused_result));
 

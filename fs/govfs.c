@@ -954,19 +954,28 @@ static void read_data(fuse_req_t req, struct handle *h,
 	reply_release(&r);
 }
 
+/*
+ * Reply with a copy of the text, never with h's own bytes: once the reply
+ * is written the reader may close, and h be released on another thread,
+ * while this one is still returning from the write (as ASan, checking the
+ * iovec after writev, would see).
+ */
 static void read_text(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
 	size_t n = (uint64_t)off < h->text.len ? h->text.len - (size_t)off : 0;
+	struct buf copy = BUF_INIT;
 	int rc;
 
 	if (n > size)
 		n = size;
 	rc = audit_read(h, off, size, n, 0);
+	if (!rc && n && buf_append(&copy, h->text.data + off, n))
+		rc = ENOMEM;
 	if (rc)
 		fuse_reply_err(req, rc);
 	else
-		fuse_reply_buf(req, (const char *)h->text.data + (n ? off : 0),
-			       n);
+		fuse_reply_buf(req, (const char *)copy.data, n);
+	buf_release(&copy);
 }
 
 static void govfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1672,6 +1681,54 @@ static int audit_lifecycle(const char *event, uint64_t *ticket)
 	return rc;
 }
 
+/* Record that the daemon of m ended without its unmount record. */
+static void mark_missing_unmount(const struct mount_record *m)
+{
+	struct audit_event ev = AUDIT_EVENT_INIT("unmount", "ECONNABORTED");
+	char reason[160];
+
+	snprintf(reason, sizeof(reason),
+		 "the daemon ended without unmounting %s (killed or crashed); "
+		 "noticed by pid %ld",
+		 m->mountpoint, (long)getpid());
+	ev.agreement = m->agreement;
+	ev.pid = m->pid;
+	ev.uid = getuid();
+	ev.comm = "govfs";
+	ev.path = "/";
+	ev.reason = reason;
+	/* Forgetting it first makes this daemon the one that records it. */
+	if (catalog_mount_unregister(g.cat_rw, m->socket))
+		return;
+	if (audit_log_append(g.audit, &ev, NULL))
+		fprintf(stderr, "govfs: cannot record the end of pid %lld\n",
+			(long long)m->pid);
+}
+
+/*
+ * Registered daemons that no longer listen died without unmounting (kill
+ * -9, a crash): mark each in the audit log, once, and forget it.
+ */
+static void mark_dead_mounts(void)
+{
+	struct control_call *calls;
+	struct mount_record *m;
+	size_t n;
+
+	if (catalog_mount_list(g.cat_rw, NULL, &m, &n))
+		return;
+	calls = calloc(n ? n : 1, sizeof(*calls));
+	for (size_t i = 0; calls && i < n; i++)
+		calls[i].socket = m[i].socket;
+	if (calls)
+		control_call_all(calls, n, "stats", 1000);
+	for (size_t i = 0; calls && i < n; i++)
+		if (calls[i].rc == -ECONNREFUSED || calls[i].rc == -ENOENT)
+			mark_missing_unmount(&m[i]);
+	free(calls);
+	mount_records_free(m, n);
+}
+
 /*
  * Listen for govfsctl and register in the catalog, so that a lifecycle
  * command finds this mount and waits for it to cut.
@@ -1686,6 +1743,7 @@ static int register_mount(void)
 			strerror(-rc));
 		return rc;
 	}
+	mark_dead_mounts();
 	rc = control_start(g.home, on_control, NULL, &g.control);
 	if (rc) {
 		fprintf(stderr, "govfs: %s/%s: control socket: %s\n", g.home,
@@ -1706,10 +1764,14 @@ static int register_mount(void)
 
 static void unregister_mount(void)
 {
+	int rc;
+
 	if (!g.control)
 		return;
-	if (catalog_mount_unregister(g.cat_rw, control_path(g.control)))
-		fprintf(stderr, "govfs: cannot unregister the mount\n");
+	rc = catalog_mount_unregister(g.cat_rw, control_path(g.control));
+	if (rc && rc != -ENOENT)
+		fprintf(stderr, "govfs: cannot unregister the mount: %s\n",
+			strerror(-rc));
 	control_stop(g.control);
 	g.control = NULL;
 }

@@ -32,19 +32,15 @@ static double monotonic_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Whether a failed call means the daemon is gone (not merely slow). */
+/*
+ * Whether a failed call means the daemon is gone (not merely slow).  Its
+ * registration stays: the next daemon to start records the missing
+ * unmount and forgets it.
+ */
 static bool daemon_gone(const struct mount_record *m, int rc)
 {
 	return rc == -ECONNREFUSED || rc == -ENOENT ||
 	       (kill((pid_t)m->pid, 0) && errno == ESRCH);
-}
-
-/* Forget registrations of daemons that died without unregistering. */
-static void forget_mount(struct ctl *ctl, const struct mount_record *m)
-{
-	if (catalog_mount_unregister(ctl->cat, m->socket))
-		fprintf(stderr, "govfsctl: cannot forget dead mount %s\n",
-			m->socket);
 }
 
 /* Send request to every mount; calls[i] answers for m[i]. */
@@ -80,9 +76,7 @@ static int cut_mounts(struct ctl *ctl, const char *id, const char *what,
 	for (size_t i = 0; calls && i < n; i++) {
 		if (!calls[i].rc && !strncmp(calls[i].reply, "ok ", 3)) {
 			cut++;
-		} else if (daemon_gone(&m[i], calls[i].rc)) {
-			forget_mount(ctl, &m[i]);
-		} else {
+		} else if (!daemon_gone(&m[i], calls[i].rc)) {
 			unconfirmed++;
 			fprintf(stderr,
 				"govfsctl: mount %s (pid %lld) did not "
