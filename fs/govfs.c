@@ -98,6 +98,8 @@ struct govfs {
 	struct control *control;
 	struct quota *quota; /* the agreement's daily byte counter */
 	int64_t started_ns;
+	atomic_bool
+	    wipe_cache; /* drop rendered blocks: nothing may read them */
 	atomic_uint_fast64_t open_files;
 	atomic_uint_fast64_t bytes_served;
 
@@ -120,6 +122,7 @@ enum handle_kind {
 struct handle {
 	enum handle_kind kind;
 	struct caller who;		  /* resolved once, at open */
+	pid_t opener_tid;		  /* the thread that opened it */
 	char path[NODE_PATH_MAX];	  /* from the mount root */
 	int64_t revision;		  /* the agreement's, at open */
 	atomic_uint_fast64_t last_ticket; /* its newest audit record */
@@ -397,10 +400,15 @@ static void govfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			ino = INO_README;
 		else if (mount_state_dataset(st, name))
 			ino = node_ino(dataset_slot(name), NODE_DIR);
-		if (ino)
+		if (ino) {
 			reply_entry(req, st, ino);
-		else
+		} else if (agreement_find_dataset(&st->agr, name)) {
+			/* Revoked: its datasets are gone, and refused. */
+			audit_refusal(req, st, "lookup", parent, name, EACCES);
+			fuse_reply_err(req, EACCES);
+		} else {
 			fuse_reply_err(req, ENOENT);
+		}
 	} else if ((d = node_of(st, parent, &kind)) && kind == NODE_DIR) {
 		ino = lookup_in_dataset(d, dataset_slot(d->ds->dataset), name);
 		if (ino)
@@ -663,6 +671,7 @@ static int audit_open(fuse_req_t req, const struct mount_state *st,
 	int rc;
 
 	caller_resolve(ctx->uid, ctx->pid, &h->who);
+	h->opener_tid = ctx->pid;
 	node_path(ino, NULL, h->path, sizeof(h->path));
 	h->revision = st->rec.revision;
 	rc = audit(h->revision, &h->who, "open", h->path, AUDIT_NULL,
@@ -895,7 +904,11 @@ static int audit_read_refusal(fuse_req_t req, struct handle *h, off_t off,
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct caller who;
 
-	caller_resolve(ctx->uid, ctx->pid, &who);
+	/* The opening thread itself needs no second look in /proc. */
+	if (ctx->pid == h->opener_tid && ctx->uid == h->who.uid)
+		who = h->who;
+	else
+		caller_resolve(ctx->uid, ctx->pid, &who);
 	if (audit(h->revision, &who, "read", h->path, off, (int64_t)size, 0,
 		  err, 0, NULL))
 		return EIO;
@@ -1232,8 +1245,9 @@ static void swap_state(struct mount_state *next)
 	g.state = next;
 	pthread_rwlock_unlock(&g.serve_lock);
 	invalidate_kernel(old, next);
-	if (!data_readable(next) && g.cache)
-		blockcache_drop_all(g.cache);
+	/* Wiped by the refresh thread, after a cut has been acknowledged. */
+	if (!data_readable(next))
+		atomic_store(&g.wipe_cache, true);
 	mount_state_put(old);
 }
 
@@ -1402,6 +1416,8 @@ static void *refresher_main(void *arg)
 		    read(fd, &ticks, sizeof(ticks)) < 0 && errno == ECANCELED)
 			armed = -1; /* the clock was set: arm again */
 		refresh_once();
+		if (atomic_exchange(&g.wipe_cache, false) && g.cache)
+			blockcache_drop_all(g.cache);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -1553,6 +1569,13 @@ static int parse_args(int argc, char **argv, struct fuse_args *args)
 		fputs(usage_text, stderr);
 		return 2;
 	}
+	if (!id_is_valid(g.agreement)) {
+		fprintf(stderr,
+			"govfs: --agreement '%s': not an agreement id "
+			"([a-z0-9][a-z0-9._-]{0,63})\n",
+			g.agreement);
+		return 2;
+	}
 	if (!realpath(home, g.home)) {
 		fprintf(stderr, "govfs: %s: %s\n", home, strerror(errno));
 		return 1;
@@ -1637,12 +1660,6 @@ static int load_initial_state(void)
 			strerror(-rc));
 		return 1;
 	}
-	rc = quota_open(g.home, g.agreement, &g.quota);
-	if (rc) {
-		fprintf(stderr, "govfs: %s/%s/%s: %s\n", g.home, HOME_QUOTA_DIR,
-			g.agreement, strerror(-rc));
-		return 1;
-	}
 	rc = mount_state_load(g.cat, g.home, &g.mk, g.agreement, NULL, &g.state,
 			      why, sizeof(why));
 	if (!rc && !strcmp(g.state->rec.state, "revoked")) {
@@ -1652,6 +1669,13 @@ static int load_initial_state(void)
 	}
 	if (rc) {
 		fprintf(stderr, "govfs: %s\n", why);
+		return 1;
+	}
+	/* Only for an agreement that exists and may be served. */
+	rc = quota_open(g.home, g.agreement, &g.quota);
+	if (rc) {
+		fprintf(stderr, "govfs: %s/%s/%s: %s\n", g.home, HOME_QUOTA_DIR,
+			g.agreement, strerror(-rc));
 		return 1;
 	}
 	return 0;

@@ -118,21 +118,39 @@ static uint64_t bytes_on(uint64_t word, int64_t day)
 		   : 0;
 }
 
+/*
+ * The day to charge: day, or the word's own when another daemon has
+ * already moved it to a later day (a read racing midnight must not reset
+ * the new day's count).
+ */
+static int64_t charged_day(uint64_t word, int64_t day)
+{
+	uint64_t ahead =
+	    ((word & DAY_MASK) - ((uint64_t)day & DAY_MASK)) & DAY_MASK;
+
+	/* A word with nothing counted (a new counter) belongs to no day. */
+	if (!(word >> DAY_BITS))
+		return day;
+	return ahead && ahead < DAY_MASK / 2 ? day + (int64_t)ahead : day;
+}
+
 uint64_t quota_take(struct quota *q, int64_t day, uint64_t limit, uint64_t want)
 {
 	uint64_t old = atomic_load(q->word), used, grant;
+	int64_t d;
 
 	if (limit > BYTES_MAX)
 		limit = BYTES_MAX;
 	do {
-		used = bytes_on(old, day);
+		d = charged_day(old, day);
+		used = bytes_on(old, d);
 		grant = used >= limit ? 0 : limit - used;
 		if (grant > want)
 			grant = want;
 		if (!grant)
 			return 0;
 	} while (!atomic_compare_exchange_weak(q->word, &old,
-					       pack(day, used + grant)));
+					       pack(d, used + grant)));
 	return grant;
 }
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Issue 5's benchmark, run by hand as root: the latency from the start of
+# `govfsctl agreement suspend` to the moment every one of 8 readers (4
+# threads in a tight 4 KiB pread loop on each of 2 mounts of one agreement)
+# has been refused, over REPS suspend/resume cycles: p50, p99, max.  All
+# of it counts: govfsctl's start-up, the catalog commit, the notification,
+# the daemons' drain and cache invalidation.  Not a timed test: it prints
+# numbers (and fails if a read succeeded after suspend returned).
+#   tests/bench/cut.sh [REPS]      (default 50)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+reps=${1:-50}
+. tests/bench/lib.sh
+m1=$work/mnt1
+m2=$work/mnt2
+mkdir -p "$m1" "$m2"
+MOUNTS=("$m1" "$m2")
+
+echo "machine: $(nproc) cores, $(uname -r), $(date -u +%FT%TZ)"
+build/gen-visits --bytes 20000000 --seed 42 >"$shm/visits.csv"
+ctl init >/dev/null 2>&1
+ctl dataset add bench --file "$shm/visits.csv" >/dev/null
+keep_all_agreement "$work/agr.json"
+ctl agreement apply "$work/agr.json" >/dev/null
+for m in "$m1" "$m2"; do
+	build/govfs --home "$work/home" --key-file "$work/key" \
+		--agreement agr-bench "$m"
+done
+echo "agr-bench: $(ctl mounts | tail -n +2 | wc -l) live mounts (background govfs), data.csv of $(stat -c %s "$m1/bench/data.csv") bytes"
+echo "$reps x (suspend, every reader refused, resume, every reader reads again):"
+build/tests/bench/cut-latency --ctl build/govfsctl --home "$work/home" \
+	--key-file "$work/key" --agreement agr-bench --reps "$reps" \
+	--readers-per-file 4 "$m1/bench/data.csv" "$m2/bench/data.csv"
+echo "(target: p99 <= 10 ms from the start of suspend to every reader refused)"

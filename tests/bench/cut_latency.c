@@ -1,0 +1,441 @@
+/*
+ * cut-latency: how long after an admin starts `govfsctl agreement suspend`
+ * every reader of the agreement has been refused (issue 5's benchmark).
+ *
+ *   cut-latency --ctl GOVFSCTL --home DIR --key-file F --agreement ID
+ *               [--reps N] [--readers-per-file K] [--hammer]
+ *               [--ctl-nice N] [--verbose] FILE...
+ *
+ * K reader threads per FILE (a data.csv on each mount of the agreement)
+ * each open their own handle and pread 4 KiB in a tight loop, walking the
+ * file.  Each repetition: note CLOCK_MONOTONIC t0, fork and exec govfsctl
+ * suspend (--ctl-nice: at that nice value, to see what CPU contention
+ * costs); every reader notes the time of its first failed read; the
+ * latency is the latest of those first failures minus t0.  Then resume and
+ * wait until every reader has read successfully again (a read that started
+ * after resume returned), and go on.  A refused reader waits for the
+ * resume (with --hammer it goes on reading, and being refused, in its
+ * tight loop, as a careless script would).  Prints p50, p99 and max of the
+ * latency, of govfsctl's own wall time and of the time govfsctl reports
+ * ("cut in X ms"), in milliseconds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_READERS 64
+#define READ_SIZE 4096
+#define WAIT_LIMIT_NS (10LL * 1000000000)
+
+struct reader {
+	pthread_t thread;
+	int fd;
+	off_t size;
+	off_t start;
+	/* The repetition whose cut this reader has seen, and when. */
+	_Atomic int failed_rep;
+	_Atomic int64_t first_fail_ns;
+	_Atomic int64_t fail_start_ns; /* when that failed read started */
+	/* The start of its latest successful read. */
+	_Atomic int64_t ok_start_ns;
+	_Atomic uint64_t reads, fails, other_errors;
+	_Atomic int last_errno;
+};
+
+static struct reader readers[MAX_READERS];
+static int nreaders;
+static _Atomic int rep;	    /* the repetition being cut, from 1 */
+static _Atomic int resumed; /* the last repetition resumed */
+static _Atomic bool stopping;
+static bool hammer;  /* keep reading once refused */
+static bool verbose; /* one line per repetition */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *read_loop(void *arg)
+{
+	struct reader *r = arg;
+	char buf[READ_SIZE];
+	off_t off = r->start;
+
+	while (!atomic_load(&stopping)) {
+		int cur = atomic_load(&rep);
+		int64_t t;
+		ssize_t n;
+
+		/* Refused in this repetition: wait for the resume, rather
+		 * than flood the daemons with reads they must refuse (and
+		 * audit) while the other mount is being cut. */
+		if (!hammer && atomic_load(&r->failed_rep) == cur &&
+		    atomic_load(&resumed) != cur) {
+			usleep(200);
+			continue;
+		}
+		t = now_ns();
+		n = pread(r->fd, buf, sizeof(buf), off);
+
+		atomic_fetch_add(&r->reads, 1);
+		if (n >= 0) {
+			atomic_store(&r->ok_start_ns, t);
+			off = n == 0 || off + n >= r->size ? 0 : off + n;
+			continue;
+		}
+		atomic_fetch_add(&r->fails, 1);
+		atomic_store(&r->last_errno, errno);
+		if (errno != EACCES)
+			atomic_fetch_add(&r->other_errors, 1);
+		if (atomic_load(&r->failed_rep) != cur) {
+			atomic_store(&r->fail_start_ns, t);
+			atomic_store(&r->first_fail_ns, now_ns());
+			atomic_store(&r->failed_rep, cur);
+		}
+	}
+	return NULL;
+}
+
+struct ctl_args {
+	const char *ctl, *home, *key, *agreement;
+};
+
+/*
+ * Run govfsctl agreement VERB ID --reason ... (fork and exec, as a shell
+ * would; at nice_inc if not 0); its exit status, and the "cut in X ms" it
+ * printed in *reported_ms (-1 if none).
+ */
+static int run_ctl(const struct ctl_args *a, const char *verb, int nice_inc,
+		   double *reported_ms)
+{
+	char *argv[] = {(char *)a->ctl,
+			"agreement",
+			(char *)verb,
+			(char *)a->agreement,
+			"--reason",
+			"cut-latency benchmark",
+			"--home",
+			(char *)a->home,
+			"--key-file",
+			(char *)a->key,
+			NULL};
+	char out[4096];
+	size_t len = 0;
+	int pipefd[2], status = -1;
+	pid_t pid;
+	const char *at;
+
+	*reported_ms = -1;
+	if (pipe2(pipefd, O_CLOEXEC))
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -1;
+	}
+	if (!pid) {
+		dup2(pipefd[1], STDOUT_FILENO);
+		if (nice_inc && setpriority(PRIO_PROCESS, 0, nice_inc))
+			_exit(126);
+		execv(a->ctl, argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	for (;;) {
+		ssize_t n = read(pipefd[0], out + len, sizeof(out) - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == sizeof(out) - 1)
+			break;
+	}
+	out[len] = 0;
+	close(pipefd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	at = strstr(out, " cut in ");
+	if (at)
+		*reported_ms = strtod(at + 8, NULL);
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		fprintf(stderr, "cut-latency: govfsctl agreement %s: %s\n",
+			verb, out);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile p (0..100) of the n sorted values. */
+static double percentile(const double *sorted, int n, double p)
+{
+	int rank = (int)(p / 100.0 * n + 0.999999);
+
+	if (rank < 1)
+		rank = 1;
+	if (rank > n)
+		rank = n;
+	return sorted[rank - 1];
+}
+
+static void summary(const char *label, double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	printf("%-44s p50 %7.2f ms   p99 %7.2f ms   max %7.2f ms\n", label,
+	       percentile(v, n, 50), percentile(v, n, 99), v[n - 1]);
+}
+
+/* Whether every reader has failed in repetition r. */
+static bool all_failed(int r)
+{
+	for (int i = 0; i < nreaders; i++)
+		if (atomic_load(&readers[i].failed_rep) != r)
+			return false;
+	return true;
+}
+
+/* Whether every reader has read successfully since t. */
+static bool all_read_since(int64_t t)
+{
+	for (int i = 0; i < nreaders; i++)
+		if (atomic_load(&readers[i].ok_start_ns) <= t)
+			return false;
+	return true;
+}
+
+static const char usage[] =
+    "usage: cut-latency --ctl GOVFSCTL --home DIR --key-file F --agreement "
+    "ID [--reps N] [--readers-per-file K] [--hammer] [--ctl-nice N] "
+    "[--verbose] FILE...\n";
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"ctl", required_argument, NULL, 'c'},
+	    {"home", required_argument, NULL, 'H'},
+	    {"key-file", required_argument, NULL, 'k'},
+	    {"agreement", required_argument, NULL, 'a'},
+	    {"reps", required_argument, NULL, 'n'},
+	    {"readers-per-file", required_argument, NULL, 'r'},
+	    {"hammer", no_argument, NULL, 'h'},
+	    {"ctl-nice", required_argument, NULL, 'N'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct ctl_args a = {0};
+	int reps = 50, per_file = 4, nice_inc = 0, opt, nfiles;
+	double *lat, *wall, *reported, *resume_wall;
+	int bad = 0;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			a.ctl = optarg;
+			break;
+		case 'H':
+			a.home = optarg;
+			break;
+		case 'k':
+			a.key = optarg;
+			break;
+		case 'a':
+			a.agreement = optarg;
+			break;
+		case 'n':
+			reps = atoi(optarg);
+			break;
+		case 'r':
+			per_file = atoi(optarg);
+			break;
+		case 'h':
+			hammer = true;
+			break;
+		case 'N':
+			nice_inc = atoi(optarg);
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	nfiles = argc - optind;
+	if (!a.ctl || !a.home || !a.key || !a.agreement || nfiles < 1 ||
+	    reps < 1 || per_file < 1 || nfiles * per_file > MAX_READERS) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	lat = calloc((size_t)reps, sizeof(double));
+	wall = calloc((size_t)reps, sizeof(double));
+	reported = calloc((size_t)reps, sizeof(double));
+	resume_wall = calloc((size_t)reps, sizeof(double));
+	if (!lat || !wall || !reported || !resume_wall)
+		return 1;
+
+	for (int f = 0; f < nfiles; f++) {
+		for (int k = 0; k < per_file; k++) {
+			struct reader *r = &readers[nreaders];
+			struct stat st;
+
+			r->fd = open(argv[optind + f], O_RDONLY | O_CLOEXEC);
+			if (r->fd < 0 || fstat(r->fd, &st)) {
+				perror(argv[optind + f]);
+				return 1;
+			}
+			r->size = st.st_size;
+			/* Spread the readers over the file. */
+			r->start =
+			    st.st_size / per_file * k / READ_SIZE * READ_SIZE;
+			nreaders++;
+		}
+	}
+	for (int i = 0; i < nreaders; i++)
+		if (pthread_create(&readers[i].thread, NULL, read_loop,
+				   &readers[i])) {
+			fprintf(stderr, "cut-latency: pthread_create failed\n");
+			return 1;
+		}
+	/* Everybody reading before the first cut. */
+	{
+		int64_t t = now_ns();
+
+		while (!all_read_since(t)) {
+			if (now_ns() - t > WAIT_LIMIT_NS) {
+				fprintf(stderr,
+					"cut-latency: readers do not "
+					"read (errno %d)\n",
+					atomic_load(&readers[0].last_errno));
+				return 1;
+			}
+			usleep(1000);
+		}
+	}
+
+	for (int i = 0; i < reps; i++) {
+		int64_t t0, t1, t2;
+		double ms;
+
+		atomic_store(&rep, i + 1);
+		t0 = now_ns();
+		if (run_ctl(&a, "suspend", nice_inc, &reported[i]))
+			return 1;
+		t1 = now_ns();
+		while (!all_failed(i + 1)) {
+			if (now_ns() - t0 > WAIT_LIMIT_NS) {
+				fprintf(stderr,
+					"cut-latency: repetition %d: not every "
+					"reader failed within 10 s\n",
+					i + 1);
+				return 1;
+			}
+			usleep(200);
+		}
+		lat[i] = 0;
+		for (int r = 0; r < nreaders; r++) {
+			ms = (double)(atomic_load(&readers[r].first_fail_ns) -
+				      t0) /
+			     1e6;
+			if (ms > lat[i])
+				lat[i] = ms;
+			/* A read that started after govfsctl returned and
+			 * succeeded: the contract is broken. */
+			if (atomic_load(&readers[r].ok_start_ns) > t1)
+				bad++;
+		}
+		wall[i] = (double)(t1 - t0) / 1e6;
+		if (verbose) {
+			/* When the failing reads started and ended, from t0. */
+			printf("rep %2d: govfsctl %7.2f ms (cut in %7.2f); "
+			       "refused at",
+			       i + 1, wall[i], reported[i]);
+			for (int r = 0; r < nreaders; r++)
+				printf(" %.1f/%.1f",
+				       (double)(atomic_load(
+						    &readers[r].fail_start_ns) -
+						t0) /
+					   1e6,
+				       (double)(atomic_load(
+						    &readers[r].first_fail_ns) -
+						t0) /
+					   1e6);
+			printf("\n");
+		}
+
+		t1 = now_ns();
+		if (run_ctl(&a, "resume", nice_inc, &ms))
+			return 1;
+		t2 = now_ns();
+		atomic_store(&resumed, i + 1);
+		resume_wall[i] = (double)(t2 - t1) / 1e6;
+		while (!all_read_since(t2)) {
+			if (now_ns() - t2 > WAIT_LIMIT_NS) {
+				fprintf(stderr,
+					"cut-latency: repetition %d: readers "
+					"do not read again after resume\n",
+					i + 1);
+				return 1;
+			}
+			usleep(200);
+		}
+	}
+	atomic_store(&stopping, true);
+	for (int i = 0; i < nreaders; i++)
+		pthread_join(readers[i].thread, NULL);
+
+	{
+		uint64_t reads = 0, fails = 0, other = 0;
+
+		for (int i = 0; i < nreaders; i++) {
+			reads += readers[i].reads;
+			fails += readers[i].fails;
+			other += readers[i].other_errors;
+			close(readers[i].fd);
+		}
+		printf("%d readers on %d file%s, %d repetitions, %llu reads "
+		       "(%llu refused, %llu with another error than EACCES)\n",
+		       nreaders, nfiles, nfiles == 1 ? "" : "s", reps,
+		       (unsigned long long)reads, (unsigned long long)fails,
+		       (unsigned long long)other);
+		if (other)
+			bad++;
+	}
+	summary("suspend start -> every reader refused:", lat, reps);
+	summary("govfsctl suspend, wall time:", wall, reps);
+	summary("govfsctl suspend, its own \"cut in\":", reported, reps);
+	summary("govfsctl resume, wall time:", resume_wall, reps);
+	if (bad)
+		printf("ANOMALIES: %d (a read succeeded after suspend "
+		       "returned, or an unexpected errno)\n",
+		       bad);
+	free(lat);
+	free(wall);
+	free(reported);
+	free(resume_wall);
+	return bad ? 1 : 0;
+}

@@ -1,0 +1,780 @@
+"""
+Live lifecycle (issue 5): suspend, resume and revoke cut every path of
+every mount of an agreement by the time govfsctl returns -- open handles
+read by several threads at once, a handle whose pages the kernel caches, a
+process holding a MAP_PRIVATE mapping, new opens -- and README.txt says
+why; expiry cuts on the first read that starts at valid_until and is
+recorded once across mounts; the daily quota is shared by all mounts of
+an agreement, survives a restart and comes back the next day (a daemon
+whose clock a test moves: govfs-testclock); `govfsctl mounts` shows what
+the daemons served.
+
+Reads are timed by the test itself: a read that *starts* after govfsctl
+returned (or after valid_until) must fail, whatever the scheduling, since
+the daemon necessarily checks it later still.
+"""
+import contextlib
+import errno
+import hashlib
+import os
+import random
+import re
+import signal
+import subprocess
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+import govfs_testlib as lib
+
+RULES = {"visit_id": "keep", "name": "mask:first1", "district": "keep",
+         "visit_date": "date:month", "cost": "keep", "notes": "keep"}
+
+# govfs-testclock is built next to govfs; GOVFS_TESTCLOCK_BIN overrides.
+TESTCLOCK = os.environ.get("GOVFS_TESTCLOCK_BIN") or str(
+    Path(lib.GOVFS).parent / "govfs-testclock")
+
+VALID_FROM = "2025-01-01T00:00:00+08:00"
+OFFSET = timezone(timedelta(hours=8))  # the offset of VALID_FROM
+
+
+class Data:
+    pass
+
+
+@pytest.fixture(scope="module")
+def data(module_dir):
+    """One home and dataset for the module; each test its own agreement."""
+    d = Data()
+    d.home = lib.Home(module_dir)
+    src = lib.gen_visits(module_dir / "v.csv", 4000, seed=21)
+    d.want = lib.expected_data_csv(src.read_bytes(), RULES)
+    d.home.add("visits", src)
+    return d
+
+
+# ---------------------------------------------------------------------------
+# Daemons
+# ---------------------------------------------------------------------------
+
+def govfs_cmd(home, agr_id, mp, binary=None, foreground=True):
+    return [binary or lib.GOVFS, "--home", home.dir, "--key-file", home.key,
+            "--agreement", agr_id, *(["-f"] if foreground else []), mp]
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class Daemon:
+    """A mount and its daemon, foreground (proc) or background (pid)."""
+
+    def __init__(self, mp, proc=None, pid=None, errlog=None):
+        self.path = Path(mp)
+        self.proc = proc
+        self.pid = proc.pid if proc else pid
+        self.errlog = errlog
+
+    def __truediv__(self, rel):
+        return self.path / rel
+
+    def stop(self):
+        lib.force_unmount(self.path)
+        if self.proc is not None:
+            lib.stop_process(self.proc)
+        elif self.pid:
+            assert lib.wait_for(lambda: not pid_alive(self.pid), 10), \
+                "background govfs %d still running after unmount" % self.pid
+
+
+def live_mounts(home, agr_id=None):
+    return [m for m in home.json("mounts")
+            if agr_id is None or m["agreement"] == agr_id]
+
+
+def start(home, agr_id, mp=None, binary=None, env=None, background=False):
+    """Mount agr_id with govfs (or binary) and wait until it is live."""
+    mp = mp or lib.new_mountpoint(home.base)
+    cmd = [str(c) for c in govfs_cmd(home, agr_id, mp, binary,
+                                     not background)]
+    if background:
+        lib.STARTED.append((None, Path(mp)))
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
+                             env=env)
+        assert res.returncode == 0, res.stderr
+        assert lib.mount_fstype(mp) == "fuse.govfs"
+        mine = [m for m in live_mounts(home, agr_id)
+                if m["mountpoint"] == os.path.realpath(mp)]
+        assert len(mine) == 1, mine
+        return Daemon(mp, pid=mine[0]["pid"])
+    errlog = Path(str(mp) + ".govfs.stderr")
+    with open(errlog, "wb") as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err,
+                                env=env)
+    lib.STARTED.append((proc, Path(mp)))
+    lib.wait_for(lambda: lib.is_mounted(mp) or proc.poll() is not None, 15)
+    if not lib.is_mounted(mp):
+        lib.stop_process(proc, 1)
+        raise AssertionError("govfs did not mount %s (exit %s): %s" % (
+            mp, proc.returncode, errlog.read_text()))
+    return Daemon(mp, proc=proc, errlog=errlog)
+
+
+@contextlib.contextmanager
+def daemons(*starts):
+    """Start each (args, kwargs) of starts; stop them all afterwards."""
+    running = []
+    try:
+        for args, kw in starts:
+            running.append(start(*args, **kw))
+        yield running
+    finally:
+        for d in running:
+            d.stop()
+
+
+# ---------------------------------------------------------------------------
+# Lifecycle commands
+# ---------------------------------------------------------------------------
+
+def lifecycle(home, verb, agr_id, reason=None):
+    """Run `agreement VERB ID [--reason R]`: (result, monotonic seconds at
+    start, monotonic seconds once it returned)."""
+    args = ["agreement", verb, agr_id]
+    if reason is not None:
+        args += ["--reason", reason]
+    t0 = time.monotonic()
+    res = home.ctl(*args)
+    return res, t0, time.monotonic()
+
+
+def cut_ok(home, verb, agr_id, reason, word, nmounts):
+    res, t0, t1 = lifecycle(home, verb, agr_id, reason)
+    assert res.returncode == 0, (res.stdout, res.stderr)
+    m = re.match(r"agreement %s %s: (\d+) mounts? cut in ([0-9.]+) ms\n"
+                 % (re.escape(agr_id), word), res.stdout)
+    assert m, res.stdout
+    assert int(m.group(1)) == nmounts, res.stdout
+    assert float(m.group(2)) <= (t1 - t0) * 1000 + 1, (res.stdout, t1 - t0)
+    return res, t1
+
+
+def expected_admin_uid():
+    sudo = os.environ.get("SUDO_UID", "")
+    if sudo.isdigit():
+        return int(sudo)
+    try:
+        with open("/proc/self/loginuid") as f:
+            uid = int(f.read().strip())
+        if uid != 4294967295:
+            return uid
+    except (OSError, ValueError):
+        pass
+    return os.getuid()
+
+
+def readme(mount):
+    return lib.read_all(mount / "README.txt").decode()
+
+
+def check_readme_cut(mount, home, agr_id, state, reason):
+    """README.txt is readable and says state, since when, by whom and why,
+    as `agreement show` has them."""
+    shown = home.json("agreement", "show", agr_id)
+    assert shown["state"] == state, shown
+    assert shown["state_reason"] == reason, shown
+    text = readme(mount)
+    assert "\nState:     %s\n" % state in text, text
+    line = "           since %s, by %s: %s\n" % (
+        shown["state_since"], shown["state_by"], reason)
+    assert line in text, (line, text)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
+                        shown["state_since"]), shown
+    assert "uid %d" % expected_admin_uid() in shown["state_by"], shown
+    return text
+
+
+# ---------------------------------------------------------------------------
+# Readers
+# ---------------------------------------------------------------------------
+
+class Reader(threading.Thread):
+    """Reads an open handle at random offsets with pread until stopped,
+    logging (start, end, outcome) of every read by `clock`: outcome is
+    "ok" (bytes checked against want), "WRONG" or an errno name."""
+
+    def __init__(self, path, want, seed, clock=time.monotonic,
+                 sizes=(1, 100, 4096, 65536)):
+        super().__init__(daemon=True)
+        self.fd = os.open(path, os.O_RDONLY)
+        self.want = want
+        self.rng = random.Random(seed)
+        self.clock = clock
+        self.sizes = sizes
+        self.log = []
+        self.halt = threading.Event()
+
+    def run(self):
+        size = len(self.want)
+        while not self.halt.is_set():
+            off = self.rng.randrange(0, size)
+            n = self.rng.choice(self.sizes)
+            t0 = self.clock()
+            try:
+                got = os.pread(self.fd, n, off)
+                outcome = "ok" if got == self.want[off:off + n] else "WRONG"
+            except OSError as e:
+                outcome = errno.errorcode.get(e.errno, str(e.errno))
+            self.log.append((t0, self.clock(), outcome))
+
+    def started_after(self, t):
+        return [r for r in list(self.log) if r[0] > t]
+
+    def wait_reads_after(self, t, n=5, timeout=10):
+        ok = lib.wait_for(lambda: len(self.started_after(t)) >= n, timeout,
+                          step=0.005)
+        assert ok, "reader made %d reads after the mark" % len(
+            self.started_after(t))
+        return self.started_after(t)
+
+    def close(self):
+        self.halt.set()
+        self.join(10)
+        os.close(self.fd)
+
+
+# A process holding a MAP_PRIVATE mapping of data.csv (a path, or "fd:N"
+# for a descriptor passed down): prints the SHA-256 of the mapped bytes;
+# with "wait", touches every page again after a line on stdin.
+MAPPER = r"""
+import hashlib, mmap, os, sys
+src, size, wait = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "wait"
+fd = int(src[3:]) if src.startswith("fd:") else os.open(src, os.O_RDONLY)
+m = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+print(hashlib.sha256(m[:]).hexdigest(), flush=True)
+if wait:
+    sys.stdin.readline()
+    print(hashlib.sha256(m[:]).hexdigest(), flush=True)
+"""
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+class Mapper:
+    """A process that mapped and touched data.csv and waits to touch it
+    again."""
+
+    def __init__(self, path, size):
+        self.proc = subprocess.Popen(
+            [lib.PYTHON, "-c", MAPPER, str(path), str(size), "wait"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        self.first = self.proc.stdout.readline().strip()
+
+    def touch_again(self):
+        """Touch every page again: the exit status (negative: a signal)
+        and what it printed."""
+        out, _ = self.proc.communicate("\n", timeout=30)
+        return self.proc.returncode, out.strip()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def map_fd(fd, size):
+    """Map the open handle fd MAP_PRIVATE in a child process and touch
+    every page: (exit status, SHA-256 printed)."""
+    res = subprocess.run([lib.PYTHON, "-c", MAPPER, "fd:%d" % fd, str(size),
+                          "once"], pass_fds=(fd,), capture_output=True,
+                         text=True, timeout=60)
+    return res.returncode, res.stdout.strip()
+
+
+def check_cut_everywhere(readers, t_cut, fd_cached, mapper, mounts, size,
+                         open_errs=("EACCES",)):
+    """What a cut must have done when govfsctl returned at t_cut; a new
+    open fails with one of open_errs."""
+    for r in readers:
+        after = r.wait_reads_after(t_cut)
+        assert {o for _, _, o in after} == {"EACCES"}, after[:20]
+    with pytest.raises(OSError) as e:
+        os.pread(fd_cached, 4096, 0)
+    assert e.value.errno == errno.EACCES
+    # The pages mapped before are gone from the page cache: faulting them
+    # in again asks govfs, which refuses, so the toucher dies of SIGBUS.
+    rc, out = map_fd(fd_cached, size)
+    assert rc == -signal.SIGBUS, (rc, out)
+    rc, out = mapper.touch_again()
+    assert rc == -signal.SIGBUS, (rc, out)
+    for m in mounts:
+        assert lib.errno_of(os.open, m / "visits" / "data.csv",
+                            os.O_RDONLY) in open_errs
+        assert lib.errno_of(lib.read_all, m / "visits" /
+                            "schema.json") in open_errs
+
+
+def assert_no_wrong_bytes(readers):
+    for r in readers:
+        assert "WRONG" not in {o for _, _, o in r.log}
+
+
+# ---------------------------------------------------------------------------
+# Suspend, resume, revoke
+# ---------------------------------------------------------------------------
+
+def test_suspend_resume_revoke_cut_every_path(data):
+    home, want = data.home, data.want
+    agr = "agr-cut"
+    home.apply(lib.agreement(agr, {"visits": RULES}, valid_from=VALID_FROM,
+                             quota={"bytes_per_day": 10 ** 10}))
+    counter = home.dir / "quota" / agr
+    readers, mappers, fds = [], [], []
+    with daemons(((home, agr), {}),
+                 ((home, agr), {"background": True})) as (m1, m2):
+        try:
+            for m in (m1, m2):
+                assert lib.read_all(m / "visits" / "data.csv") == want
+            assert counter.is_file()
+            # Four threads on open handles, two on each mount.
+            readers = [Reader(m / "visits" / "data.csv", want, seed)
+                       for seed, m in enumerate((m1, m1, m2, m2))]
+            # A handle whose range is in the page cache: data files are
+            # direct I/O, so a private mapping is what caches their pages.
+            fd_cached = os.open(m1 / "visits" / "data.csv", os.O_RDONLY)
+            fds.append(fd_cached)
+            assert map_fd(fd_cached, len(want)) == (0, sha(want))
+            mappers.append(Mapper(m1 / "visits" / "data.csv", len(want)))
+            assert mappers[-1].first == sha(want)
+            for r in readers:
+                r.start()
+            for r in readers:
+                r.wait_reads_after(time.monotonic())
+
+            # suspend: every path of both mounts is cut when it returns.
+            reason = "clause 7.2 violated: re-identification attempt"
+            _, t_cut = cut_ok(home, "suspend", agr, reason, "suspended", 2)
+            check_cut_everywhere(readers, t_cut, fd_cached, mappers[-1],
+                                 (m1, m2), len(want))
+            for m in (m1, m2):
+                check_readme_cut(m, home, agr, "suspended", reason)
+            assert [x["state"] for x in live_mounts(home, agr)] == \
+                ["suspended"] * 2
+
+            # suspending again changes nothing and says so.
+            res, _, _ = lifecycle(home, "suspend", agr, "again")
+            assert res.returncode == 0, res.stderr
+            assert res.stdout == ("agreement %s is already suspended: "
+                                  "nothing changed\n" % agr)
+            assert home.json("agreement", "show", agr)["state_reason"] == \
+                reason
+
+            # resume: the same handles read the same bytes again.
+            _, t_back = cut_ok(home, "resume", agr, "corrected by grantee",
+                               "resumed", 2)
+            for r in readers:
+                after = r.wait_reads_after(t_back)
+                assert {o for _, _, o in after} == {"ok"}, after[:20]
+            assert os.pread(fd_cached, 5000, 1000) == want[1000:6000]
+            assert map_fd(fd_cached, len(want)) == (0, sha(want))
+            for m in (m1, m2):
+                assert lib.read_all(m / "visits" / "data.csv") == want
+                assert "\nState:     active\n" in readme(m)
+            res, _, _ = lifecycle(home, "resume", agr)
+            assert res.returncode == 0, res.stderr
+            assert "nothing changed" in res.stdout, res.stdout
+
+            # revoke: cut as by suspend, and final.
+            mappers.append(Mapper(m2 / "visits" / "data.csv", len(want)))
+            assert mappers[-1].first == sha(want)
+            reason = "terminated: violation not corrected"
+            res, t_cut = cut_ok(home, "revoke", agr, reason, "revoked", 2)
+            lines = res.stdout.splitlines()
+            assert len(lines) == 3, res.stdout
+            assert lines[1].startswith("deleted: "), res.stdout
+            assert "pseudonym key" in lines[1] and "quota counter" in \
+                lines[1], res.stdout
+            assert lines[2].startswith("kept: ") and "audit" in lines[2]
+            # A revoked mount shows no datasets any more: a new open is
+            # ENOENT there (SPEC says EACCES: test_revoked_open_is_eacces).
+            check_cut_everywhere(readers, t_cut, fd_cached, mappers[-1],
+                                 (m1, m2), len(want), ("EACCES", "ENOENT"))
+            for m in (m1, m2):
+                check_readme_cut(m, home, agr, "revoked", reason)
+            assert not counter.exists(), "revoke left %s" % counter
+            assert_no_wrong_bytes(readers)
+        finally:
+            for r in readers:
+                r.close()
+            for fd in fds:
+                os.close(fd)
+            for mp in mappers:
+                mp.kill()
+
+    for verb in ("resume", "suspend"):
+        res, _, _ = lifecycle(home, verb, agr, "please")
+        err = lib.assert_one_line_error(res, 1, "govfsctl", agr)
+        assert "revoked" in err, err
+    res, _, _ = lifecycle(home, "revoke", agr, "twice")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "agreement %s is already revoked: nothing " \
+        "changed\n" % agr
+    assert home.json("agreement", "show", agr)["state"] == "revoked"
+
+    mp = lib.new_mountpoint(home.base)
+    for fg in (True, False):
+        res = lib.run(govfs_cmd(home, agr, mp, foreground=fg), text=True,
+                      timeout=30)
+        err = lib.assert_one_line_error(res, 1, "govfs", agr)
+        assert "revoked" in err, err
+        assert not lib.is_mounted(mp)
+
+    # Each change is recorded with its reason, by the admin who made it.
+    recs = [r for r in home.audit_export("--agreement", agr)
+            if r["event"].startswith("agreement.")
+            and r["event"] != "agreement.apply"]
+    got = [(r["event"], r["reason"]) for r in recs]
+    assert got == [
+        ("agreement.suspend",
+         "clause 7.2 violated: re-identification attempt"),
+        ("agreement.resume", "corrected by grantee"),
+        ("agreement.revoke", "terminated: violation not corrected"),
+    ], got
+    for r in recs:
+        assert r["uid"] == expected_admin_uid(), r
+        assert r["comm"] == "govfsctl" and r["result"] == "ok", r
+    refused = [r for r in home.audit_export("--agreement", agr)
+               if r["event"] == "read" and r["result"] == "EACCES"]
+    assert refused, "refused reads were not recorded"
+    assert home.ctl("audit", "verify").returncode == 0
+
+
+def test_cut_without_mounts_and_usage(data):
+    home = data.home
+    agr = "agr-cli"
+    home.apply(lib.agreement(agr, {"visits": RULES}))
+    for verb in ("suspend", "revoke"):
+        for args in ([], ["--reason", ""]):
+            res = home.ctl("agreement", verb, agr, *args)
+            assert res.returncode == 2, (verb, args, res.stdout, res.stderr)
+            assert "--reason" in res.stderr, res.stderr
+    res = home.ctl("agreement", "suspend", "--reason", "x")
+    assert res.returncode == 2, res.stderr
+    res, _, _ = lifecycle(home, "suspend", "agr-nope", "x")
+    lib.assert_one_line_error(res, 1, "govfsctl", "agr-nope")
+    assert home.json("agreement", "show", agr)["state"] == "active"
+    cut_ok(home, "suspend", agr, "no mounts at all", "suspended", 0)
+    cut_ok(home, "resume", agr, None, "resumed", 0)
+    shown = home.json("agreement", "show", agr)
+    assert shown["state"] == "active", shown
+    listed = {a["id"]: a["state"] for a in home.agreements()}
+    assert listed[agr] == "active", listed
+
+
+def test_suspended_agreement_mounts_readme_only(data):
+    """SPEC: a suspended agreement mounts, and only README.txt reads; a
+    resume reaches a mount that started suspended."""
+    home, want = data.home, data.want
+    agr = "agr-mount-suspended"
+    home.apply(lib.agreement(agr, {"visits": RULES}))
+    cut_ok(home, "suspend", agr, "pending review", "suspended", 0)
+    with daemons(((home, agr), {"background": True})) as (m,):
+        check_readme_cut(m, home, agr, "suspended", "pending review")
+        assert lib.errno_of(lib.read_all,
+                            m / "visits" / "data.csv") == "EACCES"
+        cut_ok(home, "resume", agr, None, "resumed", 1)
+        assert lib.read_all(m / "visits" / "data.csv") == want
+
+
+# ---------------------------------------------------------------------------
+# Expiry
+# ---------------------------------------------------------------------------
+
+def expire_records(home, agr):
+    return [r for r in home.audit_export("--agreement", agr)
+            if r["event"] == "agreement.expire"]
+
+
+def test_expiry_to_the_instant(data):
+    home, want = data.home, data.want
+    agr = "agr-expire"
+    until = int(time.time()) + 4  # 3 to 4 s from now
+    home.apply(lib.agreement(agr, {"visits": RULES}, valid_from=VALID_FROM,
+                             valid_until=lib.rfc3339(until)))
+    readers, mapper = [], None
+    with daemons(((home, agr), {}), ((home, agr), {})) as (m1, m2):
+        try:
+            readers = [Reader(m / "visits" / "data.csv", want, seed,
+                              clock=time.time, sizes=(4096,))
+                       for seed, m in enumerate((m1, m2))]
+            mapper = Mapper(m2 / "visits" / "data.csv", len(want))
+            assert mapper.first == sha(want)
+            assert "\nState:     active\n" in readme(m1)
+            assert time.time() < until - 0.5, "setup took too long"
+            for r in readers:
+                r.start()
+            lib.wait_for(lambda: time.time() > until + 0.5, 10, step=0.05)
+            for r in readers:
+                r.wait_reads_after(until + 0.5, n=20)
+                r.halt.set()
+                r.join(10)
+
+            for r in readers:
+                log = list(r.log)
+                before = [x for x in log if x[1] < until]
+                assert len(before) > 10, "too few reads before expiry"
+                assert {o for _, _, o in before} == {"ok"}, \
+                    [x for x in before if x[2] != "ok"][:5]
+                after = [x for x in log if x[0] >= until]
+                assert {o for _, _, o in after} == {"EACCES"}, \
+                    [x for x in after if x[2] != "EACCES"][:5]
+                fails = [x for x in log if x[2] != "ok"]
+                assert fails[0][2] == "EACCES"
+                # The first refusal is the first read that started at or
+                # after valid_until (or one that was checked after it); the
+                # bound only allows for a busy machine's scheduling.
+                late = fails[0][1] - until
+                assert -0.05 < late < 0.2, late
+                assert not [x for x in log if x[0] > fails[0][0] and
+                            x[2] == "ok"], "a read succeeded after expiry"
+
+            # The timer dropped the cached pages of the mapping too.
+            rc, out = mapper.touch_again()
+            assert rc == -signal.SIGBUS, (rc, out)
+            for m in (m1, m2):
+                assert lib.errno_of(os.open, m / "visits" / "data.csv",
+                                    os.O_RDONLY) == "EACCES"
+                text = readme(m)
+                assert "\nState:     expired\n" in text, text
+            assert home.json("agreement", "show", agr)["state"] == "expired"
+            listed = {a["id"]: a["state"] for a in home.agreements()}
+            assert listed[agr] == "expired", listed
+            assert [x["state"] for x in live_mounts(home, agr)] == \
+                ["expired"] * 2
+
+            # One record per expiry, whichever of the mounts wrote it.
+            assert lib.wait_for(lambda: expire_records(home, agr), 3)
+            time.sleep(0.5)
+            recs = expire_records(home, agr)
+            assert len(recs) == 1, recs
+            assert lib.rfc3339_epoch(recs[0]["time"]) >= until
+            assert lib.rfc3339_epoch(recs[0]["time"]) < until + 1
+            assert "valid_until" in (recs[0]["reason"] or ""), recs
+        finally:
+            for r in readers:
+                r.close()
+            if mapper:
+                mapper.kill()
+    # Nor does a restart record it again.
+    with daemons(((home, agr), {})) as (m,):
+        assert "\nState:     expired\n" in readme(m)
+        time.sleep(0.4)
+    assert len(expire_records(home, agr)) == 1
+
+
+# ---------------------------------------------------------------------------
+# Quota
+# ---------------------------------------------------------------------------
+
+def next_midnight(now, tz):
+    """Epoch seconds of the first midnight in tz after epoch now."""
+    local = datetime.fromtimestamp(now, tz)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return (day + timedelta(days=1)).timestamp()
+
+
+def day_start_text(now, tz):
+    local = datetime.fromtimestamp(now, tz)
+    return local.replace(hour=0, minute=0, second=0,
+                         microsecond=0).isoformat()
+
+
+def quota_lines(text):
+    m = re.search(r"\nQuota:     (\d+) bytes of data per day\n"
+                  r"           today \(from (\S+)\): (\d+) used, (\d+) left\n",
+                  text)
+    assert m, text
+    return int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+
+
+def read_stream(fd, start=0, chunk=65536):
+    """pread from start on to EOF or an error: (reads, errno|None), each
+    read (offset, bytes)."""
+    reads, off = [], start
+    while True:
+        try:
+            b = os.pread(fd, chunk, off)
+        except OSError as e:
+            return reads, e.errno
+        if not b:
+            return reads, None
+        reads.append((off, b))
+        off += len(b)
+
+
+def test_quota_shared_persistent_daily(data, tmp_dir):
+    home, want = data.home, data.want
+    agr = "agr-quota"
+    size = len(want)
+    quota = 2 * size + size // 3 + 1001
+    home.apply(lib.agreement(agr, {"visits": RULES}, valid_from=VALID_FROM,
+                             quota={"bytes_per_day": quota}))
+    clock = tmp_dir / "clock"
+    clock.write_text("0\n")
+    env = dict(os.environ, GOVFS_TEST_CLOCK_FILE=str(clock))
+    tc = {"binary": TESTCLOCK, "env": env}
+    assert os.access(TESTCLOCK, os.X_OK), TESTCLOCK
+    path = Path("visits") / "data.csv"
+
+    with daemons(((home, agr), tc),
+                 ((home, agr), dict(tc, background=True))) as (m1, m2):
+        total, today, used, left = quota_lines(readme(m1))
+        assert (total, used, left) == (quota, 0, quota)
+        assert today == day_start_text(time.time(), OFFSET)
+
+        for n, m in enumerate((m1, m2), 1):
+            assert lib.read_all(m / path) == want
+            for mm in (m1, m2):
+                assert quota_lines(readme(mm))[2:] == (n * size,
+                                                       quota - n * size)
+        fd1 = os.open(m1 / path, os.O_RDONLY)
+        fd2 = os.open(m2 / path, os.O_RDONLY)
+        try:
+            # The read that reaches the quota is cut short at it.
+            reads, err = read_stream(fd1)
+            assert err == errno.EDQUOT, err
+            got = b"".join(b for _, b in reads)
+            assert len(got) == quota - 2 * size
+            assert got == want[:len(got)]
+            assert len(reads[-1][1]) < 65536
+            for fd in (fd1, fd2):
+                with pytest.raises(OSError) as e:
+                    os.pread(fd, 100, 0)
+                assert e.value.errno == errno.EDQUOT
+            for m in (m1, m2):
+                assert lib.errno_of(os.open, m / path,
+                                    os.O_RDONLY) == "EDQUOT"
+                assert quota_lines(readme(m))[2:] == (quota, 0)
+        finally:
+            os.close(fd1)
+            os.close(fd2)
+        assert (home.dir / "quota" / agr).is_file()
+
+    # The count survives the daemons.
+    with daemons(((home, agr), tc), ((home, agr), {})) as (m1, m2):
+        for m in (m1, m2):
+            assert lib.errno_of(os.open, m / path, os.O_RDONLY) == "EDQUOT"
+            assert quota_lines(readme(m))[2:] == (quota, 0)
+
+    # The next day in valid_from's offset restores access.
+    with daemons(((home, agr), tc),
+                 ((home, agr), dict(tc, background=True))) as (m1, m2):
+        now = time.time()
+        skew = int(next_midnight(now, OFFSET) - now) + 5
+        clock.write_text("%d\n" % skew)
+        # Each daemon reads the clock file every 100 ms.
+        for m in (m1, m2):
+            assert lib.wait_for(lambda: quota_lines(readme(m))[2] == 0, 3), \
+                readme(m)
+        for m in (m1, m2):
+            assert lib.read_all(m / path) == want
+        _, today, used, left = quota_lines(readme(m2))
+        assert (used, left) == (2 * size, quota - 2 * size)
+        assert today == day_start_text(time.time() + skew, OFFSET)
+
+
+# ---------------------------------------------------------------------------
+# govfsctl mounts
+# ---------------------------------------------------------------------------
+
+def test_mounts_json(data):
+    home, want = data.home, data.want
+    agr = "agr-mounts"
+    home.apply(lib.agreement(agr, {"visits": RULES}))
+    t_start = time.time()
+    fds = []
+    with daemons(((home, agr), {}),
+                 ((home, agr), {"background": True})) as (m1, m2):
+        try:
+            fds = [os.open(m / "visits" / "data.csv", os.O_RDONLY)
+                   for m in (m1, m1, m2)]
+            assert os.pread(fds[0], 1000, 0) == want[:1000]
+            assert os.pread(fds[1], 3000, 5000) == want[5000:8000]
+            assert os.pread(fds[2], 70000, 100) == want[100:70100]
+            assert readme(m2)  # README is not data: not counted as served
+            rows = {r["mountpoint"]: r for r in live_mounts(home, agr)}
+            assert set(rows) == {str(m1.path), str(m2.path)}, rows
+            r1, r2 = rows[str(m1.path)], rows[str(m2.path)]
+            for r in (r1, r2):
+                assert set(r) == {"agreement", "state", "mountpoint", "pid",
+                                  "revision", "open_files", "bytes_served",
+                                  "started"}, r
+                assert r["agreement"] == agr and r["state"] == "active"
+                assert r["revision"] == 1
+                started = lib.rfc3339_epoch(r["started"])
+                assert t_start - 1 <= started <= time.time() + 1, r
+            assert r1["pid"] == m1.proc.pid
+            assert r2["pid"] == m2.pid and pid_alive(m2.pid)
+            assert (r1["open_files"], r1["bytes_served"]) == (2, 4000)
+            assert lib.wait_for(
+                lambda: [r["open_files"] for r in live_mounts(home, agr)
+                         if r["pid"] == m2.pid] == [1], 3)
+            assert r2["bytes_served"] == 70000
+            text = home.ok("mounts").stdout
+            assert str(m1.path) in text and str(m2.path) in text, text
+        finally:
+            for fd in fds:
+                os.close(fd)
+        assert lib.wait_for(lambda: [r["open_files"] for r in
+                                     live_mounts(home, agr)] == [0, 0], 3)
+
+        # A daemon killed outright is no longer listed as live, and a cut
+        # counts only the mounts that are.
+        m1.proc.send_signal(signal.SIGKILL)
+        assert m1.proc.wait(timeout=10) == -signal.SIGKILL
+        assert lib.wait_for(lambda: not lib.is_mounted(m1.path), 5)
+        rows = live_mounts(home, agr)
+        assert [r["pid"] for r in rows] == [m2.pid], rows
+        cut_ok(home, "suspend", agr, "one left", "suspended", 1)
+        assert [r["state"] for r in live_mounts(home, agr)] == ["suspended"]
+    assert live_mounts(home, agr) == []
+
+
+# ---------------------------------------------------------------------------
+# Refused mounts leave nothing behind; a revoked agreement refuses opens
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("agr_id", ["agr-absent", "agr-gone"])
+def test_refused_mount_creates_no_quota_counter(data, agr_id):
+    home = data.home
+    if agr_id == "agr-gone":
+        home.apply(lib.agreement(agr_id, {"visits": RULES}))
+        cut_ok(home, "revoke", agr_id, "gone", "revoked", 0)
+    counter = home.dir / "quota" / agr_id
+    assert not counter.exists()
+    res = lib.run(govfs_cmd(home, agr_id, lib.new_mountpoint(home.base)),
+                  text=True, timeout=30)
+    assert res.returncode == 1, res.stderr
+    assert not counter.exists(), "a refused mount created %s" % counter
+
+
+def test_revoked_open_is_eacces(data):
+    home = data.home
+    agr = "agr-revoked-open"
+    home.apply(lib.agreement(agr, {"visits": RULES}))
+    with daemons(((home, agr), {})) as (m,):
+        assert lib.read_all(m / "visits" / "data.csv") == data.want
+        cut_ok(home, "revoke", agr, "ended", "revoked", 1)
+        assert lib.errno_of(os.open, m / "visits" / "data.csv",
+                            os.O_RDONLY) == "EACCES"
