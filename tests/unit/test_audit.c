@@ -171,30 +171,55 @@ static sqlite3 *attacker_open(const char *home)
 	return db;
 }
 
-static void expect_intact(const char *home, uint64_t records)
+/* audit_verify's return, the verdict aside. */
+static int verify_rc(const char *home)
 {
-	uint64_t n = 0, bad = 0;
-	char why[256] = "";
-	int rc = audit_verify(home, &n, &bad, why, sizeof(why));
+	struct audit_verdict v;
+
+	return audit_verify(home, &v);
+}
+
+/* The log verifies, and holds records records from first_seq on. */
+static void expect_intact_from(const char *home, uint64_t first_seq,
+			       uint64_t records)
+{
+	struct audit_verdict v;
+	int rc = audit_verify(home, &v);
 
 	if (rc)
-		fail_msg("verify: %d (%s), first bad %llu", rc, why,
-			 (unsigned long long)bad);
-	assert_int_equal(n, records);
+		fail_msg("verify: %d (%s), first bad %llu", rc, v.why,
+			 (unsigned long long)v.first_bad);
+	assert_int_equal(v.records, records);
+	assert_int_equal(v.first_seq, records ? first_seq : 0);
+}
+
+static void expect_intact(const char *home, uint64_t records)
+{
+	expect_intact_from(home, 1, records);
 }
 
 /* Verify must find tampering first at seq, and say what contains. */
 static void expect_bad(const char *home, uint64_t seq, const char *contains)
 {
-	uint64_t n, bad = 0;
-	char why[256] = "";
+	struct audit_verdict v;
 
-	assert_int_equal(audit_verify(home, &n, &bad, why, sizeof(why)),
-			 -EBADMSG);
-	if (bad != seq || !strstr(why, contains))
+	assert_int_equal(audit_verify(home, &v), -EBADMSG);
+	if (v.first_bad != seq || !strstr(v.why, contains))
 		fail_msg("want first bad %llu with '%s', got %llu: %s",
 			 (unsigned long long)seq, contains,
-			 (unsigned long long)bad, why);
+			 (unsigned long long)v.first_bad, v.why);
+}
+
+/* audit_query with the filters the tests use most. */
+static int query(const char *home, int64_t since_ns, const char *agreement,
+		 uint64_t last_n,
+		 int (*fn)(void *ctx, const struct audit_record *rec),
+		 void *ctx)
+{
+	struct audit_filter f = {
+	    .since_ns = since_ns, .agreement = agreement, .last_n = last_n};
+
+	return audit_query(home, &f, fn, ctx, NULL);
 }
 
 /*
@@ -354,7 +379,7 @@ static void test_create_refuses_existing(void **state)
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(audit_create(f->home, 365), -EEXIST);
 	assert_int_equal(access(path, F_OK), -1);
-	assert_int_equal(audit_verify(f->home, NULL, NULL, NULL, 0), -ENOENT);
+	assert_int_equal(verify_rc(f->home), -ENOENT);
 }
 
 static void test_fresh_log_is_intact(void **state)
@@ -425,8 +450,7 @@ static void test_round_trip(void **state)
 	assert_false(audit_log_failed(log));
 	audit_log_close(log);
 
-	assert_int_equal(audit_query(f->home, INT64_MIN, NULL, 0, collect, &c),
-			 0);
+	assert_int_equal(query(f->home, INT64_MIN, NULL, 0, collect, &c), 0);
 	assert_int_equal(c.n, 2);
 	assert_int_equal(c.seq[0], 1);
 	assert_int_equal(c.seq[1], 2);
@@ -476,29 +500,26 @@ static void test_query_filters(void **state)
 	}
 	audit_log_close(log);
 
-	assert_int_equal(audit_query(f->home, 7000, NULL, 0, collect, &c), 0);
+	assert_int_equal(query(f->home, 7000, NULL, 0, collect, &c), 0);
 	assert_int_equal(c.n, 4);
 	assert_int_equal(c.seq[0], 7);
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(audit_query(f->home, INT64_MIN, "odd", 0, collect, &c),
-			 0);
+	assert_int_equal(query(f->home, INT64_MIN, "odd", 0, collect, &c), 0);
 	assert_int_equal(c.n, 5);
 	assert_int_equal(c.seq[4], 9);
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(
-	    audit_query(f->home, INT64_MIN, "even", 2, collect, &c), 0);
+	assert_int_equal(query(f->home, INT64_MIN, "even", 2, collect, &c), 0);
 	assert_int_equal(c.n, 2);
 	assert_int_equal(c.seq[0], 8);
 	assert_int_equal(c.seq[1], 10);
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(audit_query(f->home, 3000, NULL, 3, collect, &c), 0);
+	assert_int_equal(query(f->home, 3000, NULL, 3, collect, &c), 0);
 	assert_int_equal(c.n, 3);
 	assert_int_equal(c.seq[0], 8);
 	/* the callback's non-zero return stops the walk and is returned */
 	memset(&c, 0, sizeof(c));
 	c.stop_after = 2;
-	assert_int_equal(audit_query(f->home, INT64_MIN, NULL, 0, collect, &c),
-			 7);
+	assert_int_equal(query(f->home, INT64_MIN, NULL, 0, collect, &c), 7);
 	assert_int_equal(c.n, 2);
 }
 
@@ -576,8 +597,8 @@ static void test_threads_all_committed_in_order(void **state)
 	assert_int_equal(audit_log_open(f->home, &log), 0);
 	run_appenders(&log, 1);
 	audit_log_close(log);
-	assert_int_equal(
-	    audit_query(f->home, INT64_MIN, NULL, 0, check_order, &o), 0);
+	assert_int_equal(query(f->home, INT64_MIN, NULL, 0, check_order, &o),
+			 0);
 	assert_int_equal(o.n, THREADS * PER_THREAD);
 	assert_true(o.ok);
 	for (int i = 0; i < THREADS; i++)
@@ -598,8 +619,8 @@ static void test_two_writers_share_the_chain(void **state)
 	run_appenders(logs, 2);
 	audit_log_close(logs[0]);
 	audit_log_close(logs[1]);
-	assert_int_equal(
-	    audit_query(f->home, INT64_MIN, NULL, 0, check_order, &o), 0);
+	assert_int_equal(query(f->home, INT64_MIN, NULL, 0, check_order, &o),
+			 0);
 	assert_int_equal(o.n, THREADS * PER_THREAD);
 	assert_true(o.ok);
 	expect_intact(f->home, THREADS * PER_THREAD);
@@ -1027,7 +1048,7 @@ static void test_append_sync(void **state)
 	sqlite3_close(db);
 	expect_intact(f->home, 8);
 	assert_int_equal(
-	    audit_query(f->home, INT64_MIN, "agr-2025-001", 0, collect, &c), 0);
+	    query(f->home, INT64_MIN, "agr-2025-001", 0, collect, &c), 0);
 	assert_int_equal(c.n, 3);
 	assert_int_equal(c.seq[2], 8);
 	assert_string_equal(c.ev[2].reason, "contract ended");
@@ -1121,13 +1142,13 @@ static void test_fails_closed_when_disk_full(void **state)
 	/* what was committed is intact, and it works again with space */
 	snprintf(path, sizeof(path), "%s/filler", dir);
 	assert_int_equal(unlink(path), 0);
-	rc = audit_verify(dir, NULL, NULL, NULL, 0);
+	rc = verify_rc(dir);
 	assert_int_equal(rc, 0);
 	assert_int_equal(audit_log_open(dir, &log), 0);
 	assert_int_equal(audit_log_append(log, &ev, &ticket), 0);
 	assert_int_equal(audit_log_wait(log, ticket), 0);
 	audit_log_close(log);
-	assert_int_equal(audit_verify(dir, NULL, NULL, NULL, 0), 0);
+	assert_int_equal(verify_rc(dir), 0);
 }
 
 int main(void)
