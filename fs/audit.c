@@ -17,7 +17,9 @@
  * bytes (no terminator).
  *   hash[seq] = SHA-256(hash[seq - 1] || encoding(seq)), hash[0] = 32 zeros
  * A seal at seq signs, with Ed25519, the 56 bytes
- *   "govfs audit seal" (16 bytes) || seq (8 bytes LE) || hash[seq] (32).
+ *   "govfs audit seal" (16 bytes) || seq (8 bytes LE) || hash[seq] (32)
+ * but the seal of an audit.prune record (see below), which only the prune
+ * that appends it makes, starts with "govfs prune seal" instead.
  *
  * Sealing rule, kept by every writer inside the transaction that commits a
  * batch, so that it holds on disk after every commit: the records after the
@@ -59,18 +61,21 @@
  * together with their seals is the same case: keeping a copy of the latest
  * seal elsewhere would catch it.
  *
- * After pruning, the first record kept, F, must follow the range that the
- * audit.prune record named by meta's last_prune declares (F = offset +
- * length; meta only points, and a wrong pointer fails), a seal must sit
- * at F - 1 with a good signature, and hash[F - 1] is taken from it: the
- * chain from F on is then checked as above, anchored by a signature.  That
- * audit.prune record is itself in the checked chain and must be sealed.
- * So removing a prefix is caught whether or not it ends at a seal (no
- * audit.prune record declares it: first_bad is the first record removed),
- * and so is removing more than a prune declared, or changing the
- * declaration (its hash, then its seal).  Forging a prune takes the key.
- * Verify cannot check the age of records that are gone: the audit.prune
- * record's reason states the cut-off its writer used.
+ * After pruning, the first record kept, F, must follow exactly the range
+ * that the audit.prune record named by meta's last_prune declares (F =
+ * offset + length; meta only points, and a wrong pointer fails), a good
+ * seal must sit at F - 1, and hash[F - 1] is taken from it: the chain from
+ * F on is then checked as above, anchored by a signature.  The prune seal
+ * on each audit.prune record makes it one that only the key can make: a
+ * forged one added to the unsealed tail, and covered by the next seal of
+ * the records, still fails (wrong kind of seal, or none at its seq).  So
+ * the declaration is checked on its own first (its contents hash, from the
+ * stored hash before it, to its stored hash, which its prune seal signs),
+ * and then removing records at the start is caught whether or not it ends
+ * at a seal (first_bad: the first record removed), and so is removing
+ * more than a prune declared, or changing the declaration.  Verify cannot
+ * check the age of records that are gone: the audit.prune record's reason
+ * states the cut-off its writer used.
  */
 #include "audit.h"
 
@@ -115,9 +120,17 @@
 #define NO_STRING UINT32_MAX
 #define NS_PER_DAY (86400 * 1000000000LL)
 
-/* What a seal signs starts with these 16 bytes (no NUL). */
-#define SEAL_TAG "govfs audit seal"
-#define SEAL_TAG_LEN (sizeof(SEAL_TAG) - 1)
+/*
+ * What a seal signs starts with 16 bytes (no NUL) that say its kind: a
+ * seal of the records (any writer, when due) or the seal of an audit.prune
+ * record, made only by the prune that wrote it.
+ */
+enum seal_kind { SEAL_RECORDS, SEAL_PRUNE };
+static const char *const seal_tags[] = {
+    [SEAL_RECORDS] = "govfs audit seal",
+    [SEAL_PRUNE] = "govfs prune seal",
+};
+#define SEAL_TAG_LEN 16
 #define SEAL_MESSAGE_LEN (SEAL_TAG_LEN + 8 + HASH_LEN)
 
 /* Created with the schema, and again by every prune that drops them. */
@@ -482,18 +495,19 @@ out_cleanse:
 	return rc;
 }
 
-/* The 56 bytes a seal at seq over hash signs (see atop). */
-static void seal_message(uint64_t seq, const uint8_t hash[HASH_LEN],
+/* The 56 bytes a seal of kind at seq over hash signs (see atop). */
+static void seal_message(enum seal_kind kind, uint64_t seq,
+			 const uint8_t hash[HASH_LEN],
 			 uint8_t msg[SEAL_MESSAGE_LEN])
 {
-	memcpy(msg, SEAL_TAG, SEAL_TAG_LEN);
+	memcpy(msg, seal_tags[kind], SEAL_TAG_LEN);
 	put_le(msg + SEAL_TAG_LEN, seq, 8);
 	memcpy(msg + SEAL_TAG_LEN + 8, hash, HASH_LEN);
 }
 
-/* Sign the seal at seq over hash with key; 0, -ENOMEM or -EIO. */
-static int seal_sign(EVP_PKEY *key, uint64_t seq, const uint8_t hash[HASH_LEN],
-		     uint8_t sig[SIGNATURE_LEN])
+/* Sign the seal of kind at seq over hash with key; 0, -ENOMEM or -EIO. */
+static int seal_sign(EVP_PKEY *key, enum seal_kind kind, uint64_t seq,
+		     const uint8_t hash[HASH_LEN], uint8_t sig[SIGNATURE_LEN])
 {
 	uint8_t msg[SEAL_MESSAGE_LEN];
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -502,7 +516,7 @@ static int seal_sign(EVP_PKEY *key, uint64_t seq, const uint8_t hash[HASH_LEN],
 
 	if (!ctx)
 		return -ENOMEM;
-	seal_message(seq, hash, msg);
+	seal_message(kind, seq, hash, msg);
 	ok = EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1 &&
 	     EVP_DigestSign(ctx, sig, &siglen, msg, sizeof(msg)) == 1 &&
 	     siglen == SIGNATURE_LEN;
@@ -510,9 +524,10 @@ static int seal_sign(EVP_PKEY *key, uint64_t seq, const uint8_t hash[HASH_LEN],
 	return ok ? 0 : -EIO;
 }
 
-/* Whether sig is pub's signature of the seal at seq over hash. */
-static bool seal_signature_ok(EVP_PKEY *pub, uint64_t seq, const void *hash,
-			      size_t hashlen, const void *sig, size_t siglen)
+/* Whether sig is pub's signature of the seal of kind at seq over hash. */
+static bool seal_signature_ok(EVP_PKEY *pub, enum seal_kind kind, uint64_t seq,
+			      const void *hash, size_t hashlen, const void *sig,
+			      size_t siglen)
 {
 	uint8_t msg[SEAL_MESSAGE_LEN];
 	EVP_MD_CTX *ctx;
@@ -523,7 +538,7 @@ static bool seal_signature_ok(EVP_PKEY *pub, uint64_t seq, const void *hash,
 	ctx = EVP_MD_CTX_new();
 	if (!ctx)
 		return false;
-	seal_message(seq, hash, msg);
+	seal_message(kind, seq, hash, msg);
 	ok = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pub) == 1 &&
 	     EVP_DigestVerify(ctx, sig, siglen, msg, sizeof(msg)) == 1;
 	EVP_MD_CTX_free(ctx);
@@ -865,15 +880,15 @@ static int insert_record(struct writer *w, const struct rec *r,
 	return rc == SQLITE_DONE ? 0 : sql_rc(rc);
 }
 
-/* Sign and insert the seal at seq over hash; 0 or -errno. */
-static int insert_seal(struct writer *w, uint64_t seq,
+/* Sign and insert the seal of kind at seq over hash; 0 or -errno. */
+static int insert_seal(struct writer *w, enum seal_kind kind, uint64_t seq,
 		       const uint8_t hash[HASH_LEN])
 {
 	uint8_t sig[SIGNATURE_LEN];
 	sqlite3_stmt *st = w->insert_seal;
 	int rc;
 
-	rc = seal_sign(w->key, seq, hash, sig);
+	rc = seal_sign(w->key, kind, seq, hash, sig);
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, (int64_t)seq);
@@ -885,14 +900,20 @@ static int insert_seal(struct writer *w, uint64_t seq,
 	return rc == SQLITE_DONE ? 0 : sql_rc(rc);
 }
 
+/* When append_records seals what it appended. */
+enum seal_when {
+	SEAL_WHEN_DUE, /* as the sealing rule asks */
+	SEAL_NOW,      /* now, if anything is unsealed */
+	SEAL_AS_PRUNE, /* now, with a prune seal: recs is the audit.prune */
+};
+
 /*
  * Inside a write transaction: continue the chain on disk with recs[0..n)
- * (their seq set here), then seal if the sealing rule asks for it, or if
- * force_seal and anything is unsealed.  Sets w->seal_due for when the
- * transaction commits.  0 or -errno.
+ * (their seq set here), then seal as when says.  Sets w->seal_due for when
+ * the transaction commits.  0 or -errno.
  */
 static int append_records(struct writer *w, struct rec *recs, size_t n,
-			  bool force_seal)
+			  enum seal_when when)
 {
 	uint8_t hash[HASH_LEN], next[HASH_LEN];
 	uint64_t seq, sealed;
@@ -914,11 +935,13 @@ static int append_records(struct writer *w, struct rec *recs, size_t n,
 		return rc;
 	if (!have_ref && n)
 		ref = recs[0].ev.time_ns;
-	seal =
-	    seq > sealed && (force_seal || seq - sealed >= AUDIT_SEAL_RECORDS ||
-			     past_seal_time(latest, ref));
+	seal = seq > sealed &&
+	       (when != SEAL_WHEN_DUE || seq - sealed >= AUDIT_SEAL_RECORDS ||
+		past_seal_time(latest, ref));
 	if (seal)
-		rc = insert_seal(w, seq, hash);
+		rc = insert_seal(
+		    w, when == SEAL_AS_PRUNE ? SEAL_PRUNE : SEAL_RECORDS, seq,
+		    hash);
 	if (seal || seq == sealed || ref > INT64_MAX - AUDIT_SEAL_NS)
 		w->seal_due = 0;
 	else
@@ -942,13 +965,13 @@ static void abandon(struct writer *w, int64_t seal_due)
  * everything rolled back and w->why set.
  */
 static int write_batch(struct writer *w, struct rec *recs, size_t n,
-		       bool force_seal)
+		       enum seal_when when)
 {
 	int64_t seal_due = w->seal_due;
 	int rc = exec(w->db, "BEGIN IMMEDIATE");
 
 	if (!rc)
-		rc = append_records(w, recs, n, force_seal);
+		rc = append_records(w, recs, n, when);
 	if (!rc)
 		rc = exec(w->db, "COMMIT");
 	if (rc)
@@ -1143,11 +1166,15 @@ struct verify {
 	EVP_PKEY *pub; /* checks the seals' signatures */
 	struct hasher *hasher;
 	struct audit_verdict *out;
-	uint64_t first;		  /* the first record kept; 0 if none */
-	uint8_t anchor[HASH_LEN]; /* hash[first - 1] */
-	uint64_t prune_seq; /* the audit.prune record that removed the records
-			       before first; 0 if none */
-	uint64_t good;	    /* the last seal found good (or the anchor) */
+	uint64_t first; /* the first record kept; 0 if none */
+	/* hash[first - 1] is known (anchor): first is 1, or a good seal is
+	 * at first - 1 */
+	bool anchored;
+	uint8_t anchor[HASH_LEN];
+	/* the records before first went by a prune that an authentic
+	 * audit.prune record declares */
+	bool declared;
+	uint64_t good; /* the last seal found good (or the anchor) */
 };
 
 static int bad(struct verify *v, uint64_t seq, const char *fmt, ...)
@@ -1165,72 +1192,6 @@ static int bad(struct verify *v, uint64_t seq, const char *fmt, ...)
 	return -EBADMSG;
 }
 
-/*
- * The range that record seq declares pruned, if it is an audit.prune
- * record with one (*to is 0 otherwise).
- */
-static int read_declaration(struct verify *v, uint64_t seq, uint64_t *to)
-{
-	sqlite3_stmt *st;
-	uint64_t from;
-	struct rec r;
-	int rc;
-
-	*to = 0;
-	rc = sql_rc(sqlite3_prepare_v2(
-	    v->db, "SELECT seq, " RECORD_COLUMNS " FROM records WHERE seq = ?",
-	    -1, &st, NULL));
-	if (rc)
-		return rc;
-	sqlite3_bind_int64(st, 1, (int64_t)seq);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && rec_from_row(st, &r) < 0)
-		prune_declared(&r.ev, seq, &from, to);
-	sqlite3_finalize(st);
-	return sql_rc(rc);
-}
-
-/*
- * After a prune: hash[first - 1] from the seal at first - 1, which closes
- * the pruned part and must bear a good signature.
- */
-static int verify_anchor(struct verify *v)
-{
-	uint64_t at = v->first - 1;
-	sqlite3_stmt *st;
-	int rc;
-
-	rc = sql_rc(sqlite3_prepare_v2(
-	    v->db, "SELECT hash, signature FROM seals WHERE seq = ?", -1, &st,
-	    NULL));
-	if (rc)
-		return rc;
-	sqlite3_bind_int64(st, 1, (int64_t)at);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW &&
-	    seal_signature_ok(v->pub, at, sqlite3_column_blob(st, 0),
-			      (size_t)sqlite3_column_bytes(st, 0),
-			      sqlite3_column_blob(st, 1),
-			      (size_t)sqlite3_column_bytes(st, 1))) {
-		memcpy(v->anchor, sqlite3_column_blob(st, 0), HASH_LEN);
-		rc = 0;
-	} else if (rc == SQLITE_ROW) {
-		rc = bad(v, v->first,
-			 "record %llu: the seal at %llu, which closes the "
-			 "pruned part, has a bad signature",
-			 (unsigned long long)v->first, (unsigned long long)at);
-	} else if (rc == SQLITE_DONE) {
-		rc = bad(v, v->first,
-			 "record %llu: no seal at %llu closes the pruned part",
-			 (unsigned long long)v->first, (unsigned long long)at);
-	} else {
-		rc = sql_rc(rc);
-	}
-	sqlite3_finalize(st);
-	v->good = at;
-	return rc;
-}
-
 /* "record 7" or "records 7 to 9" into buf; returns buf. */
 static const char *seq_range(uint64_t from, uint64_t to, char *buf, size_t len)
 {
@@ -1243,40 +1204,150 @@ static const char *seq_range(uint64_t from, uint64_t to, char *buf, size_t len)
 }
 
 /*
+ * Whether the seal at seq is in the seals table with a good signature of
+ * kind; *hash (if not NULL) is then what it seals.
+ */
+static int seal_good(struct verify *v, uint64_t seq, enum seal_kind kind,
+		     uint8_t *hash, bool *good)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*good = false;
+	rc = sql_rc(sqlite3_prepare_v2(
+	    v->db, "SELECT hash, signature FROM seals WHERE seq = ?", -1, &st,
+	    NULL));
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, (int64_t)seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW &&
+	    seal_signature_ok(v->pub, kind, seq, sqlite3_column_blob(st, 0),
+			      (size_t)sqlite3_column_bytes(st, 0),
+			      sqlite3_column_blob(st, 1),
+			      (size_t)sqlite3_column_bytes(st, 1))) {
+		*good = true;
+		if (hash)
+			memcpy(hash, sqlite3_column_blob(st, 0), HASH_LEN);
+	}
+	sqlite3_finalize(st);
+	return sql_rc(rc);
+}
+
+/*
+ * The seal at first - 1 that closes the pruned part: of the records, or of
+ * an audit.prune record that a later prune removed.
+ */
+static int read_anchor(struct verify *v)
+{
+	uint64_t at = v->first - 1;
+	int rc = seal_good(v, at, SEAL_RECORDS, v->anchor, &v->anchored);
+
+	if (!rc && !v->anchored)
+		rc = seal_good(v, at, SEAL_PRUNE, v->anchor, &v->anchored);
+	return rc;
+}
+
+/* hash[seq - 1] as stored: record seq - 1's, or the anchor's. */
+static int stored_hash_before(struct verify *v, uint64_t seq,
+			      uint8_t hash[HASH_LEN], bool *found)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*found = false;
+	if (seq == v->first) {
+		memcpy(hash, v->anchor, HASH_LEN);
+		*found = v->anchored;
+		return 0;
+	}
+	rc = sql_rc(sqlite3_prepare_v2(
+	    v->db, "SELECT hash FROM records WHERE seq = ?", -1, &st, NULL));
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, (int64_t)seq - 1);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*found = !copy_hash(st, 0, hash);
+	sqlite3_finalize(st);
+	return sql_rc(rc);
+}
+
+/*
+ * *to: the last seq that record seq declares pruned, if it is an authentic
+ * audit.prune record: its contents hash, from the stored hash before it,
+ * to its stored hash, which its own prune seal signs.  0 otherwise.
+ * Authentic whatever the rest of the log, since only the key makes a
+ * prune seal.
+ */
+static int read_declaration(struct verify *v, uint64_t seq, uint64_t *to)
+{
+	uint8_t prev[HASH_LEN], hash[HASH_LEN], sealed[HASH_LEN];
+	bool found = false, signed_ok = false;
+	uint64_t from, end = 0;
+	sqlite3_stmt *st;
+	struct rec r;
+	int rc;
+
+	*to = 0;
+	rc = stored_hash_before(v, seq, prev, &found);
+	if (rc || !found)
+		return rc;
+	rc = sql_rc(sqlite3_prepare_v2(v->db,
+				       "SELECT seq, " RECORD_COLUMNS
+				       ", hash FROM records WHERE seq = ?",
+				       -1, &st, NULL));
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, (int64_t)seq);
+	rc = sqlite3_step(st);
+	found =
+	    rc == SQLITE_ROW && rec_from_row(st, &r) < 0 &&
+	    prune_declared(&r.ev, seq, &from, &end) && from &&
+	    !hash_record(v->hasher, prev, &r, hash) &&
+	    sqlite3_column_bytes(st, (int)NFIELDS + 1) == HASH_LEN &&
+	    !memcmp(sqlite3_column_blob(st, (int)NFIELDS + 1), hash, HASH_LEN);
+	sqlite3_finalize(st);
+	rc = sql_rc(rc);
+	if (!rc && found)
+		rc = seal_good(v, seq, SEAL_PRUNE, sealed, &signed_ok);
+	if (!rc && signed_ok && !memcmp(sealed, hash, HASH_LEN))
+		*to = end;
+	return rc;
+}
+
+/*
  * Where the chain starts: at record 1 from 32 zero bytes; or, when the
- * records before the first kept one are gone, after checking that the
- * audit.prune record meta names (last_prune) removed exactly those, from
- * the seal that closes them.
+ * records before the first kept one are gone, from the seal that closes
+ * them, once the audit.prune record that meta's last_prune names has been
+ * found authentic and to declare exactly those.  When it is not, the
+ * chain is still walked (from the first record's stored hash if no seal
+ * anchors it), and the missing records are reported after it, unless the
+ * walk found something.
  */
 static int verify_start(struct verify *v)
 {
 	int64_t first = 0, prune_seq = 0;
-	char what[64];
 	uint64_t to = 0;
+	char what[64];
 	bool found;
 	int rc;
 
 	memset(v->anchor, 0, HASH_LEN);
-	v->first = 0;
-	v->prune_seq = 0;
-	v->good = 0;
+	v->anchored = true;
+	v->declared = false;
 	rc =
 	    run_bound(v->db, "SELECT min(seq) FROM records", 0, &first, &found);
-	if (rc || !found)
-		return rc;
 	/* A seq below 1 is the walk's to report. */
-	v->first = first > 1 ? (uint64_t)first : 1;
-	if (v->first == 1)
-		return 0;
-	rc = meta_get_int(v->db, "last_prune", &prune_seq);
-	if (!rc && prune_seq >= first)
-		rc = read_declaration(v, (uint64_t)prune_seq, &to);
-	if (rc && rc != -ENOENT && rc != -EPROTO)
+	v->first = !found ? 0 : first > 1 ? (uint64_t)first : 1;
+	if (rc || v->first <= 1)
 		return rc;
-	if (!to)
-		return bad(v, 1,
-			   "%s missing: no audit.prune record removed them",
-			   seq_range(1, v->first - 1, what, sizeof(what)));
+	rc = read_anchor(v);
+	if (!rc && !meta_get_int(v->db, "last_prune", &prune_seq) &&
+	    prune_seq >= first)
+		rc = read_declaration(v, (uint64_t)prune_seq, &to);
+	if (rc || !to)
+		return rc;
 	if (to + 1 < v->first)
 		return bad(v, to + 1,
 			   "%s missing: the audit.prune record %llu removed "
@@ -1291,8 +1362,28 @@ static int verify_start(struct verify *v)
 			   seq_range(v->first, to, what, sizeof(what)),
 			   (unsigned long long)prune_seq,
 			   (unsigned long long)to);
-	v->prune_seq = (uint64_t)prune_seq;
-	return verify_anchor(v);
+	if (!v->anchored)
+		return bad(v, v->first,
+			   "record %llu: no good seal at %llu closes the "
+			   "pruned part",
+			   (unsigned long long)v->first,
+			   (unsigned long long)v->first - 1);
+	v->declared = true;
+	return 0;
+}
+
+/*
+ * After a walk that found nothing: records missing at the start that no
+ * authentic audit.prune record declares.
+ */
+static int verify_finish(struct verify *v)
+{
+	char what[64];
+
+	if (v->first <= 1 || v->declared)
+		return 0;
+	return bad(v, 1, "%s missing: no audit.prune record removed them",
+		   seq_range(1, v->first - 1, what, sizeof(what)));
 }
 
 /*
@@ -1308,10 +1399,11 @@ static int next_seal(sqlite3_stmt *st, bool *row)
 }
 
 /*
- * Check one seal, whose row is in seals, against the recomputed chain at
- * seq.
+ * Check one seal of kind, whose row is in seals, against the recomputed
+ * chain at seq.
  */
-static int check_seal(struct verify *v, sqlite3_stmt *seals, uint64_t seq,
+static int check_seal(struct verify *v, sqlite3_stmt *seals,
+		      enum seal_kind kind, uint64_t seq,
 		      const uint8_t chain[HASH_LEN])
 {
 	const void *hash = sqlite3_column_blob(seals, 1);
@@ -1319,9 +1411,10 @@ static int check_seal(struct verify *v, sqlite3_stmt *seals, uint64_t seq,
 	const void *sig = sqlite3_column_blob(seals, 2);
 	size_t siglen = (size_t)sqlite3_column_bytes(seals, 2);
 
-	if (!seal_signature_ok(v->pub, seq, hash, hashlen, sig, siglen))
-		return bad(v, seq, "seal at %llu: bad signature",
-			   (unsigned long long)seq);
+	if (!seal_signature_ok(v->pub, kind, seq, hash, hashlen, sig, siglen))
+		return bad(v, seq, "seal at %llu: bad signature%s",
+			   (unsigned long long)seq,
+			   kind == SEAL_PRUNE ? " (of a prune seal)" : "");
 	/*
 	 * The records up to here hash to what their stored hashes say, yet
 	 * not to what was sealed: one of them was changed and the stored
@@ -1338,16 +1431,62 @@ static int check_seal(struct verify *v, sqlite3_stmt *seals, uint64_t seq,
 }
 
 /*
+ * Check record r (row of records) against the chain, which it moves on:
+ * its stored hash must be what chain and its contents give, unless it is
+ * the first record and no seal anchors it (its stored hash is then taken).
+ */
+static int check_record(struct verify *v, sqlite3_stmt *records,
+			const struct rec *r, uint8_t chain[HASH_LEN])
+{
+	const void *stored = sqlite3_column_blob(records, (int)NFIELDS + 1);
+	int storedlen = sqlite3_column_bytes(records, (int)NFIELDS + 1);
+	uint8_t next[HASH_LEN];
+	int rc;
+
+	rc = hash_record(v->hasher, chain, r, next);
+	if (rc)
+		return rc;
+	if (r->seq == v->first && !v->anchored && storedlen == HASH_LEN)
+		memcpy(next, stored, HASH_LEN);
+	if (storedlen != HASH_LEN || memcmp(stored, next, HASH_LEN))
+		return bad(v, r->seq,
+			   "record %llu: hash does not match its contents",
+			   (unsigned long long)r->seq);
+	memcpy(chain, next, HASH_LEN);
+	return 0;
+}
+
+/*
+ * Whether audit.prune record seq, which declares records from on removed
+ * (0: no valid range), is in place: after a prune.  Its seal is the
+ * walk's to check.
+ */
+static int check_prune_record(struct verify *v, uint64_t seq, uint64_t from)
+{
+	if (v->first == 1)
+		return bad(v, seq,
+			   "record %llu: an audit.prune record, yet no record "
+			   "is missing before it",
+			   (unsigned long long)seq);
+	if (!from)
+		return bad(v, seq,
+			   "record %llu: an audit.prune record without a valid "
+			   "range",
+			   (unsigned long long)seq);
+	return 0;
+}
+
+/*
  * The walk of verify_walk over records (rows "seq, RECORD_COLUMNS, hash")
  * and seals (rows "seq, hash, signature"), both in seq order.
  */
 static int walk_rows(struct verify *v, sqlite3_stmt *records,
 		     sqlite3_stmt *seals)
 {
-	uint8_t chain[HASH_LEN], next[HASH_LEN];
+	uint8_t chain[HASH_LEN];
 	uint64_t prev = v->first ? v->first - 1 : 0, from, to;
 	int64_t ref = 0;
-	bool seal_row;
+	bool seal_row, prune;
 	struct rec r;
 	int rc, step, badfield;
 
@@ -1369,36 +1508,32 @@ static int walk_rows(struct verify *v, sqlite3_stmt *records,
 			return bad(v, r.seq, "record %llu: %s is malformed",
 				   (unsigned long long)r.seq,
 				   fields[badfield].name);
-		rc = hash_record(v->hasher, chain, &r, next);
+		prune = prune_declared(&r.ev, r.seq, &from, &to);
+		rc = check_record(v, records, &r, chain);
+		if (!rc && prune)
+			rc = check_prune_record(v, r.seq, from);
 		if (rc)
 			return rc;
-		if (sqlite3_column_bytes(records, (int)NFIELDS + 1) !=
-			HASH_LEN ||
-		    memcmp(sqlite3_column_blob(records, (int)NFIELDS + 1), next,
-			   HASH_LEN))
-			return bad(v, r.seq,
-				   "record %llu: hash does not match its "
-				   "contents",
-				   (unsigned long long)r.seq);
-		memcpy(chain, next, HASH_LEN);
 		if (r.seq == v->first)
 			ref = r.ev.time_ns;
-		if (v->first == 1 && prune_declared(&r.ev, r.seq, &from, &to))
-			return bad(v, r.seq,
-				   "record %llu: an audit.prune record, yet "
-				   "no record is missing before it",
-				   (unsigned long long)r.seq);
 		if (seal_row && sqlite3_column_int64(seals, 0) < 1)
 			return bad(v, 0, "seal at %lld: no such record",
 				   (long long)sqlite3_column_int64(seals, 0));
 		if (seal_row &&
 		    (uint64_t)sqlite3_column_int64(seals, 0) == r.seq) {
-			rc = check_seal(v, seals, r.seq, chain);
+			rc = check_seal(v, seals,
+					prune ? SEAL_PRUNE : SEAL_RECORDS,
+					r.seq, chain);
 			if (rc)
 				return rc;
 			v->good = r.seq;
 			ref = r.ev.time_ns;
 			rc = next_seal(seals, &seal_row);
+		} else if (prune) {
+			return bad(v, r.seq,
+				   "record %llu: an audit.prune record "
+				   "without its seal",
+				   (unsigned long long)r.seq);
 		} else if (!seal_row) {
 			/* After the last seal: only what a crash can leave. */
 			if (r.seq - v->good >= AUDIT_SEAL_RECORDS)
@@ -1427,8 +1562,8 @@ static int walk_rows(struct verify *v, sqlite3_stmt *records,
 }
 
 /*
- * Check the chain from where verify_start left it through record upto
- * (INT64_MAX for all), with the seals up to there.
+ * From where verify_start left it, check the chain through record upto
+ * (INT64_MAX for all) with the seals up to there, then verify_finish.
  */
 static int verify_walk(struct verify *v, int64_t upto)
 {
@@ -1456,7 +1591,7 @@ static int verify_walk(struct verify *v, int64_t upto)
 	}
 	sqlite3_finalize(records);
 	sqlite3_finalize(seals);
-	return rc;
+	return rc ? rc : verify_finish(v);
 }
 
 /*
@@ -1464,15 +1599,17 @@ static int verify_walk(struct verify *v, int64_t upto)
  * prune, 0 if none.  It is the last seal, at or after the first record
  * *first, such that every record up to it is stamped before cutoff; but
  * no further than AUDIT_PRUNE_RECORDS records on, unless the first such
- * seal is.  Reads only the records it would remove, and one more segment.
+ * seal is, nor more than AUDIT_PRUNE_SEALS segments on, each of which the
+ * prune checks a signature of.  Reads only the records it would remove,
+ * and one more segment.
  */
 static int prune_point(sqlite3 *db, int64_t cutoff, uint64_t *first,
 		       uint64_t *upto)
 {
 	sqlite3_stmt *seals = NULL, *young = NULL;
 	int64_t start = 0, limit, prev, seq;
+	int rc, segments = 0;
 	bool found;
-	int rc;
 
 	*upto = 0;
 	rc = run_bound(db, "SELECT min(seq) FROM records", 0, &start, &found);
@@ -1493,7 +1630,8 @@ static int prune_point(sqlite3 *db, int64_t cutoff, uint64_t *first,
 		goto out_finalize;
 	sqlite3_bind_int64(seals, 1, start);
 	prev = start - 1;
-	while ((rc = sqlite3_step(seals)) == SQLITE_ROW) {
+	while (segments < AUDIT_PRUNE_SEALS &&
+	       (rc = sqlite3_step(seals)) == SQLITE_ROW) {
 		seq = sqlite3_column_int64(seals, 0);
 		if (seq > limit && *upto)
 			break;
@@ -1506,6 +1644,7 @@ static int prune_point(sqlite3 *db, int64_t cutoff, uint64_t *first,
 			break;
 		*upto = (uint64_t)seq;
 		prev = seq;
+		segments++;
 		if (seq > limit)
 			break;
 	}
@@ -1577,7 +1716,7 @@ static int append_prune_record(struct writer *w, const struct audit_event *by,
 	ev.reason = reason;
 	rc = rec_from_event(&r, &ev);
 	if (!rc)
-		rc = append_records(w, &r, 1, true);
+		rc = append_records(w, &r, 1, SEAL_AS_PRUNE);
 	snprintf(seq, sizeof(seq), "%llu", (unsigned long long)r.seq);
 	if (!rc)
 		rc = meta_set(w->db, "last_prune", seq);
@@ -1794,7 +1933,7 @@ static int write_queue(struct audit_log *log, struct queue *q)
 			if (!m || !merge_read(&log->recs[m - 1], &r->ev))
 				m++;
 		}
-		rc = write_batch(&log->w, log->recs, m, false);
+		rc = write_batch(&log->w, log->recs, m, SEAL_WHEN_DUE);
 		if (rc)
 			break;
 		left -= n;
@@ -1908,7 +2047,7 @@ static void writer_idle(struct audit_log *log)
 		seal_at = mono + (log->w.seal_due - now_ns(CLOCK_REALTIME));
 		if (seal_at <= mono) {
 			pthread_mutex_unlock(&log->mu);
-			rc = write_batch(&log->w, NULL, 0, false);
+			rc = write_batch(&log->w, NULL, 0, SEAL_WHEN_DUE);
 			pthread_mutex_lock(&log->mu);
 			if (rc)
 				latch_failed(log, rc);
@@ -1975,7 +2114,7 @@ static void *writer_main(void *arg)
 		} else {
 			/* close: seal what is on disk, then leave */
 			pthread_mutex_unlock(&log->mu);
-			rc = write_batch(&log->w, NULL, 0, true);
+			rc = write_batch(&log->w, NULL, 0, SEAL_NOW);
 			pthread_mutex_lock(&log->mu);
 			if (rc)
 				latch_failed(log, rc);
@@ -2169,7 +2308,7 @@ int audit_append_sync(const char *home, const struct audit_event *ev)
 	rc = writer_open(&w, home);
 	if (rc)
 		return rc;
-	rc = write_batch(&w, &r, 1, true);
+	rc = write_batch(&w, &r, 1, SEAL_NOW);
 	writer_release(&w);
 	return rc;
 }
@@ -2222,10 +2361,6 @@ int audit_verify(const char *home, struct audit_verdict *out)
 		rc = verify_start(&v);
 	if (!rc)
 		rc = verify_walk(&v, INT64_MAX);
-	if (!rc && v.prune_seq > v.good)
-		rc = bad(&v, v.prune_seq,
-			 "record %llu: the audit.prune record is not sealed",
-			 (unsigned long long)v.prune_seq);
 	out->first_seq = v.first;
 	rollback(v.db);
 out_close:

@@ -48,9 +48,13 @@
 #define AUDIT_RETENTION_DAYS_DEFAULT 365
 #define AUDIT_RETENTION_DAYS_MAX 36500
 #define AUDIT_PRUNE_NS (24 * 3600 * 1000000000LL) /* a log prunes daily */
-/* One prune transaction removes whole segments of about this many records
- * (at least one segment), so that it holds the write lock briefly. */
-#define AUDIT_PRUNE_RECORDS 20000
+/*
+ * One prune transaction removes whole segments, at least one, of up to
+ * about AUDIT_PRUNE_RECORDS records and AUDIT_PRUNE_SEALS segments, so
+ * that it holds the write lock briefly (it checks what it removes).
+ */
+#define AUDIT_PRUNE_RECORDS 10000
+#define AUDIT_PRUNE_SEALS 128
 #define AUDIT_PRUNE_EVENT "audit.prune"
 
 /*

@@ -1130,12 +1130,16 @@ static void swap_state(struct mount_state *next)
 	mount_state_put(old);
 }
 
-/* Reload when the catalog changed or the validity phase turned. */
+/*
+ * Reload when the catalog changed, the validity phase turned, or the audit
+ * log's disk became low on space or recovered (README.txt says so).
+ */
 static void refresh_once(int64_t *seen_version)
 {
 	struct mount_state *st = current_state(), *next;
 	bool phase_turned =
 	    time_phase_at(&st->agr, clock_now_ns()) != st->phase;
+	bool low_space = audit_log_low_space(g.audit);
 	char why[512];
 	int64_t version;
 
@@ -1143,9 +1147,10 @@ static void refresh_once(int64_t *seen_version)
 		mount_state_put(st);
 		return;
 	}
-	if (version != *seen_version || phase_turned) {
+	if (version != *seen_version || phase_turned ||
+	    low_space != st->audit_low_space) {
 		if (!mount_state_load(g.cat, g.home, &g.mk, g.agreement, st,
-				      &next, why, sizeof(why))) {
+				      low_space, &next, why, sizeof(why))) {
 			*seen_version = version;
 			swap_state(next);
 		} else {
@@ -1339,8 +1344,9 @@ static int load_initial_state(void)
 			strerror(-rc));
 		return 1;
 	}
-	rc = mount_state_load(g.cat, g.home, &g.mk, g.agreement, NULL, &g.state,
-			      why, sizeof(why));
+	/* The audit log is not open yet: the refresh thread notes its space. */
+	rc = mount_state_load(g.cat, g.home, &g.mk, g.agreement, NULL, false,
+			      &g.state, why, sizeof(why));
 	if (!rc && !strcmp(g.state->rec.state, "revoked")) {
 		snprintf(why, sizeof(why), "agreement '%s' is revoked",
 			 g.agreement);

@@ -85,6 +85,11 @@ static int put_header(const struct mount_state *st, struct buf *out)
 			 (unsigned long long)a->quota_bytes_per_day);
 	else if (!rc)
 		rc = put(out, "Quota:     none\n");
+	if (!rc && st->audit_low_space)
+		rc = put(out, "Warning:   the audit log's disk is nearly full; "
+			      "once it is full, no\n"
+			      "           data file can be read until an admin "
+			      "frees space\n");
 	return rc;
 }
 
