@@ -692,7 +692,7 @@ struct writer {
 	sqlite3_stmt *last, *last_seal, *ref_time, *insert, *insert_seal;
 	/* after a batch: realtime by which the tail must be sealed, or 0 */
 	int64_t seal_due;
-	char why[160]; /* SQLite's message for the last failure */
+	char why[256]; /* SQLite's (or verify's) message for the last failure */
 };
 
 /* Finalize, close and free what writer_open made; w may be half made. */
@@ -1781,6 +1781,8 @@ int audit_prune(const char *home, const struct audit_event *by,
 		return rc;
 	do {
 		rc = prune_step(&w, by, &step);
+		if (rc)
+			snprintf(out->why, sizeof(out->why), "%s", w.why);
 		if (rc || !step.records)
 			break;
 		if (!out->records)
@@ -1947,8 +1949,7 @@ static int write_queue(struct audit_log *log, struct queue *q)
 	return rc;
 }
 
-/* The free space under which a file system of size bytes is low. */
-static uint64_t low_space_limit(uint64_t size)
+uint64_t audit_low_space_limit(uint64_t size)
 {
 	uint64_t share = size / 100 * AUDIT_LOW_SPACE_PERCENT;
 
@@ -1970,7 +1971,7 @@ static void check_space(struct audit_log *log)
 	if (statvfs(log->path, &sv))
 		return;
 	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-	limit = low_space_limit((uint64_t)sv.f_blocks * sv.f_frsize);
+	limit = audit_low_space_limit((uint64_t)sv.f_blocks * sv.f_frsize);
 	if (!low && avail < limit) {
 		atomic_store(&log->low_space, true);
 		fprintf(stderr,

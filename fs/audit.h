@@ -145,6 +145,9 @@ bool audit_log_failed(const struct audit_log *log);
  */
 bool audit_log_low_space(const struct audit_log *log);
 
+/* The free space under which a file system of size bytes is low. */
+uint64_t audit_low_space_limit(uint64_t size);
+
 /* Write what is queued, seal the chain, stop the writer, free log. */
 void audit_log_close(struct audit_log *log);
 
@@ -157,6 +160,7 @@ struct audit_pruned {
 	uint64_t records;     /* 0: nothing was old enough */
 	uint64_t first, last; /* their sequence numbers */
 	int retention_days;   /* as the log's meta says */
+	char why[256];	      /* on failure, what went wrong, if known */
 };
 
 /*
@@ -164,7 +168,10 @@ struct audit_pruned {
  * are all older than the retention period, in transactions of about
  * AUDIT_PRUNE_RECORDS records, each appending a sealed audit.prune record
  * with by's uid, pid and comm.  Returns 0 (out says what went), or
- * -errno; -EPROTO if meta's retention_days is not a valid number.
+ * -errno (out->why may say more): -EPROTO if meta's retention_days is not
+ * a valid number, -EBADMSG if what it would remove does not verify, and
+ * -EIO if the triggers that refuse DELETE are missing (someone dropped
+ * them).  Whatever it had removed in earlier transactions stays removed.
  */
 int audit_prune(const char *home, const struct audit_event *by,
 		struct audit_pruned *out) __attribute__((warn_unused_result));

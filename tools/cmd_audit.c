@@ -203,12 +203,12 @@ static int audit_prune_cmd(struct ctl *ctl)
 	by.comm = "govfsctl";
 	rc = audit_prune(ctl->home, &by, &p);
 	if (rc == -EBADMSG)
-		return fail("%s/audit.db: cannot prune: the records to remove "
-			    "do not verify (see govfsctl audit verify)",
-			    ctl->home);
+		return fail("%s/audit.db: cannot prune: %s (see govfsctl audit "
+			    "verify)",
+			    ctl->home, p.why);
 	if (rc)
-		return fail("%s/audit.db: cannot prune: %s", ctl->home,
-			    strerror(-rc));
+		return fail("%s/audit.db: cannot prune: %s%s%s", ctl->home,
+			    strerror(-rc), p.why[0] ? ": " : "", p.why);
 	if (!p.records)
 		printf("nothing to prune: no sealed segment at the start of "
 		       "the log is older than %d days\n",
