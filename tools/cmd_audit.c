@@ -103,16 +103,43 @@ static int tail_one(void *ctx, const struct audit_record *rec)
 enum { OPT_LINES = 256, OPT_FOLLOW, OPT_AGREEMENT, OPT_SINCE };
 
 struct audit_args {
+	const char *verb;
 	long lines;
 	bool follow;
 	const char *agreement;
 	const char *since;
 };
 
+/* Whether the audit verb takes option opt, spelt *name. */
+static bool option_fits(const char *verb, int opt, const char **name)
+{
+	switch (opt) {
+	case OPT_LINES:
+		*name = "-n";
+		return !strcmp(verb, "tail");
+	case OPT_FOLLOW:
+		*name = "-f";
+		return !strcmp(verb, "tail");
+	case OPT_AGREEMENT:
+		*name = "--agreement";
+		return !strcmp(verb, "tail") || !strcmp(verb, "export");
+	case OPT_SINCE:
+		*name = "--since";
+		return !strcmp(verb, "export");
+	}
+	*name = "?";
+	return false;
+}
+
 static int audit_option(void *ctx, int opt, const char *arg)
 {
 	struct audit_args *a = ctx;
+	const char *name;
 
+	if (!option_fits(a->verb, opt, &name)) {
+		usage_error("audit %s takes no %s", a->verb, name);
+		return -1;
+	}
 	switch (opt) {
 	case OPT_LINES:
 		if (parse_long(arg, 1, 100000000, &a->lines))
@@ -242,9 +269,9 @@ int cmd_audit(int argc, char **argv)
 	    {"since", required_argument, NULL, OPT_SINCE},
 	    {NULL, 0, NULL, 0},
 	};
-	struct audit_args a = {.lines = 20};
-	struct ctl ctl = {0};
 	const char *verb = argc > 1 ? argv[1] : "";
+	struct audit_args a = {.verb = verb, .lines = 20};
+	struct ctl ctl = {0};
 	int npos, rc;
 
 	if (strcmp(verb, "tail") && strcmp(verb, "export") &&
