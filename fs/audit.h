@@ -53,8 +53,8 @@
  * about AUDIT_PRUNE_RECORDS records and AUDIT_PRUNE_SEALS segments, so
  * that it holds the write lock briefly (it checks what it removes).
  */
-#define AUDIT_PRUNE_RECORDS 10000
-#define AUDIT_PRUNE_SEALS 128
+#define AUDIT_PRUNE_RECORDS 5000
+#define AUDIT_PRUNE_SEALS 64
 #define AUDIT_PRUNE_EVENT "audit.prune"
 
 /*
