@@ -1082,9 +1082,9 @@ out_unlink_db:
 }
 
 /*
- * Run sql with its parameter ?1, if it has one, bound to arg.  When out is
- * not NULL, *out is the first column of the first row, and *found says
- * whether there was such a row with a value that is not null.
+ * Run sql with its parameter ?1, if it has one, bound to arg.  out and
+ * found are both NULL, or else *out is the first column of the first row
+ * and *found says whether there was such a row with a value not null.
  */
 static int run_bound(sqlite3 *db, const char *sql, int64_t arg, int64_t *out,
 		     bool *found)
@@ -1991,8 +1991,9 @@ static void check_space(struct audit_log *log)
 
 /*
  * One prune step under this process's name; how long until the next:
- * none while there is more to prune, AUDIT_PRUNE_NS once there is not or
- * after a failure, which is said on stderr and leaves the log as it was.
+ * AUDIT_BATCH_NS while there is more to prune (the queue is written in
+ * between), AUDIT_PRUNE_NS once there is not or after a failure, which is
+ * said on stderr and leaves the log as it was.
  */
 static int64_t prune_some(struct audit_log *log)
 {
@@ -2009,7 +2010,7 @@ static int64_t prune_some(struct audit_log *log)
 			"govfs: audit log %s: cannot prune (%s: %s); trying "
 			"again in a day\n",
 			log->path, strerror(-rc), log->w.why);
-	return !rc && pruned.records ? 0 : AUDIT_PRUNE_NS;
+	return !rc && pruned.records ? AUDIT_BATCH_NS : AUDIT_PRUNE_NS;
 }
 
 /* When the writer's next housekeeping is due (CLOCK_MONOTONIC). */

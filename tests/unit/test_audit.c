@@ -1489,6 +1489,40 @@ static void test_log_open_prunes(void **state)
 	assert_string_equal(c.ev[0].comm, comm);
 }
 
+/*
+ * While the daemon's log prunes a backlog, records are written between its
+ * steps: an open does not wait for the whole prune.
+ */
+static void test_log_writes_between_prune_steps(void **state)
+{
+	struct fixture *f = *state;
+	const int n = 60 * AUDIT_PRUNE_SEALS;
+	struct audit_event ev = read_event(0);
+	struct audit_log *log;
+	uint64_t ticket;
+	int64_t start;
+	sqlite3 *db;
+
+	build_aged_log(f->home, n, 400 * DAY_NS, 1);
+	start = realtime_ns();
+	assert_int_equal(audit_log_open(f->home, &log), 0);
+	ev.path = "/between";
+	assert_int_equal(audit_log_append(log, &ev, &ticket), 0);
+	assert_int_equal(audit_log_wait(log, ticket), 0);
+	db = raw_open(f->home);
+	while (raw_int(db, "SELECT min(seq) FROM records") <= n &&
+	       realtime_ns() - start < 20000000000)
+		usleep(20000);
+	audit_log_close(log);
+	expect_intact_from(f->home, n + 1, 61);
+	/* it came before the last step (each takes milliseconds) */
+	assert_true(raw_int(db, "SELECT seq FROM records"
+				" WHERE path = '/between'") <
+		    raw_int(db, "SELECT max(seq) FROM records"
+				" WHERE event = 'audit.prune'"));
+	sqlite3_close(db);
+}
+
 /* What a prune would remove must verify: a prune never hides tampering. */
 static void test_prune_refuses_tampered_records(void **state)
 {
@@ -1819,6 +1853,7 @@ int main(void)
 	    T(test_prune_in_steps),
 	    T(test_prune_steps_bounded_by_seals),
 	    T(test_log_open_prunes),
+	    T(test_log_writes_between_prune_steps),
 	    T(test_prune_refuses_tampered_records),
 	    T(test_tampering_after_prune),
 	    T(test_forged_prune_record),
