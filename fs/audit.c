@@ -1822,7 +1822,7 @@ struct audit_log {
 	struct caller self;	  /* whom the writer's prune records name */
 	int64_t next_space_check; /* CLOCK_MONOTONIC, the writer's */
 	int64_t next_prune;	  /* CLOCK_MONOTONIC, the writer's */
-	atomic_bool low_space;
+	atomic_bool low_space;	  /* audit_log_low_space; the writer sets it */
 
 	pthread_mutex_t mu;
 	pthread_cond_t work;	/* to the writer: queued, waited or stop */

@@ -17,10 +17,11 @@
  * Pruning removes only a prefix of whole sealed segments whose records are
  * all older than that, and keeps the seal that closes the pruned part: it
  * anchors the chain, which goes on from that seal's hash.  Each prune
- * appends a sealed "audit.prune" record that declares the range it
- * removed (offset: the first seq, length: how many), so that audit_verify
- * tells a prune from a prefix an attacker deleted.  Nothing else deletes
- * records (revoking an agreement keeps them).
+ * appends an "audit.prune" record that declares the range it removed
+ * (offset: the first seq, length: how many), sealed at once by a prune
+ * seal, which only a prune makes, so that audit_verify tells a prune from
+ * a prefix an attacker deleted.  Nothing else deletes records (revoking an
+ * agreement keeps them).
  *
  * The daemon's hot path only queues: audit_log_append copies the event
  * into memory; one writer thread per audit_log commits batches (WAL,
