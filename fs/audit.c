@@ -2029,8 +2029,12 @@ static void housekeeping(struct audit_log *log)
 		check_space(log);
 		log->next_space_check = now + AUDIT_SPACE_CHECK_NS;
 	}
-	if (now >= log->next_prune)
-		log->next_prune = now + prune_some(log);
+	if (now >= log->next_prune) {
+		int64_t wait = prune_some(log);
+
+		/* from the end of the step: the queue gets its turn */
+		log->next_prune = now_ns(CLOCK_MONOTONIC) + wait;
+	}
 }
 
 /*
