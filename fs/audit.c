@@ -1,6 +1,7 @@
 /*
  * audit: the SQLite backend of audit.h.  HOME/audit.db holds three tables:
- * meta (format, public_key, retention_days, created_ns), records (one row
+ * meta (format, public_key, retention_days, created_ns, and last_prune
+ * once a prune ran: the seq of its audit.prune record), records (one row
  * per event: seq, the fields of struct audit_event, hash) and seals (seq,
  * time_ns, hash, signature).  Triggers refuse UPDATE and DELETE on records
  * and seals.  HOME/audit.key is the Ed25519 private key in PEM.
@@ -16,14 +17,32 @@
  * bytes (no terminator).
  *   hash[seq] = SHA-256(hash[seq - 1] || encoding(seq)), hash[0] = 32 zeros
  * A seal at seq signs, with Ed25519, the 56 bytes
- *   "govfs audit seal" (16 bytes) || seq (8 bytes LE) || hash[seq] (32).
+ *   "govfs audit seal" (16 bytes) || seq (8 bytes LE) || hash[seq] (32)
+ * but the seal of an audit.prune record (see below), which only the prune
+ * that appends it makes, starts with "govfs prune seal" instead.
  *
  * Sealing rule, kept by every writer inside the transaction that commits a
  * batch, so that it holds on disk after every commit: the records after the
  * last seal number fewer than AUDIT_SEAL_RECORDS, and each has time_ns <
  * ref + AUDIT_SEAL_NS, where ref is the time_ns of the last sealed record
- * (of the first record while there is no seal).  A batch that would break
- * it is sealed; so is the chain at close and after every audit_append_sync.
+ * (of the first record after it while there is no seal or it was pruned).
+ * A batch that would break it is sealed; so is the chain at close and after
+ * every audit_append_sync.
+ *
+ * Pruning (audit_prune, and the writer thread of audit_log_open) runs in
+ * one write transaction per step: find the last seal P such that every
+ * record up to P is older than retention_days (P at or after the first
+ * record, about AUDIT_PRUNE_RECORDS records on at most), delete the
+ * records up to P and the seals before P, keep the seal at P, and append
+ * an "audit.prune" record (offset: the first seq removed, length: how
+ * many) that continues the chain from hash[P], sealed at once.  Before
+ * removing anything it checks the part to remove as audit_verify would,
+ * and refuses if that part is not intact: a prune never hides tampering.
+ * The triggers that refuse DELETE are dropped and created again inside that
+ * transaction, so that no other connection ever sees the table without
+ * them.  A trigger that let a marker row allow deletes would give anyone
+ * who can write one row the same power; and triggers stop mistakes, not
+ * attackers, who can drop them: what catches an attacker is verify.
  *
  * What audit_verify detects: a record whose fields or stored hash were
  * changed (its seq: the recomputed chain stops matching the stored hashes
@@ -41,9 +60,27 @@
  * the public key in meta must be its own.  Removing the last records
  * together with their seals is the same case: keeping a copy of the latest
  * seal elsewhere would catch it.
+ *
+ * After pruning, the first record kept, F, must follow exactly the range
+ * that the audit.prune record named by meta's last_prune declares (F =
+ * offset + length; meta only points, and a wrong pointer fails), a good
+ * seal must sit at F - 1, and hash[F - 1] is taken from it: the chain from
+ * F on is then checked as above, anchored by a signature.  The prune seal
+ * on each audit.prune record makes it one that only the key can make: a
+ * forged one added to the unsealed tail, and covered by the next seal of
+ * the records, still fails (wrong kind of seal, or none at its seq).  So
+ * the declaration is checked on its own first (its contents hash, from the
+ * stored hash before it, to its stored hash, which its prune seal signs),
+ * and then removing records at the start is caught whether or not it ends
+ * at a seal (first_bad: the first record removed), and so is removing
+ * more than a prune declared, or changing the declaration.  Verify cannot
+ * check the age of records that are gone: the audit.prune record's reason
+ * states the cut-off its writer used.
  */
 #include "audit.h"
 
+#include "caller.h"
+#include "clock.h"
 #include "fileio.h"
 #include "sqlerr.h"
 
@@ -62,6 +99,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,11 +118,27 @@
 /* Longest string field; longer is refused (-EINVAL). */
 #define STRING_MAX (1u << 20)
 #define NO_STRING UINT32_MAX
+#define NS_PER_DAY (86400 * 1000000000LL)
 
-/* What a seal signs starts with these 16 bytes (no NUL). */
-#define SEAL_TAG "govfs audit seal"
-#define SEAL_TAG_LEN (sizeof(SEAL_TAG) - 1)
+/*
+ * What a seal signs starts with 16 bytes (no NUL) that say its kind: a
+ * seal of the records (any writer, when due) or the seal of an audit.prune
+ * record, made only by the prune that wrote it.
+ */
+enum seal_kind { SEAL_RECORDS, SEAL_PRUNE };
+static const char *const seal_tags[] = {
+    [SEAL_RECORDS] = "govfs audit seal",
+    [SEAL_PRUNE] = "govfs prune seal",
+};
+#define SEAL_TAG_LEN 16
 #define SEAL_MESSAGE_LEN (SEAL_TAG_LEN + 8 + HASH_LEN)
+
+/* Created with the schema, and again by every prune that drops them. */
+#define NO_DELETE_TRIGGERS                                                     \
+	"CREATE TRIGGER records_no_delete BEFORE DELETE ON records"            \
+	" BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;"    \
+	"CREATE TRIGGER seals_no_delete BEFORE DELETE ON seals"                \
+	" BEGIN SELECT RAISE(ABORT, 'audit seals are append-only'); END;"
 
 static const char schema_sql[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;"
@@ -97,12 +151,9 @@ static const char schema_sql[] =
     " hash BLOB NOT NULL, signature BLOB NOT NULL) STRICT;"
     "CREATE TRIGGER records_no_update BEFORE UPDATE ON records"
     " BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;"
-    "CREATE TRIGGER records_no_delete BEFORE DELETE ON records"
-    " BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;"
     "CREATE TRIGGER seals_no_update BEFORE UPDATE ON seals"
     " BEGIN SELECT RAISE(ABORT, 'audit seals are append-only'); END;"
-    "CREATE TRIGGER seals_no_delete BEFORE DELETE ON seals"
-    " BEGIN SELECT RAISE(ABORT, 'audit seals are append-only'); END;";
+    /* and refusing DELETE: */ NO_DELETE_TRIGGERS;
 
 /*
  * The fields of struct audit_event in canonical order (after seq), which is
@@ -288,14 +339,18 @@ static int meta_get(sqlite3 *db, const char *key, char *out, size_t outlen)
 	return rc;
 }
 
-/* Insert a meta row; 0 or -errno. */
-static int meta_put(sqlite3 *db, const char *key, const char *value)
+/* Set meta's value for key; 0 or -errno. */
+static int meta_set(sqlite3 *db, const char *key, const char *value)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = sql_rc(sqlite3_prepare_v2(
-	    db, "INSERT INTO meta(key, value) VALUES(?, ?)", -1, &st, NULL));
+	rc = sql_rc(
+	    sqlite3_prepare_v2(db,
+			       "INSERT INTO meta(key, value) VALUES(?, ?)"
+			       " ON CONFLICT(key) DO UPDATE"
+			       " SET value = excluded.value",
+			       -1, &st, NULL));
 	if (rc)
 		return rc;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -440,18 +495,19 @@ out_cleanse:
 	return rc;
 }
 
-/* The 56 bytes a seal at seq over hash signs (see atop). */
-static void seal_message(uint64_t seq, const uint8_t hash[HASH_LEN],
+/* The 56 bytes a seal of kind at seq over hash signs (see atop). */
+static void seal_message(enum seal_kind kind, uint64_t seq,
+			 const uint8_t hash[HASH_LEN],
 			 uint8_t msg[SEAL_MESSAGE_LEN])
 {
-	memcpy(msg, SEAL_TAG, SEAL_TAG_LEN);
+	memcpy(msg, seal_tags[kind], SEAL_TAG_LEN);
 	put_le(msg + SEAL_TAG_LEN, seq, 8);
 	memcpy(msg + SEAL_TAG_LEN + 8, hash, HASH_LEN);
 }
 
-/* Sign the seal at seq over hash with key; 0, -ENOMEM or -EIO. */
-static int seal_sign(EVP_PKEY *key, uint64_t seq, const uint8_t hash[HASH_LEN],
-		     uint8_t sig[SIGNATURE_LEN])
+/* Sign the seal of kind at seq over hash with key; 0, -ENOMEM or -EIO. */
+static int seal_sign(EVP_PKEY *key, enum seal_kind kind, uint64_t seq,
+		     const uint8_t hash[HASH_LEN], uint8_t sig[SIGNATURE_LEN])
 {
 	uint8_t msg[SEAL_MESSAGE_LEN];
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -460,7 +516,7 @@ static int seal_sign(EVP_PKEY *key, uint64_t seq, const uint8_t hash[HASH_LEN],
 
 	if (!ctx)
 		return -ENOMEM;
-	seal_message(seq, hash, msg);
+	seal_message(kind, seq, hash, msg);
 	ok = EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1 &&
 	     EVP_DigestSign(ctx, sig, &siglen, msg, sizeof(msg)) == 1 &&
 	     siglen == SIGNATURE_LEN;
@@ -468,9 +524,10 @@ static int seal_sign(EVP_PKEY *key, uint64_t seq, const uint8_t hash[HASH_LEN],
 	return ok ? 0 : -EIO;
 }
 
-/* Whether sig is pub's signature of the seal at seq over hash. */
-static bool seal_signature_ok(EVP_PKEY *pub, uint64_t seq, const void *hash,
-			      size_t hashlen, const void *sig, size_t siglen)
+/* Whether sig is pub's signature of the seal of kind at seq over hash. */
+static bool seal_signature_ok(EVP_PKEY *pub, enum seal_kind kind, uint64_t seq,
+			      const void *hash, size_t hashlen, const void *sig,
+			      size_t siglen)
 {
 	uint8_t msg[SEAL_MESSAGE_LEN];
 	EVP_MD_CTX *ctx;
@@ -481,7 +538,7 @@ static bool seal_signature_ok(EVP_PKEY *pub, uint64_t seq, const void *hash,
 	ctx = EVP_MD_CTX_new();
 	if (!ctx)
 		return false;
-	seal_message(seq, hash, msg);
+	seal_message(kind, seq, hash, msg);
 	ok = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pub) == 1 &&
 	     EVP_DigestVerify(ctx, sig, siglen, msg, sizeof(msg)) == 1;
 	EVP_MD_CTX_free(ctx);
@@ -635,7 +692,7 @@ struct writer {
 	sqlite3_stmt *last, *last_seal, *ref_time, *insert, *insert_seal;
 	/* after a batch: realtime by which the tail must be sealed, or 0 */
 	int64_t seal_due;
-	char why[160]; /* SQLite's message for the last failure */
+	char why[256]; /* SQLite's (or verify's) message for the last failure */
 };
 
 /* Finalize, close and free what writer_open made; w may be half made. */
@@ -661,7 +718,8 @@ static int writer_prepare(struct writer *w)
 	} stmts[] = {
 	    {&w->last,
 	     "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"},
-	    {&w->last_seal, "SELECT seq FROM seals ORDER BY seq DESC LIMIT 1"},
+	    {&w->last_seal,
+	     "SELECT seq, hash FROM seals ORDER BY seq DESC LIMIT 1"},
 	    {&w->ref_time, "SELECT time_ns FROM records WHERE seq >= ?"
 			   " ORDER BY seq LIMIT 1"},
 	    {&w->insert,
@@ -717,7 +775,22 @@ out_release:
 	return rc;
 }
 
-/* Step a prepared statement that returns at most one row; then reset it. */
+/*
+ * Copy the hash in column col of st's row; a hash that is not one cannot
+ * be continued (-EBADMSG).
+ */
+static int copy_hash(sqlite3_stmt *st, int col, uint8_t hash[HASH_LEN])
+{
+	if (sqlite3_column_bytes(st, col) != HASH_LEN)
+		return -EBADMSG;
+	memcpy(hash, sqlite3_column_blob(st, col), HASH_LEN);
+	return 0;
+}
+
+/*
+ * Step a prepared statement that returns at most one row; the caller
+ * resets it after reading the row (it is reset here on error).
+ */
 static int step_once(sqlite3_stmt *st, bool *row)
 {
 	int rc = sqlite3_step(st);
@@ -730,9 +803,10 @@ static int step_once(sqlite3_stmt *st, bool *row)
 }
 
 /*
- * Inside a write transaction: the last record's seq and hash, the last
- * seal's seq and the sealing rule's reference time (have_ref false when
- * there is no record).
+ * Inside a write transaction: the seq and hash the chain goes on from (the
+ * last record's, or the last seal's when a prune removed every record up
+ * to it), the last seal's seq and the sealing rule's reference time
+ * (have_ref false when no record is at or after the last seal).
  */
 static int chain_tail(struct writer *w, uint64_t *seq, uint8_t hash[HASH_LEN],
 		      uint64_t *sealed, int64_t *ref, bool *have_ref)
@@ -748,11 +822,7 @@ static int chain_tail(struct writer *w, uint64_t *seq, uint8_t hash[HASH_LEN],
 		return rc;
 	if (row) {
 		*seq = (uint64_t)sqlite3_column_int64(w->last, 0);
-		/* A hash that is not one cannot be continued. */
-		if (sqlite3_column_bytes(w->last, 1) != HASH_LEN)
-			rc = -EBADMSG;
-		else
-			memcpy(hash, sqlite3_column_blob(w->last, 1), HASH_LEN);
+		rc = copy_hash(w->last, 1, hash);
 	}
 	sqlite3_reset(w->last);
 	if (!rc)
@@ -761,7 +831,13 @@ static int chain_tail(struct writer *w, uint64_t *seq, uint8_t hash[HASH_LEN],
 		return rc;
 	if (row)
 		*sealed = (uint64_t)sqlite3_column_int64(w->last_seal, 0);
+	if (row && *sealed > *seq) {
+		*seq = *sealed;
+		rc = copy_hash(w->last_seal, 1, hash);
+	}
 	sqlite3_reset(w->last_seal);
+	if (rc)
+		return rc;
 	sqlite3_bind_int64(w->ref_time, 1, (int64_t)*sealed);
 	rc = step_once(w->ref_time, &row);
 	if (rc)
@@ -804,15 +880,15 @@ static int insert_record(struct writer *w, const struct rec *r,
 	return rc == SQLITE_DONE ? 0 : sql_rc(rc);
 }
 
-/* Sign and insert the seal at seq over hash; 0 or -errno. */
-static int insert_seal(struct writer *w, uint64_t seq,
+/* Sign and insert the seal of kind at seq over hash; 0 or -errno. */
+static int insert_seal(struct writer *w, enum seal_kind kind, uint64_t seq,
 		       const uint8_t hash[HASH_LEN])
 {
 	uint8_t sig[SIGNATURE_LEN];
 	sqlite3_stmt *st = w->insert_seal;
 	int rc;
 
-	rc = seal_sign(w->key, seq, hash, sig);
+	rc = seal_sign(w->key, kind, seq, hash, sig);
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, (int64_t)seq);
@@ -824,14 +900,20 @@ static int insert_seal(struct writer *w, uint64_t seq,
 	return rc == SQLITE_DONE ? 0 : sql_rc(rc);
 }
 
+/* When append_records seals what it appended. */
+enum seal_when {
+	SEAL_WHEN_DUE, /* as the sealing rule asks */
+	SEAL_NOW,      /* now, if anything is unsealed */
+	SEAL_AS_PRUNE, /* now, with a prune seal: recs is the audit.prune */
+};
+
 /*
- * In one transaction: continue the chain on disk with recs[0..n) (their
- * seq set here), then seal if the sealing rule asks for it, or if
- * force_seal and anything is unsealed.  Sets w->seal_due.  Returns 0, or
- * -errno with everything rolled back and w->why set.
+ * Inside a write transaction: continue the chain on disk with recs[0..n)
+ * (their seq set here), then seal as when says.  Sets w->seal_due for when
+ * the transaction commits.  0 or -errno.
  */
-static int write_batch(struct writer *w, struct rec *recs, size_t n,
-		       bool force_seal)
+static int append_records(struct writer *w, struct rec *recs, size_t n,
+			  enum seal_when when)
 {
 	uint8_t hash[HASH_LEN], next[HASH_LEN];
 	uint64_t seq, sealed;
@@ -839,9 +921,7 @@ static int write_batch(struct writer *w, struct rec *recs, size_t n,
 	bool have_ref, seal;
 	int rc;
 
-	rc = exec(w->db, "BEGIN IMMEDIATE");
-	if (!rc)
-		rc = chain_tail(w, &seq, hash, &sealed, &ref, &have_ref);
+	rc = chain_tail(w, &seq, hash, &sealed, &ref, &have_ref);
 	for (size_t i = 0; i < n && !rc; i++) {
 		recs[i].seq = ++seq;
 		rc = hash_record(&w->hasher, hash, &recs[i], next);
@@ -852,27 +932,50 @@ static int write_batch(struct writer *w, struct rec *recs, size_t n,
 			latest = recs[i].ev.time_ns;
 	}
 	if (rc)
-		goto out_rollback;
+		return rc;
 	if (!have_ref && n)
 		ref = recs[0].ev.time_ns;
-	seal =
-	    seq > sealed && (force_seal || seq - sealed >= AUDIT_SEAL_RECORDS ||
-			     past_seal_time(latest, ref));
+	seal = seq > sealed &&
+	       (when != SEAL_WHEN_DUE || seq - sealed >= AUDIT_SEAL_RECORDS ||
+		past_seal_time(latest, ref));
 	if (seal)
-		rc = insert_seal(w, seq, hash);
-	if (!rc)
-		rc = exec(w->db, "COMMIT");
-	if (rc)
-		goto out_rollback;
+		rc = insert_seal(
+		    w, when == SEAL_AS_PRUNE ? SEAL_PRUNE : SEAL_RECORDS, seq,
+		    hash);
 	if (seal || seq == sealed || ref > INT64_MAX - AUDIT_SEAL_NS)
 		w->seal_due = 0;
 	else
 		w->seal_due = ref + AUDIT_SEAL_NS;
-	return 0;
+	return rc;
+}
 
-out_rollback:
+/*
+ * Keep SQLite's message for the failure of w's transaction, roll it back,
+ * and restore the seal_due of before it.
+ */
+static void abandon(struct writer *w, int64_t seal_due)
+{
 	snprintf(w->why, sizeof(w->why), "%s", sqlite3_errmsg(w->db));
 	rollback(w->db);
+	w->seal_due = seal_due;
+}
+
+/*
+ * In one transaction: append_records.  Returns 0, or -errno with
+ * everything rolled back and w->why set.
+ */
+static int write_batch(struct writer *w, struct rec *recs, size_t n,
+		       enum seal_when when)
+{
+	int64_t seal_due = w->seal_due;
+	int rc = exec(w->db, "BEGIN IMMEDIATE");
+
+	if (!rc)
+		rc = append_records(w, recs, n, when);
+	if (!rc)
+		rc = exec(w->db, "COMMIT");
+	if (rc)
+		abandon(w, seal_due);
 	return rc;
 }
 
@@ -905,7 +1008,7 @@ int audit_create(const char *home, int retention_days)
 	sqlite3 *db = NULL;
 	int fd, rc;
 
-	if (retention_days <= 0)
+	if (retention_days < 1 || retention_days > AUDIT_RETENTION_DAYS_MAX)
 		return -EINVAL;
 	rc = home_path(home, AUDIT_DB_FILE, db_path);
 	if (!rc)
@@ -940,17 +1043,17 @@ int audit_create(const char *home, int retention_days)
 	if (!rc)
 		rc = exec(db, schema_sql);
 	if (!rc)
-		rc = meta_put(db, "format", AUDIT_FORMAT);
+		rc = meta_set(db, "format", AUDIT_FORMAT);
 	hex_encode(pub, sizeof(pub), hex);
 	if (!rc)
-		rc = meta_put(db, "public_key", hex);
+		rc = meta_set(db, "public_key", hex);
 	snprintf(value, sizeof(value), "%d", retention_days);
 	if (!rc)
-		rc = meta_put(db, "retention_days", value);
+		rc = meta_set(db, "retention_days", value);
 	snprintf(value, sizeof(value), "%lld",
 		 (long long)now_ns(CLOCK_REALTIME));
 	if (!rc)
-		rc = meta_put(db, "created_ns", value);
+		rc = meta_set(db, "created_ns", value);
 	if (!rc)
 		rc = exec(db, "COMMIT");
 	if (db)
@@ -979,6 +1082,720 @@ out_unlink_db:
 }
 
 /*
+ * Run sql with its parameter ?1, if it has one, bound to arg.  out and
+ * found are both NULL, or else *out is the first column of the first row
+ * and *found says whether there was such a row with a value not null.
+ */
+static int run_bound(sqlite3 *db, const char *sql, int64_t arg, int64_t *out,
+		     bool *found)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (found)
+		*found = false;
+	rc = sql_rc(sqlite3_prepare_v2(db, sql, -1, &st, NULL));
+	if (rc)
+		return rc;
+	if (sqlite3_bind_parameter_count(st) > 0)
+		sqlite3_bind_int64(st, 1, arg);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && out &&
+	    sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		*out = sqlite3_column_int64(st, 0);
+		*found = true;
+	}
+	sqlite3_finalize(st);
+	return sql_rc(rc);
+}
+
+/* meta's integer value for key; -ENOENT if absent, -EPROTO if not one. */
+static int meta_get_int(sqlite3 *db, const char *key, int64_t *out)
+{
+	char value[32], *end;
+	long long v;
+	int rc = meta_get(db, key, value, sizeof(value));
+
+	if (rc)
+		return rc;
+	errno = 0;
+	v = strtoll(value, &end, 10);
+	if (errno || end == value || *end)
+		return -EPROTO;
+	*out = v;
+	return 0;
+}
+
+/* meta's retention_days; -EPROTO unless 1 to AUDIT_RETENTION_DAYS_MAX. */
+static int meta_retention_days(sqlite3 *db, int *days)
+{
+	int64_t v;
+	int rc = meta_get_int(db, "retention_days", &v);
+
+	if (rc == -ENOENT || (!rc && (v < 1 || v > AUDIT_RETENTION_DAYS_MAX)))
+		rc = -EPROTO;
+	if (!rc)
+		*days = (int)v;
+	return rc;
+}
+
+/*
+ * Whether ev, record seq, is an audit.prune record, and if so the range of
+ * seqs it declares removed: [offset, offset + length), all before seq.
+ * *from is 0 for an audit.prune record without such a range.
+ */
+static bool prune_declared(const struct audit_event *ev, uint64_t seq,
+			   uint64_t *from, uint64_t *to)
+{
+	*from = 0;
+	*to = 0;
+	if (!ev->event || strcmp(ev->event, AUDIT_PRUNE_EVENT))
+		return false;
+	if (ev->offset >= 1 && ev->length >= 1 &&
+	    ev->offset <= INT64_MAX - ev->length &&
+	    (uint64_t)(ev->offset + ev->length) <= seq) {
+		*from = (uint64_t)ev->offset;
+		*to = (uint64_t)(ev->offset + ev->length) - 1;
+	}
+	return true;
+}
+
+/* The state of a verify walk, inside one transaction on db. */
+struct verify {
+	sqlite3 *db;
+	EVP_PKEY *pub; /* checks the seals' signatures */
+	struct hasher *hasher;
+	struct audit_verdict *out;
+	uint64_t first; /* the first record kept; 0 if none */
+	/* hash[first - 1] is known (anchor): first is 1, or a good seal is
+	 * at first - 1 */
+	bool anchored;
+	uint8_t anchor[HASH_LEN];
+	/* the records before first went by a prune that an authentic
+	 * audit.prune record declares */
+	bool declared;
+	uint64_t good; /* the last seal found good (or the anchor) */
+};
+
+static int bad(struct verify *v, uint64_t seq, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Record the first problem found; returns -EBADMSG. */
+static int bad(struct verify *v, uint64_t seq, const char *fmt, ...)
+{
+	va_list ap;
+
+	v->out->first_bad = seq;
+	va_start(ap, fmt);
+	vsnprintf(v->out->why, sizeof(v->out->why), fmt, ap);
+	va_end(ap);
+	return -EBADMSG;
+}
+
+/* "record 7" or "records 7 to 9" into buf; returns buf. */
+static const char *seq_range(uint64_t from, uint64_t to, char *buf, size_t len)
+{
+	if (from == to)
+		snprintf(buf, len, "record %llu", (unsigned long long)from);
+	else
+		snprintf(buf, len, "records %llu to %llu",
+			 (unsigned long long)from, (unsigned long long)to);
+	return buf;
+}
+
+/*
+ * Whether the seal at seq is in the seals table with a good signature of
+ * kind; *hash (if not NULL) is then what it seals.
+ */
+static int seal_good(struct verify *v, uint64_t seq, enum seal_kind kind,
+		     uint8_t *hash, bool *good)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*good = false;
+	rc = sql_rc(sqlite3_prepare_v2(
+	    v->db, "SELECT hash, signature FROM seals WHERE seq = ?", -1, &st,
+	    NULL));
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, (int64_t)seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW &&
+	    seal_signature_ok(v->pub, kind, seq, sqlite3_column_blob(st, 0),
+			      (size_t)sqlite3_column_bytes(st, 0),
+			      sqlite3_column_blob(st, 1),
+			      (size_t)sqlite3_column_bytes(st, 1))) {
+		*good = true;
+		if (hash)
+			memcpy(hash, sqlite3_column_blob(st, 0), HASH_LEN);
+	}
+	sqlite3_finalize(st);
+	return sql_rc(rc);
+}
+
+/*
+ * The seal at first - 1 that closes the pruned part: of the records, or of
+ * an audit.prune record that a later prune removed.
+ */
+static int read_anchor(struct verify *v)
+{
+	uint64_t at = v->first - 1;
+	int rc = seal_good(v, at, SEAL_RECORDS, v->anchor, &v->anchored);
+
+	if (!rc && !v->anchored)
+		rc = seal_good(v, at, SEAL_PRUNE, v->anchor, &v->anchored);
+	return rc;
+}
+
+/* hash[seq - 1] as stored: record seq - 1's, or the anchor's. */
+static int stored_hash_before(struct verify *v, uint64_t seq,
+			      uint8_t hash[HASH_LEN], bool *found)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*found = false;
+	if (seq == v->first) {
+		memcpy(hash, v->anchor, HASH_LEN);
+		*found = v->anchored;
+		return 0;
+	}
+	rc = sql_rc(sqlite3_prepare_v2(
+	    v->db, "SELECT hash FROM records WHERE seq = ?", -1, &st, NULL));
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, (int64_t)seq - 1);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*found = !copy_hash(st, 0, hash);
+	sqlite3_finalize(st);
+	return sql_rc(rc);
+}
+
+/*
+ * *to: the last seq that record seq declares pruned, if it is an authentic
+ * audit.prune record: its contents hash, from the stored hash before it,
+ * to its stored hash, which its own prune seal signs.  0 otherwise.
+ * Authentic whatever the rest of the log, since only the key makes a
+ * prune seal.
+ */
+static int read_declaration(struct verify *v, uint64_t seq, uint64_t *to)
+{
+	uint8_t prev[HASH_LEN], hash[HASH_LEN], sealed[HASH_LEN];
+	bool found = false, signed_ok = false;
+	uint64_t from, end = 0;
+	sqlite3_stmt *st;
+	struct rec r;
+	int rc;
+
+	*to = 0;
+	rc = stored_hash_before(v, seq, prev, &found);
+	if (rc || !found)
+		return rc;
+	rc = sql_rc(sqlite3_prepare_v2(v->db,
+				       "SELECT seq, " RECORD_COLUMNS
+				       ", hash FROM records WHERE seq = ?",
+				       -1, &st, NULL));
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, (int64_t)seq);
+	rc = sqlite3_step(st);
+	found =
+	    rc == SQLITE_ROW && rec_from_row(st, &r) < 0 &&
+	    prune_declared(&r.ev, seq, &from, &end) && from &&
+	    !hash_record(v->hasher, prev, &r, hash) &&
+	    sqlite3_column_bytes(st, (int)NFIELDS + 1) == HASH_LEN &&
+	    !memcmp(sqlite3_column_blob(st, (int)NFIELDS + 1), hash, HASH_LEN);
+	sqlite3_finalize(st);
+	rc = sql_rc(rc);
+	if (!rc && found)
+		rc = seal_good(v, seq, SEAL_PRUNE, sealed, &signed_ok);
+	if (!rc && signed_ok && !memcmp(sealed, hash, HASH_LEN))
+		*to = end;
+	return rc;
+}
+
+/*
+ * Where the chain starts: at record 1 from 32 zero bytes; or, when the
+ * records before the first kept one are gone, from the seal that closes
+ * them, once the audit.prune record that meta's last_prune names has been
+ * found authentic and to declare exactly those.  When it is not, the
+ * chain is still walked (from the first record's stored hash if no seal
+ * anchors it), and the missing records are reported after it, unless the
+ * walk found something.
+ */
+static int verify_start(struct verify *v)
+{
+	int64_t first = 0, prune_seq = 0;
+	uint64_t to = 0;
+	char what[64];
+	bool found;
+	int rc;
+
+	memset(v->anchor, 0, HASH_LEN);
+	v->anchored = true;
+	v->declared = false;
+	rc =
+	    run_bound(v->db, "SELECT min(seq) FROM records", 0, &first, &found);
+	/* A seq below 1 is the walk's to report. */
+	v->first = !found ? 0 : first > 1 ? (uint64_t)first : 1;
+	if (rc || v->first <= 1)
+		return rc;
+	rc = read_anchor(v);
+	if (!rc && !meta_get_int(v->db, "last_prune", &prune_seq) &&
+	    prune_seq >= first)
+		rc = read_declaration(v, (uint64_t)prune_seq, &to);
+	if (rc || !to)
+		return rc;
+	if (to + 1 < v->first)
+		return bad(v, to + 1,
+			   "%s missing: the audit.prune record %llu removed "
+			   "records only up to %llu",
+			   seq_range(to + 1, v->first - 1, what, sizeof(what)),
+			   (unsigned long long)prune_seq,
+			   (unsigned long long)to);
+	if (to + 1 > v->first)
+		return bad(v, v->first,
+			   "%s should be gone: the audit.prune record %llu "
+			   "removed records up to %llu",
+			   seq_range(v->first, to, what, sizeof(what)),
+			   (unsigned long long)prune_seq,
+			   (unsigned long long)to);
+	if (!v->anchored)
+		return bad(v, v->first,
+			   "record %llu: no good seal at %llu closes the "
+			   "pruned part",
+			   (unsigned long long)v->first,
+			   (unsigned long long)v->first - 1);
+	v->declared = true;
+	return 0;
+}
+
+/*
+ * After a walk that found nothing: records missing at the start that no
+ * authentic audit.prune record declares.
+ */
+static int verify_finish(struct verify *v)
+{
+	char what[64];
+
+	if (v->first <= 1 || v->declared)
+		return 0;
+	return bad(v, 1, "%s missing: no audit.prune record removed them",
+		   seq_range(1, v->first - 1, what, sizeof(what)));
+}
+
+/*
+ * The seals cursor of a verify walk: the current seal's row in st, or
+ * none once they are all read.
+ */
+static int next_seal(sqlite3_stmt *st, bool *row)
+{
+	int rc = sqlite3_step(st);
+
+	*row = rc == SQLITE_ROW;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sql_rc(rc);
+}
+
+/*
+ * Check one seal of kind, whose row is in seals, against the recomputed
+ * chain at seq.
+ */
+static int check_seal(struct verify *v, sqlite3_stmt *seals,
+		      enum seal_kind kind, uint64_t seq,
+		      const uint8_t chain[HASH_LEN])
+{
+	const void *hash = sqlite3_column_blob(seals, 1);
+	size_t hashlen = (size_t)sqlite3_column_bytes(seals, 1);
+	const void *sig = sqlite3_column_blob(seals, 2);
+	size_t siglen = (size_t)sqlite3_column_bytes(seals, 2);
+
+	if (!seal_signature_ok(v->pub, kind, seq, hash, hashlen, sig, siglen))
+		return bad(v, seq, "seal at %llu: bad signature%s",
+			   (unsigned long long)seq,
+			   kind == SEAL_PRUNE ? " (of a prune seal)" : "");
+	/*
+	 * The records up to here hash to what their stored hashes say, yet
+	 * not to what was sealed: one of them was changed and the stored
+	 * hashes recomputed.  Which one the seal cannot tell.
+	 */
+	if (memcmp(hash, chain, HASH_LEN))
+		return bad(v, v->good + 1,
+			   "seal at %llu: does not match the chain; records "
+			   "%llu to %llu were altered and rehashed",
+			   (unsigned long long)seq,
+			   (unsigned long long)v->good + 1,
+			   (unsigned long long)seq);
+	return 0;
+}
+
+/*
+ * Check record r (row of records) against the chain, which it moves on:
+ * its stored hash must be what chain and its contents give, unless it is
+ * the first record and no seal anchors it (its stored hash is then taken).
+ */
+static int check_record(struct verify *v, sqlite3_stmt *records,
+			const struct rec *r, uint8_t chain[HASH_LEN])
+{
+	const void *stored = sqlite3_column_blob(records, (int)NFIELDS + 1);
+	int storedlen = sqlite3_column_bytes(records, (int)NFIELDS + 1);
+	uint8_t next[HASH_LEN];
+	int rc;
+
+	rc = hash_record(v->hasher, chain, r, next);
+	if (rc)
+		return rc;
+	if (r->seq == v->first && !v->anchored && storedlen == HASH_LEN)
+		memcpy(next, stored, HASH_LEN);
+	if (storedlen != HASH_LEN || memcmp(stored, next, HASH_LEN))
+		return bad(v, r->seq,
+			   "record %llu: hash does not match its contents",
+			   (unsigned long long)r->seq);
+	memcpy(chain, next, HASH_LEN);
+	return 0;
+}
+
+/*
+ * Whether audit.prune record seq, which declares records from on removed
+ * (0: no valid range), is in place: after a prune.  Its seal is the
+ * walk's to check.
+ */
+static int check_prune_record(struct verify *v, uint64_t seq, uint64_t from)
+{
+	if (v->first == 1)
+		return bad(v, seq,
+			   "record %llu: an audit.prune record, yet no record "
+			   "is missing before it",
+			   (unsigned long long)seq);
+	if (!from)
+		return bad(v, seq,
+			   "record %llu: an audit.prune record without a valid "
+			   "range",
+			   (unsigned long long)seq);
+	return 0;
+}
+
+/*
+ * The walk of verify_walk over records (rows "seq, RECORD_COLUMNS, hash")
+ * and seals (rows "seq, hash, signature"), both in seq order.
+ */
+static int walk_rows(struct verify *v, sqlite3_stmt *records,
+		     sqlite3_stmt *seals)
+{
+	uint8_t chain[HASH_LEN];
+	uint64_t prev = v->first ? v->first - 1 : 0, from, to;
+	int64_t ref = 0;
+	bool seal_row, prune;
+	struct rec r;
+	int rc, step, badfield;
+
+	memcpy(chain, v->anchor, HASH_LEN);
+	v->good = prev;
+	rc = next_seal(seals, &seal_row);
+	while (!rc && (step = sqlite3_step(records)) == SQLITE_ROW) {
+		badfield = rec_from_row(records, &r);
+		if ((int64_t)r.seq < 1)
+			return bad(v, 0,
+				   "record %lld: sequence numbers start "
+				   "at 1",
+				   (long long)r.seq);
+		if (r.seq != prev + 1)
+			return bad(v, prev + 1, "record %llu missing",
+				   (unsigned long long)prev + 1);
+		v->out->records++;
+		if (badfield >= 0)
+			return bad(v, r.seq, "record %llu: %s is malformed",
+				   (unsigned long long)r.seq,
+				   fields[badfield].name);
+		prune = prune_declared(&r.ev, r.seq, &from, &to);
+		rc = check_record(v, records, &r, chain);
+		if (!rc && prune)
+			rc = check_prune_record(v, r.seq, from);
+		if (rc)
+			return rc;
+		if (r.seq == v->first)
+			ref = r.ev.time_ns;
+		if (seal_row && sqlite3_column_int64(seals, 0) < 1)
+			return bad(v, 0, "seal at %lld: no such record",
+				   (long long)sqlite3_column_int64(seals, 0));
+		if (seal_row &&
+		    (uint64_t)sqlite3_column_int64(seals, 0) == r.seq) {
+			rc = check_seal(v, seals,
+					prune ? SEAL_PRUNE : SEAL_RECORDS,
+					r.seq, chain);
+			if (rc)
+				return rc;
+			v->good = r.seq;
+			ref = r.ev.time_ns;
+			rc = next_seal(seals, &seal_row);
+		} else if (prune) {
+			return bad(v, r.seq,
+				   "record %llu: an audit.prune record "
+				   "without its seal",
+				   (unsigned long long)r.seq);
+		} else if (!seal_row) {
+			/* After the last seal: only what a crash can leave. */
+			if (r.seq - v->good >= AUDIT_SEAL_RECORDS)
+				return bad(v, r.seq,
+					   "record %llu: %d records or more "
+					   "after the last seal",
+					   (unsigned long long)r.seq,
+					   AUDIT_SEAL_RECORDS);
+			if (past_seal_time(r.ev.time_ns, ref))
+				return bad(v, r.seq,
+					   "record %llu: unsealed, and later "
+					   "than a crash can leave",
+					   (unsigned long long)r.seq);
+		}
+		prev = r.seq;
+	}
+	if (rc)
+		return rc;
+	if (step != SQLITE_DONE)
+		return sql_rc(step);
+	if (seal_row)
+		return bad(v, prev + 1, "seal at %lld: record %llu missing",
+			   (long long)sqlite3_column_int64(seals, 0),
+			   (unsigned long long)prev + 1);
+	return 0;
+}
+
+/*
+ * From where verify_start left it, check the chain through record upto
+ * (INT64_MAX for all) with the seals up to there, then verify_finish.
+ */
+static int verify_walk(struct verify *v, int64_t upto)
+{
+	sqlite3_stmt *records = NULL, *seals = NULL;
+	int rc;
+
+	rc = sql_rc(sqlite3_prepare_v2(v->db,
+				       "SELECT seq, " RECORD_COLUMNS
+				       ", hash FROM records WHERE seq <= ?"
+				       " ORDER BY seq",
+				       -1, &records, NULL));
+	if (!rc)
+		rc = sql_rc(sqlite3_prepare_v2(
+		    v->db,
+		    "SELECT seq, hash, signature FROM seals"
+		    " WHERE seq >= ? AND seq <= ? ORDER BY seq",
+		    -1, &seals, NULL));
+	if (!rc) {
+		sqlite3_bind_int64(records, 1, upto);
+		/* after a prune, the anchor and what is before it are done */
+		sqlite3_bind_int64(
+		    seals, 1, v->first > 1 ? (int64_t)v->first : INT64_MIN);
+		sqlite3_bind_int64(seals, 2, upto);
+		rc = walk_rows(v, records, seals);
+	}
+	sqlite3_finalize(records);
+	sqlite3_finalize(seals);
+	return rc ? rc : verify_finish(v);
+}
+
+/*
+ * Inside a write transaction: the seal *upto that closes the part to
+ * prune, 0 if none.  It is the last seal, at or after the first record
+ * *first, such that every record up to it is stamped before cutoff; but
+ * no further than AUDIT_PRUNE_RECORDS records on, unless the first such
+ * seal is, nor more than AUDIT_PRUNE_SEALS segments on, each of which the
+ * prune checks a signature of.  Reads only the records it would remove,
+ * and one more segment.
+ */
+static int prune_point(sqlite3 *db, int64_t cutoff, uint64_t *first,
+		       uint64_t *upto)
+{
+	sqlite3_stmt *seals = NULL, *young = NULL;
+	int64_t start = 0, limit, prev, seq;
+	int rc, segments = 0;
+	bool found;
+
+	*upto = 0;
+	rc = run_bound(db, "SELECT min(seq) FROM records", 0, &start, &found);
+	if (rc || !found || start < 1)
+		return rc;
+	*first = (uint64_t)start;
+	limit = start - 1 + AUDIT_PRUNE_RECORDS;
+	rc = sql_rc(sqlite3_prepare_v2(
+	    db, "SELECT seq FROM seals WHERE seq >= ? ORDER BY seq", -1, &seals,
+	    NULL));
+	if (!rc)
+		rc = sql_rc(sqlite3_prepare_v2(
+		    db,
+		    "SELECT 1 FROM records WHERE seq > ? AND seq <= ?"
+		    " AND time_ns >= ? LIMIT 1",
+		    -1, &young, NULL));
+	if (rc)
+		goto out_finalize;
+	sqlite3_bind_int64(seals, 1, start);
+	prev = start - 1;
+	while (segments < AUDIT_PRUNE_SEALS &&
+	       (rc = sqlite3_step(seals)) == SQLITE_ROW) {
+		seq = sqlite3_column_int64(seals, 0);
+		if (seq > limit && *upto)
+			break;
+		sqlite3_bind_int64(young, 1, prev);
+		sqlite3_bind_int64(young, 2, seq);
+		sqlite3_bind_int64(young, 3, cutoff);
+		rc = sqlite3_step(young);
+		sqlite3_reset(young);
+		if (rc != SQLITE_DONE)
+			break;
+		*upto = (uint64_t)seq;
+		prev = seq;
+		segments++;
+		if (seq > limit)
+			break;
+	}
+	rc = sql_rc(rc);
+out_finalize:
+	sqlite3_finalize(seals);
+	sqlite3_finalize(young);
+	return rc;
+}
+
+/*
+ * Check the records up to upto, which a prune is about to remove, as
+ * audit_verify would: a prune must never hide tampering.
+ */
+static int prune_check(struct writer *w, uint64_t upto,
+		       struct audit_verdict *verdict)
+{
+	struct verify v = {
+	    .db = w->db, .pub = w->key, .hasher = &w->hasher, .out = verdict};
+	int rc;
+
+	memset(verdict, 0, sizeof(*verdict));
+	rc = verify_start(&v);
+	if (!rc)
+		rc = verify_walk(&v, (int64_t)upto);
+	return rc;
+}
+
+/*
+ * Delete the records up to upto and the seals before it, with the triggers
+ * that refuse it dropped for this transaction only (see atop).
+ */
+static int remove_through(sqlite3 *db, uint64_t upto)
+{
+	int rc = exec(db, "DROP TRIGGER records_no_delete;"
+			  "DROP TRIGGER seals_no_delete");
+
+	if (!rc)
+		rc = run_bound(db, "DELETE FROM records WHERE seq <= ?",
+			       (int64_t)upto, NULL, NULL);
+	if (!rc)
+		rc = run_bound(db, "DELETE FROM seals WHERE seq < ?",
+			       (int64_t)upto, NULL, NULL);
+	if (!rc)
+		rc = exec(db, NO_DELETE_TRIGGERS);
+	return rc;
+}
+
+/*
+ * Append the audit.prune record of records first..upto, by by, and seal
+ * it; meta's last_prune names it for audit_verify.
+ */
+static int append_prune_record(struct writer *w, const struct audit_event *by,
+			       uint64_t first, uint64_t upto, int days,
+			       int64_t cutoff)
+{
+	struct audit_event ev = AUDIT_EVENT_INIT(AUDIT_PRUNE_EVENT, "ok");
+	char when[40], reason[96], seq[24];
+	struct rec r;
+	int rc;
+
+	snprintf(reason, sizeof(reason), "retention %d days: older than %s",
+		 days, time_format_utc(cutoff, when, sizeof(when)));
+	ev.uid = by->uid;
+	ev.pid = by->pid;
+	ev.comm = by->comm;
+	ev.offset = (int64_t)first;
+	ev.length = (int64_t)(upto - first + 1);
+	ev.reason = reason;
+	rc = rec_from_event(&r, &ev);
+	if (!rc)
+		rc = append_records(w, &r, 1, SEAL_AS_PRUNE);
+	snprintf(seq, sizeof(seq), "%llu", (unsigned long long)r.seq);
+	if (!rc)
+		rc = meta_set(w->db, "last_prune", seq);
+	return rc;
+}
+
+/*
+ * One prune transaction (see atop): out says what it removed, nothing if
+ * nothing was old enough.  Returns 0, or -errno with everything rolled
+ * back and w->why set; -EBADMSG if what it would remove does not verify.
+ */
+static int prune_step(struct writer *w, const struct audit_event *by,
+		      struct audit_pruned *out)
+{
+	int64_t seal_due = w->seal_due, now = now_ns(CLOCK_REALTIME), cutoff;
+	uint64_t first = 0, upto = 0;
+	struct audit_verdict verdict = {0};
+	int days = 0, rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = exec(w->db, "BEGIN IMMEDIATE");
+	if (!rc)
+		rc = meta_retention_days(w->db, &days);
+	cutoff = now - days * NS_PER_DAY;
+	if (!rc)
+		rc = prune_point(w->db, cutoff, &first, &upto);
+	if (!rc && upto)
+		rc = prune_check(w, upto, &verdict);
+	if (!rc && upto)
+		rc = remove_through(w->db, upto);
+	if (!rc && upto)
+		rc = append_prune_record(w, by, first, upto, days, cutoff);
+	if (!rc)
+		rc = exec(w->db, "COMMIT");
+	if (rc) {
+		abandon(w, seal_due);
+		if (rc == -EBADMSG && verdict.why[0])
+			snprintf(w->why, sizeof(w->why),
+				 "records to prune do not verify: %s",
+				 verdict.why);
+		return rc;
+	}
+	out->retention_days = days;
+	if (upto) {
+		out->records = upto - first + 1;
+		out->first = first;
+		out->last = upto;
+	}
+	return 0;
+}
+
+int audit_prune(const char *home, const struct audit_event *by,
+		struct audit_pruned *out)
+{
+	struct audit_pruned step;
+	struct writer w;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = writer_open(&w, home);
+	if (rc)
+		return rc;
+	do {
+		rc = prune_step(&w, by, &step);
+		if (rc)
+			snprintf(out->why, sizeof(out->why), "%s", w.why);
+		if (rc || !step.records)
+			break;
+		if (!out->records)
+			out->first = step.first;
+		out->last = step.last;
+		out->records += step.records;
+	} while (step.records);
+	out->retention_days = step.retention_days;
+	writer_release(&w);
+	return rc;
+}
+
+/*
  * Queued events live in a byte buffer: for each, a struct queued_event,
  * then its strings, each NUL-terminated, padded to 8 bytes.  Appenders fill
  * one buffer while the writer thread drains the other, so that in steady
@@ -998,10 +1815,14 @@ struct queue {
 
 struct audit_log {
 	struct writer w;
-	char path[PATH_MAX]; /* of audit.db, for the failure message */
+	char path[PATH_MAX]; /* of audit.db, for messages and statvfs */
 	struct rec *recs;    /* BATCH_MAX, the writer's */
 	struct queue spare;  /* the writer's while it drains */
 	pthread_t thread;
+	struct caller self;	  /* whom the writer's prune records name */
+	int64_t next_space_check; /* CLOCK_MONOTONIC, the writer's */
+	int64_t next_prune;	  /* CLOCK_MONOTONIC, the writer's */
+	atomic_bool low_space;	  /* audit_log_low_space; the writer sets it */
 
 	pthread_mutex_t mu;
 	pthread_cond_t work;	/* to the writer: queued, waited or stop */
@@ -1059,10 +1880,6 @@ static struct timespec mono_deadline(int64_t ns)
 }
 
 /*
- * Write the events of q in transactions of up to BATCH_MAX, moving
- * committed on after each.  Called without mu.
- */
-/*
  * Fold read ev into the record before it when both came through the same
  * handle, both were served in full (no refusal, no short read) and ev
  * starts where the other's bytes end.  The strings of both are equal:
@@ -1083,6 +1900,10 @@ static bool merge_read(struct rec *prev, const struct audit_event *ev)
 	return true;
 }
 
+/*
+ * Write the events of q in transactions of up to BATCH_MAX, moving
+ * committed on after each.  Called without mu.
+ */
 static int write_queue(struct audit_log *log, struct queue *q)
 {
 	size_t pos = 0, left = q->count;
@@ -1114,7 +1935,7 @@ static int write_queue(struct audit_log *log, struct queue *q)
 			if (!m || !merge_read(&log->recs[m - 1], &r->ev))
 				m++;
 		}
-		rc = write_batch(&log->w, log->recs, m, false);
+		rc = write_batch(&log->w, log->recs, m, SEAL_WHEN_DUE);
 		if (rc)
 			break;
 		left -= n;
@@ -1128,45 +1949,157 @@ static int write_queue(struct audit_log *log, struct queue *q)
 	return rc;
 }
 
+uint64_t audit_low_space_limit(uint64_t size)
+{
+	uint64_t share = size / 100 * AUDIT_LOW_SPACE_PERCENT;
+
+	return share > AUDIT_LOW_SPACE_MIN_BYTES ? share
+						 : AUDIT_LOW_SPACE_MIN_BYTES;
+}
+
 /*
- * Called with mu held and the queue empty: sleep until there is work, and
- * seal an idle tail when the sealing rule says it is due.
+ * Look at the free space of the file system that holds audit.db; note and
+ * say when it becomes low, and when it is back an eighth above the limit
+ * (so that a log hovering at the limit does not repeat itself).
+ */
+static void check_space(struct audit_log *log)
+{
+	bool low = atomic_load(&log->low_space);
+	uint64_t avail, limit;
+	struct statvfs sv;
+
+	if (statvfs(log->path, &sv))
+		return;
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	limit = audit_low_space_limit((uint64_t)sv.f_blocks * sv.f_frsize);
+	if (!low && avail < limit) {
+		atomic_store(&log->low_space, true);
+		fprintf(stderr,
+			"govfs: audit log %s: %llu MiB free on its file "
+			"system, under %llu MiB; once it is full, opens and "
+			"reads fail with EIO\n",
+			log->path, (unsigned long long)(avail >> 20),
+			(unsigned long long)(limit >> 20));
+	} else if (low && avail >= limit + limit / 8) {
+		atomic_store(&log->low_space, false);
+		fprintf(stderr,
+			"govfs: audit log %s: %llu MiB free again on its file "
+			"system\n",
+			log->path, (unsigned long long)(avail >> 20));
+	}
+}
+
+/*
+ * One prune step under this process's name; how long until the next:
+ * AUDIT_BATCH_NS while there is more to prune (the queue is written in
+ * between), AUDIT_PRUNE_NS once there is not or after a failure, which is
+ * said on stderr and leaves the log as it was.
+ */
+static int64_t prune_some(struct audit_log *log)
+{
+	struct audit_event by = AUDIT_EVENT_INIT(AUDIT_PRUNE_EVENT, "ok");
+	struct audit_pruned pruned;
+	int rc;
+
+	by.uid = log->self.uid;
+	by.pid = log->self.pid;
+	by.comm = log->self.comm;
+	rc = prune_step(&log->w, &by, &pruned);
+	if (rc)
+		fprintf(stderr,
+			"govfs: audit log %s: cannot prune (%s: %s); trying "
+			"again in a day\n",
+			log->path, strerror(-rc), log->w.why);
+	return !rc && pruned.records ? AUDIT_BATCH_NS : AUDIT_PRUNE_NS;
+}
+
+/* When the writer's next housekeeping is due (CLOCK_MONOTONIC). */
+static int64_t housekeeping_due(const struct audit_log *log)
+{
+	return log->next_space_check < log->next_prune ? log->next_space_check
+						       : log->next_prune;
+}
+
+/* Called without mu: check the free space and prune, when each is due. */
+static void housekeeping(struct audit_log *log)
+{
+	int64_t now = now_ns(CLOCK_MONOTONIC);
+
+	if (now >= log->next_space_check) {
+		check_space(log);
+		log->next_space_check = now + AUDIT_SPACE_CHECK_NS;
+	}
+	if (now >= log->next_prune) {
+		int64_t wait = prune_some(log);
+
+		/* from the end of the step: the queue gets its turn */
+		log->next_prune = now_ns(CLOCK_MONOTONIC) + wait;
+	}
+}
+
+/*
+ * Called with mu held and the queue empty: seal the tail if the sealing
+ * rule says it is due, else sleep until there is work, the seal is due or
+ * housekeeping is.
  */
 static void writer_idle(struct audit_log *log)
 {
-	int64_t wait_ns;
+	int64_t mono = now_ns(CLOCK_MONOTONIC), wake = housekeeping_due(log);
+	int64_t seal_at;
 	struct timespec ts;
 	int rc;
 
-	if (!log->w.seal_due) {
-		pthread_cond_wait(&log->work, &log->mu);
-		return;
-	}
-	wait_ns = log->w.seal_due - now_ns(CLOCK_REALTIME);
-	if (wait_ns > 0) {
-		ts = mono_deadline(now_ns(CLOCK_MONOTONIC) + wait_ns);
-		if (pthread_cond_timedwait(&log->work, &log->mu, &ts) !=
-		    ETIMEDOUT)
+	if (log->w.seal_due) {
+		seal_at = mono + (log->w.seal_due - now_ns(CLOCK_REALTIME));
+		if (seal_at <= mono) {
+			pthread_mutex_unlock(&log->mu);
+			rc = write_batch(&log->w, NULL, 0, SEAL_WHEN_DUE);
+			pthread_mutex_lock(&log->mu);
+			if (rc)
+				latch_failed(log, rc);
 			return;
-		if (log->queue.count || log->stopping)
-			return;
+		}
+		if (seal_at < wake)
+			wake = seal_at;
 	}
+	ts = mono_deadline(wake);
+	pthread_cond_timedwait(&log->work, &log->mu, &ts);
+}
+
+/*
+ * Called with mu held and events queued: let a batch gather until it is
+ * due or someone waits, then write it.
+ */
+static void write_pending(struct audit_log *log)
+{
+	struct timespec ts = mono_deadline(log->oldest_ns + AUDIT_BATCH_NS);
+	struct queue batch;
+	int rc;
+
+	while (!log->stopping && log->wanted <= log->taken &&
+	       log->queue.count < BATCH_MAX &&
+	       pthread_cond_timedwait(&log->work, &log->mu, &ts) != ETIMEDOUT)
+		;
+	batch = log->queue;
+	log->queue = log->spare;
+	log->taken = log->issued;
+	pthread_cond_broadcast(&log->drained);
 	pthread_mutex_unlock(&log->mu);
-	rc = write_batch(&log->w, NULL, 0, false);
+	rc = write_queue(log, &batch);
 	pthread_mutex_lock(&log->mu);
+	log->spare = batch;
 	if (rc)
 		latch_failed(log, rc);
 }
 
 /*
- * The writer thread: gather queued events into batches, write them, seal
- * the tail when due and at close; after a failure, only wait for close.
+ * The writer thread: write queued events in batches, look after the free
+ * space and pruning, seal the tail when due and at close; after a
+ * failure, only wait for close.
  */
 static void *writer_main(void *arg)
 {
 	struct audit_log *log = arg;
-	struct queue batch;
-	struct timespec ts;
 	int rc;
 
 	pthread_mutex_lock(&log->mu);
@@ -1175,38 +2108,24 @@ static void *writer_main(void *arg)
 			if (log->stopping)
 				break;
 			pthread_cond_wait(&log->work, &log->mu);
-			continue;
-		}
-		if (!log->queue.count) {
-			if (!log->stopping) {
-				writer_idle(log);
-				continue;
-			}
+		} else if (!log->stopping &&
+			   now_ns(CLOCK_MONOTONIC) >= housekeeping_due(log)) {
+			pthread_mutex_unlock(&log->mu);
+			housekeeping(log);
+			pthread_mutex_lock(&log->mu);
+		} else if (log->queue.count) {
+			write_pending(log);
+		} else if (!log->stopping) {
+			writer_idle(log);
+		} else {
 			/* close: seal what is on disk, then leave */
 			pthread_mutex_unlock(&log->mu);
-			rc = write_batch(&log->w, NULL, 0, true);
+			rc = write_batch(&log->w, NULL, 0, SEAL_NOW);
 			pthread_mutex_lock(&log->mu);
 			if (rc)
 				latch_failed(log, rc);
 			break;
 		}
-		/* Let a batch gather until it is due or someone waits. */
-		ts = mono_deadline(log->oldest_ns + AUDIT_BATCH_NS);
-		while (!log->stopping && log->wanted <= log->taken &&
-		       log->queue.count < BATCH_MAX &&
-		       pthread_cond_timedwait(&log->work, &log->mu, &ts) !=
-			   ETIMEDOUT)
-			;
-		batch = log->queue;
-		log->queue = log->spare;
-		log->taken = log->issued;
-		pthread_cond_broadcast(&log->drained);
-		pthread_mutex_unlock(&log->mu);
-		rc = write_queue(log, &batch);
-		pthread_mutex_lock(&log->mu);
-		log->spare = batch;
-		if (rc)
-			latch_failed(log, rc);
 	}
 	pthread_mutex_unlock(&log->mu);
 	return NULL;
@@ -1240,6 +2159,10 @@ int audit_log_open(const char *home, struct audit_log **out)
 	pthread_cond_init(&log->done, NULL);
 	pthread_cond_init(&log->drained, NULL);
 	atomic_init(&log->failed, false);
+	atomic_init(&log->low_space, false);
+	caller_resolve(getuid(), getpid(), &log->self);
+	log->next_space_check = now_ns(CLOCK_MONOTONIC);
+	log->next_prune = log->next_space_check;
 	/* The writer takes no signals: they belong to the daemon's main. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -1354,6 +2277,11 @@ bool audit_log_failed(const struct audit_log *log)
 	return atomic_load(&log->failed);
 }
 
+bool audit_log_low_space(const struct audit_log *log)
+{
+	return atomic_load(&log->low_space);
+}
+
 void audit_log_close(struct audit_log *log)
 {
 	if (!log)
@@ -1386,7 +2314,7 @@ int audit_append_sync(const char *home, const struct audit_event *ev)
 	rc = writer_open(&w, home);
 	if (rc)
 		return rc;
-	rc = write_batch(&w, &r, 1, true);
+	rc = write_batch(&w, &r, 1, SEAL_NOW);
 	writer_release(&w);
 	return rc;
 }
@@ -1410,226 +2338,70 @@ static int reader_open(const char *home, sqlite3 **db)
 	return rc;
 }
 
-/* The state of a verify walk. */
-struct verify {
-	char *why;
-	size_t whylen;
-	uint64_t first_bad;
-};
-
-static int bad(struct verify *v, uint64_t seq, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Record the first problem found; returns -EBADMSG. */
-static int bad(struct verify *v, uint64_t seq, const char *fmt, ...)
+int audit_verify(const char *home, struct audit_verdict *out)
 {
-	va_list ap;
-
-	v->first_bad = seq;
-	if (v->why && v->whylen) {
-		va_start(ap, fmt);
-		vsnprintf(v->why, v->whylen, fmt, ap);
-		va_end(ap);
-	}
-	return -EBADMSG;
-}
-
-/*
- * The seals cursor of a verify walk: the current seal's row in st, or
- * none once they are all read.
- */
-static int next_seal(sqlite3_stmt *st, bool *row)
-{
-	int rc = sqlite3_step(st);
-
-	*row = rc == SQLITE_ROW;
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sql_rc(rc);
-}
-
-/*
- * Check one seal, whose row is in seals, against the recomputed chain at
- * seq; good is the seq of the last seal found good (0 if none).
- */
-static int check_seal(struct verify *v, sqlite3_stmt *seals, EVP_PKEY *pub,
-		      uint64_t seq, const uint8_t chain[HASH_LEN],
-		      uint64_t good)
-{
-	const void *hash = sqlite3_column_blob(seals, 1);
-	size_t hashlen = (size_t)sqlite3_column_bytes(seals, 1);
-	const void *sig = sqlite3_column_blob(seals, 2);
-	size_t siglen = (size_t)sqlite3_column_bytes(seals, 2);
-
-	if (!seal_signature_ok(pub, seq, hash, hashlen, sig, siglen))
-		return bad(v, seq, "seal at %llu: bad signature",
-			   (unsigned long long)seq);
-	/*
-	 * The records up to here hash to what their stored hashes say, yet
-	 * not to what was sealed: one of them was changed and the stored
-	 * hashes recomputed.  Which one the seal cannot tell.
-	 */
-	if (memcmp(hash, chain, HASH_LEN))
-		return bad(v, good + 1,
-			   "seal at %llu: does not match the chain; records "
-			   "%llu to %llu were altered and rehashed",
-			   (unsigned long long)seq,
-			   (unsigned long long)good + 1,
-			   (unsigned long long)seq);
-	return 0;
-}
-
-/*
- * The walk of audit_verify over records (rows "seq, RECORD_COLUMNS,
- * hash") and seals (rows "seq, hash, signature"), both in seq order.
- */
-static int verify_walk(struct verify *v, struct hasher *h, EVP_PKEY *pub,
-		       sqlite3_stmt *records, sqlite3_stmt *seals,
-		       uint64_t *count)
-{
-	uint8_t chain[HASH_LEN] = {0}, next[HASH_LEN];
-	uint64_t prev = 0, good = 0;
-	int64_t ref = 0;
-	bool seal_row;
-	struct rec r;
-	int rc, step, badfield;
-
-	rc = next_seal(seals, &seal_row);
-	while (!rc && (step = sqlite3_step(records)) == SQLITE_ROW) {
-		badfield = rec_from_row(records, &r);
-		if ((int64_t)r.seq < 1)
-			return bad(v, 0,
-				   "record %lld: sequence numbers start "
-				   "at 1",
-				   (long long)r.seq);
-		if (r.seq != prev + 1)
-			return bad(v, prev + 1, "record %llu missing",
-				   (unsigned long long)prev + 1);
-		++*count;
-		if (badfield >= 0)
-			return bad(v, r.seq, "record %llu: %s is malformed",
-				   (unsigned long long)r.seq,
-				   fields[badfield].name);
-		rc = hash_record(h, chain, &r, next);
-		if (rc)
-			return rc;
-		if (sqlite3_column_bytes(records, (int)NFIELDS + 1) !=
-			HASH_LEN ||
-		    memcmp(sqlite3_column_blob(records, (int)NFIELDS + 1), next,
-			   HASH_LEN))
-			return bad(v, r.seq,
-				   "record %llu: hash does not match its "
-				   "contents",
-				   (unsigned long long)r.seq);
-		memcpy(chain, next, HASH_LEN);
-		if (r.seq == 1)
-			ref = r.ev.time_ns;
-		if (seal_row && sqlite3_column_int64(seals, 0) < 1)
-			return bad(v, 0, "seal at %lld: no such record",
-				   (long long)sqlite3_column_int64(seals, 0));
-		if (seal_row &&
-		    (uint64_t)sqlite3_column_int64(seals, 0) == r.seq) {
-			rc = check_seal(v, seals, pub, r.seq, chain, good);
-			if (rc)
-				return rc;
-			good = r.seq;
-			ref = r.ev.time_ns;
-			rc = next_seal(seals, &seal_row);
-		} else if (!seal_row) {
-			/* After the last seal: only what a crash can leave. */
-			if (r.seq - good >= AUDIT_SEAL_RECORDS)
-				return bad(v, r.seq,
-					   "record %llu: %d records or more "
-					   "after the last seal",
-					   (unsigned long long)r.seq,
-					   AUDIT_SEAL_RECORDS);
-			if (past_seal_time(r.ev.time_ns, ref))
-				return bad(v, r.seq,
-					   "record %llu: unsealed, and later "
-					   "than a crash can leave",
-					   (unsigned long long)r.seq);
-		}
-		prev = r.seq;
-	}
-	if (rc)
-		return rc;
-	if (step != SQLITE_DONE)
-		return sql_rc(step);
-	if (seal_row)
-		return bad(v, prev + 1, "seal at %lld: record %llu missing",
-			   (long long)sqlite3_column_int64(seals, 0),
-			   (unsigned long long)prev + 1);
-	return 0;
-}
-
-int audit_verify(const char *home, uint64_t *records, uint64_t *first_bad,
-		 char *why, size_t whylen)
-{
-	struct verify v = {.why = why, .whylen = whylen};
-	sqlite3_stmt *rs = NULL, *ss = NULL;
-	EVP_PKEY *pub = NULL, *key = NULL;
+	struct verify v = {.out = out};
+	EVP_PKEY *key = NULL;
 	struct hasher h;
-	uint64_t count = 0;
-	sqlite3 *db = NULL;
 	int rc;
 
-	if (why && whylen)
-		why[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	v.hasher = &h;
 	rc = hasher_init(&h);
 	if (!rc)
-		rc = reader_open(home, &db);
+		rc = reader_open(home, &v.db);
 	if (!rc)
-		rc = meta_public_key(db, &pub);
+		rc = meta_public_key(v.db, &v.pub);
 	if (rc)
 		goto out_close;
 	/* Whoever can read the private key pins the public one. */
-	if (!key_file_load(home, &key) && !same_public_key(pub, key)) {
+	if (!key_file_load(home, &key) && !same_public_key(v.pub, key)) {
 		rc = bad(&v, 1,
 			 "the public key in " AUDIT_DB_FILE
 			 " is not that of " AUDIT_KEY_FILE);
 		goto out_close;
 	}
-	/* One snapshot for both cursors, whatever writers do meanwhile. */
-	rc = exec(db, "BEGIN");
+	/* One snapshot for every query, whatever writers do meanwhile. */
+	rc = exec(v.db, "BEGIN");
 	if (!rc)
-		rc = sql_rc(sqlite3_prepare_v2(db,
-					       "SELECT seq, " RECORD_COLUMNS
-					       ", hash FROM records"
-					       " ORDER BY seq",
-					       -1, &rs, NULL));
+		rc = verify_start(&v);
 	if (!rc)
-		rc = sql_rc(sqlite3_prepare_v2(db,
-					       "SELECT seq, hash, signature"
-					       " FROM seals ORDER BY seq",
-					       -1, &ss, NULL));
-	if (!rc)
-		rc = verify_walk(&v, &h, pub, rs, ss, &count);
-	sqlite3_finalize(rs);
-	sqlite3_finalize(ss);
-	if (db)
-		rollback(db);
+		rc = verify_walk(&v, INT64_MAX);
+	out->first_seq = v.first;
+	rollback(v.db);
 out_close:
-	if (rc == -EBADMSG && first_bad)
-		*first_bad = v.first_bad;
-	if (records)
-		*records = count;
 	EVP_PKEY_free(key);
-	EVP_PKEY_free(pub);
-	sqlite3_close(db);
+	EVP_PKEY_free(v.pub);
+	sqlite3_close(v.db);
 	hasher_release(&h);
 	return rc;
 }
 
-int audit_query(const char *home, int64_t since_ns, const char *agreement,
-		uint64_t last_n,
-		int (*fn)(void *ctx, const struct audit_record *rec), void *ctx)
+/* The last seq in the snapshot of db's open read transaction, 0 if none. */
+static int last_seq(sqlite3 *db, uint64_t *seq)
+{
+	int64_t v = 0;
+	bool found;
+	int rc = run_bound(db, "SELECT max(seq) FROM records", 0, &v, &found);
+
+	*seq = found && v > 0 ? (uint64_t)v : 0;
+	return rc;
+}
+
+int audit_query(const char *home, const struct audit_filter *filter,
+		int (*fn)(void *ctx, const struct audit_record *rec), void *ctx,
+		uint64_t *end_seq)
 {
 #define QUERY_ROWS                                                             \
 	"SELECT seq, " RECORD_COLUMNS " FROM records"                          \
-	" WHERE time_ns >= ?1 AND (?2 IS NULL OR agreement = ?2)"
+	" WHERE seq > ?1 AND seq <= ?2 AND time_ns >= ?3"                      \
+	" AND (?4 IS NULL OR agreement = ?4)"
 	static const char all_sql[] = QUERY_ROWS " ORDER BY seq";
 	static const char last_sql[] =
-	    "SELECT * FROM (" QUERY_ROWS " ORDER BY seq DESC LIMIT ?3)"
+	    "SELECT * FROM (" QUERY_ROWS " ORDER BY seq DESC LIMIT ?5)"
 	    " ORDER BY seq";
 #undef QUERY_ROWS
+	uint64_t end = 0, after = filter->after_seq, n = filter->last_n;
 	struct audit_record out;
 	sqlite3_stmt *st = NULL;
 	sqlite3 *db;
@@ -1639,28 +2411,38 @@ int audit_query(const char *home, int64_t since_ns, const char *agreement,
 	rc = reader_open(home, &db);
 	if (rc)
 		return rc;
-	rc = sql_rc(
-	    sqlite3_prepare_v2(db, last_n ? last_sql : all_sql, -1, &st, NULL));
+	/* One snapshot: its last seq, and the rows up to it. */
+	rc = exec(db, "BEGIN");
+	if (!rc)
+		rc = last_seq(db, &end);
+	if (!rc)
+		rc = sql_rc(sqlite3_prepare_v2(db, n ? last_sql : all_sql, -1,
+					       &st, NULL));
 	if (rc)
 		goto out_close;
-	sqlite3_bind_int64(st, 1, since_ns);
-	if (agreement)
-		sqlite3_bind_text(st, 2, agreement, -1, SQLITE_STATIC);
-	if (last_n)
-		sqlite3_bind_int64(
-		    st, 3, last_n > INT64_MAX ? INT64_MAX : (int64_t)last_n);
+	sqlite3_bind_int64(st, 1,
+			   after > INT64_MAX ? INT64_MAX : (int64_t)after);
+	sqlite3_bind_int64(st, 2, (int64_t)end);
+	sqlite3_bind_int64(st, 3, filter->since_ns);
+	if (filter->agreement)
+		sqlite3_bind_text(st, 4, filter->agreement, -1, SQLITE_STATIC);
+	if (n)
+		sqlite3_bind_int64(st, 5,
+				   n > INT64_MAX ? INT64_MAX : (int64_t)n);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		rec_from_row(st, &r);
 		out.seq = r.seq;
 		out.ev = r.ev;
 		rc = fn(ctx, &out);
 		if (rc)
-			goto out_finalize;
+			goto out_close;
 	}
 	rc = sql_rc(rc);
-out_finalize:
-	sqlite3_finalize(st);
+	if (!rc && end_seq)
+		*end_seq = end;
 out_close:
+	sqlite3_finalize(st);
+	rollback(db);
 	sqlite3_close(db);
 	return rc;
 }

@@ -1299,7 +1299,8 @@ static int reload_locked(void)
 	rc = catalog_data_version(g.cat, &g.seen_version);
 	if (!rc)
 		rc = mount_state_load(g.cat, g.home, &g.mk, g.agreement, st,
-				      &next, why, sizeof(why));
+				      audit_log_low_space(g.audit), &next, why,
+				      sizeof(why));
 	else
 		snprintf(why, sizeof(why), "catalog: %s", strerror(-rc));
 	if (rc) {
@@ -1316,18 +1317,21 @@ static int reload_locked(void)
 	return rc;
 }
 
-/* Reload when the catalog changed or the validity phase turned. */
+/*
+ * Reload when the catalog changed, the validity phase turned, or the audit
+ * log's disk became low on space or recovered (README.txt says so).
+ */
 static void refresh_once(void)
 {
 	struct mount_state *st = current_state();
-	bool phase_turned =
-	    time_phase_at(&st->agr, clock_now_ns()) != st->phase;
+	bool turned = time_phase_at(&st->agr, clock_now_ns()) != st->phase ||
+		      audit_log_low_space(g.audit) != st->audit_low_space;
 	int64_t version;
 
 	mount_state_put(st);
 	pthread_mutex_lock(&g.reload_lock);
 	if (!catalog_data_version(g.cat, &version) &&
-	    (version != g.seen_version || phase_turned))
+	    (version != g.seen_version || turned))
 		(void)reload_locked();
 	st = current_state();
 	note_expiry(st);
@@ -1660,8 +1664,9 @@ static int load_initial_state(void)
 			strerror(-rc));
 		return 1;
 	}
-	rc = mount_state_load(g.cat, g.home, &g.mk, g.agreement, NULL, &g.state,
-			      why, sizeof(why));
+	/* The audit log is not open yet: the refresh thread notes its space. */
+	rc = mount_state_load(g.cat, g.home, &g.mk, g.agreement, NULL, false,
+			      &g.state, why, sizeof(why));
 	if (!rc && !strcmp(g.state->rec.state, "revoked")) {
 		snprintf(why, sizeof(why), "agreement '%s' is revoked",
 			 g.agreement);

@@ -312,8 +312,8 @@ static int load_agreement(struct catalog *cat, const struct master_key *mk,
 
 int mount_state_load(struct catalog *cat, const char *home,
 		     const struct master_key *mk, const char *id,
-		     const struct mount_state *prev, struct mount_state **out,
-		     char *why, size_t whylen)
+		     const struct mount_state *prev, bool audit_low_space,
+		     struct mount_state **out, char *why, size_t whylen)
 {
 	struct mount_state *st = calloc(1, sizeof(*st));
 	int rc;
@@ -339,6 +339,7 @@ int mount_state_load(struct catalog *cat, const char *home,
 		rc = load_dataset(cat, home, mk, st, i, prev, why, whylen);
 	catalog_end_read(cat);
 	st->phase = time_phase_at(&st->agr, clock_now_ns());
+	st->audit_low_space = audit_low_space;
 	if (!rc)
 		rc = readme_render(st, NULL, &st->readme);
 	if (rc) {

@@ -90,6 +90,7 @@ struct mount_state {
 	enum time_phase phase;
 	size_t ndatasets;
 	struct dataset_state *datasets;
+	bool audit_low_space; /* README.txt warns that the log's disk fills */
 	struct buf readme;
 	int64_t mtime_ns;
 };
@@ -109,14 +110,15 @@ bool mount_state_same(const struct mount_state *a, const struct mount_state *b);
 
 /*
  * Build the state of agreement id from the catalog, reusing prev's file
- * views where nothing changed (prev may be NULL).  A revoked agreement
- * loads with no datasets.  -ENOENT for an unknown agreement; why says more
- * on any error.
+ * views where nothing changed (prev may be NULL).  audit_low_space: the
+ * audit log's file system is low on space (audit_log_low_space), which
+ * README.txt then says.  A revoked agreement loads with no datasets.
+ * -ENOENT for an unknown agreement; why says more on any error.
  */
 int mount_state_load(struct catalog *cat, const char *home,
 		     const struct master_key *mk, const char *id,
-		     const struct mount_state *prev, struct mount_state **out,
-		     char *why, size_t whylen)
+		     const struct mount_state *prev, bool audit_low_space,
+		     struct mount_state **out, char *why, size_t whylen)
     __attribute__((warn_unused_result));
 
 struct mount_state *mount_state_get(struct mount_state *st);

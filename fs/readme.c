@@ -107,6 +107,11 @@ static int put_header(const struct mount_state *st,
 			      "the validity window\n");
 	if (!rc)
 		rc = put_quota(st, q, out);
+	if (!rc && st->audit_low_space)
+		rc = put(out, "Warning:   the audit log's disk is nearly full; "
+			      "once it is full, no\n"
+			      "           data file can be read until an admin "
+			      "frees space\n");
 	return rc;
 }
 

@@ -1,7 +1,8 @@
 /*
  * readme: the text of README.txt, the agreement as the analyst should read
  * it: grantee, scenario, validity (in the agreement's offset and in UTC),
- * state and why, quota, and for each dataset its files, columns and rules.
+ * state and why, quota, a warning while the audit log's disk is nearly
+ * full, and for each dataset its files, columns and rules.
  */
 #ifndef GOVFS_README_H
 #define GOVFS_README_H

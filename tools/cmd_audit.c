@@ -1,6 +1,6 @@
 /*
- * cmd_audit: `govfsctl audit tail|export|verify`, and the record of every
- * admin action govfsctl performs.
+ * cmd_audit: `govfsctl audit tail|export|verify|prune`, and the record of
+ * every admin action govfsctl performs.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -78,22 +78,12 @@ static int export_one(void *ctx, const struct audit_record *rec)
 	return rc ? -EIO : 0;
 }
 
-struct tail_state {
-	uint64_t last_seq; /* printed up to here */
-	int64_t last_ns;
-};
-
 static int tail_one(void *ctx, const struct audit_record *rec)
 {
-	struct tail_state *ts = ctx;
 	const struct audit_event *ev = &rec->ev;
 	char t[48], range[64] = "";
 
-	if (ts->last_seq && rec->seq <= ts->last_seq)
-		return 0;
-	ts->last_seq = rec->seq;
-	if (ev->time_ns > ts->last_ns)
-		ts->last_ns = ev->time_ns;
+	(void)ctx;
 	if (ev->offset != AUDIT_NULL)
 		snprintf(range, sizeof(range), " @%lld+%lld=%lld",
 			 (long long)ev->offset,
@@ -113,16 +103,43 @@ static int tail_one(void *ctx, const struct audit_record *rec)
 enum { OPT_LINES = 256, OPT_FOLLOW, OPT_AGREEMENT, OPT_SINCE };
 
 struct audit_args {
+	const char *verb;
 	long lines;
 	bool follow;
 	const char *agreement;
 	const char *since;
 };
 
+/* Whether the audit verb takes option opt, spelt *name. */
+static bool option_fits(const char *verb, int opt, const char **name)
+{
+	switch (opt) {
+	case OPT_LINES:
+		*name = "-n";
+		return !strcmp(verb, "tail");
+	case OPT_FOLLOW:
+		*name = "-f";
+		return !strcmp(verb, "tail");
+	case OPT_AGREEMENT:
+		*name = "--agreement";
+		return !strcmp(verb, "tail") || !strcmp(verb, "export");
+	case OPT_SINCE:
+		*name = "--since";
+		return !strcmp(verb, "export");
+	}
+	*name = "?";
+	return false;
+}
+
 static int audit_option(void *ctx, int opt, const char *arg)
 {
 	struct audit_args *a = ctx;
+	const char *name;
 
+	if (!option_fits(a->verb, opt, &name)) {
+		usage_error("audit %s takes no %s", a->verb, name);
+		return -1;
+	}
 	switch (opt) {
 	case OPT_LINES:
 		if (parse_long(arg, 1, 100000000, &a->lines))
@@ -142,52 +159,93 @@ static int audit_option(void *ctx, int opt, const char *arg)
 	return -1;
 }
 
+/*
+ * The last records, then with -f every record committed since, polling:
+ * each query says the last seq of its snapshot, and the next one starts
+ * after it, so that nothing is shown twice or skipped.
+ */
 static int audit_tail(struct ctl *ctl, const struct audit_args *a)
 {
-	struct tail_state ts = {0};
-	int rc = audit_query(ctl->home, INT64_MIN, a->agreement,
-			     (uint64_t)a->lines, tail_one, &ts);
+	struct audit_filter f = {.since_ns = INT64_MIN,
+				 .agreement = a->agreement,
+				 .last_n = (uint64_t)a->lines};
+	int rc = audit_query(ctl->home, &f, tail_one, NULL, &f.after_seq);
 
-	/* Follow: records from the last time seen on, those not printed.
-	 * Records of several writers may commit out of time order by up to a
-	 * batch, so look back one second. */
+	f.last_n = 0;
 	while (!rc && a->follow) {
 		struct timespec nap = {0, FOLLOW_POLL_NS};
 
 		fflush(stdout);
 		nanosleep(&nap, NULL);
-		rc = audit_query(ctl->home, ts.last_ns - 1000000000LL,
-				 a->agreement, 0, tail_one, &ts);
+		rc = audit_query(ctl->home, &f, tail_one, NULL, &f.after_seq);
 	}
 	return rc ? fail("%s/audit.db: %s", ctl->home, strerror(-rc)) : 0;
 }
 
 static int audit_export(struct ctl *ctl, const struct audit_args *a)
 {
-	int64_t since = INT64_MIN;
+	struct audit_filter f = {.since_ns = INT64_MIN,
+				 .agreement = a->agreement};
 	int offset, rc;
 
-	if (a->since && time_parse_rfc3339(a->since, &since, &offset))
+	if (a->since && time_parse_rfc3339(a->since, &f.since_ns, &offset))
 		return usage_error("--since '%s': want an RFC 3339 time with "
 				   "an offset",
 				   a->since);
-	rc = audit_query(ctl->home, since, a->agreement, 0, export_one, NULL);
+	rc = audit_query(ctl->home, &f, export_one, NULL, NULL);
 	return rc ? fail("%s/audit.db: %s", ctl->home, strerror(-rc)) : 0;
 }
 
 static int audit_verify_cmd(struct ctl *ctl)
 {
-	uint64_t records = 0, bad = 0;
-	char why[256];
-	int rc = audit_verify(ctl->home, &records, &bad, why, sizeof(why));
+	struct audit_verdict v;
+	int rc = audit_verify(ctl->home, &v);
 
 	if (rc == -EBADMSG)
 		return fail("%s/audit.db: tampered: %s (first bad sequence "
 			    "number %llu)",
-			    ctl->home, why, (unsigned long long)bad);
+			    ctl->home, v.why, (unsigned long long)v.first_bad);
 	if (rc)
 		return fail("%s/audit.db: %s", ctl->home, strerror(-rc));
-	printf("audit log intact: %llu records\n", (unsigned long long)records);
+	if (v.first_seq > 1)
+		printf("audit log intact: %llu records, from sequence number "
+		       "%llu (those before were pruned)\n",
+		       (unsigned long long)v.records,
+		       (unsigned long long)v.first_seq);
+	else
+		printf("audit log intact: %llu records\n",
+		       (unsigned long long)v.records);
+	return 0;
+}
+
+/* Remove what the retention period lets go, as the daemon does daily. */
+static int audit_prune_cmd(struct ctl *ctl)
+{
+	struct audit_event by = AUDIT_EVENT_INIT(AUDIT_PRUNE_EVENT, "ok");
+	struct audit_pruned p;
+	int rc;
+
+	by.uid = admin_uid();
+	by.pid = getpid();
+	by.comm = "govfsctl";
+	rc = audit_prune(ctl->home, &by, &p);
+	if (rc == -EBADMSG)
+		return fail("%s/audit.db: cannot prune: %s (see govfsctl audit "
+			    "verify)",
+			    ctl->home, p.why);
+	if (rc)
+		return fail("%s/audit.db: cannot prune: %s%s%s", ctl->home,
+			    strerror(-rc), p.why[0] ? ": " : "", p.why);
+	if (!p.records)
+		printf("nothing to prune: no sealed segment at the start of "
+		       "the log is older than %d days\n",
+		       p.retention_days);
+	else
+		printf("pruned %llu records (sequence numbers %llu to %llu), "
+		       "older than %d days\n",
+		       (unsigned long long)p.records,
+		       (unsigned long long)p.first, (unsigned long long)p.last,
+		       p.retention_days);
 	return 0;
 }
 
@@ -211,16 +269,17 @@ int cmd_audit(int argc, char **argv)
 	    {"since", required_argument, NULL, OPT_SINCE},
 	    {NULL, 0, NULL, 0},
 	};
-	struct audit_args a = {.lines = 20};
-	struct ctl ctl = {0};
 	const char *verb = argc > 1 ? argv[1] : "";
+	struct audit_args a = {.verb = verb, .lines = 20};
+	struct ctl ctl = {0};
 	int npos, rc;
 
 	if (strcmp(verb, "tail") && strcmp(verb, "export") &&
-	    strcmp(verb, "verify"))
+	    strcmp(verb, "verify") && strcmp(verb, "prune"))
 		return usage_error("usage: audit tail [-n N] [-f] "
 				   "[--agreement ID] | audit export [--since "
-				   "T] [--agreement ID] | audit verify");
+				   "T] [--agreement ID] | audit verify | audit "
+				   "prune");
 	expand_short_options(argc - 1, argv + 1);
 	rc = ctl_parse(&ctl, argc - 1, argv + 1, opts, audit_option, &a, NULL,
 		       0, &npos);
@@ -233,8 +292,10 @@ int cmd_audit(int argc, char **argv)
 		rc = audit_tail(&ctl, &a);
 	else if (!strcmp(verb, "export"))
 		rc = audit_export(&ctl, &a);
-	else
+	else if (!strcmp(verb, "verify"))
 		rc = audit_verify_cmd(&ctl);
+	else
+		rc = audit_prune_cmd(&ctl);
 	ctl_close(&ctl);
 	return rc;
 }

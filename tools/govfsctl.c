@@ -29,7 +29,8 @@ static const char usage_text[] =
     "  agreement revoke ID --reason TEXT\n"
     "  mounts [--json]\n"
     "  audit tail [-n N] [-f] [--agreement ID]\n"
-    "  audit export [--since T] [--agreement ID] | audit verify\n"
+    "  audit export [--since T] [--agreement ID] | audit verify | "
+    "audit prune\n"
     "every verb takes --home DIR (default $GOVFS_HOME, else "
     "/var/lib/govfs) and --key-file F (default /etc/govfs/master.key)\n";
 
@@ -183,9 +184,12 @@ static int init_option(void *ctx, int opt, const char *arg)
 {
 	long *days = ctx;
 
-	if (opt == OPT_RETENTION && parse_long(arg, 1, 36500, days))
+	if (opt == OPT_RETENTION &&
+	    parse_long(arg, 1, AUDIT_RETENTION_DAYS_MAX, days))
 		return 0;
-	usage_error("--retention-days takes a number of days from 1 to 36500");
+	usage_error("--retention-days '%s': want a whole number of days from "
+		    "1 to %d",
+		    arg, AUDIT_RETENTION_DAYS_MAX);
 	return -1;
 }
 
@@ -197,8 +201,8 @@ int cmd_init(int argc, char **argv)
 	};
 	struct ctl ctl = {0};
 	struct catalog *cat;
-	char value[32], path[PATH_MAX];
-	long days = 365;
+	char path[PATH_MAX];
+	long days = AUDIT_RETENTION_DAYS_DEFAULT;
 	int rc, npos;
 
 	rc = ctl_parse(&ctl, argc, argv, opts, init_option, &days, NULL, 0,
@@ -222,11 +226,7 @@ int cmd_init(int argc, char **argv)
 	if (rc)
 		return fail("%s: cannot create catalog: %s", path,
 			    strerror(-rc));
-	snprintf(value, sizeof(value), "%ld", days);
-	rc = catalog_meta_set(cat, "retention_days", value);
 	catalog_close(cat);
-	if (rc)
-		return fail("%s: %s", path, strerror(-rc));
 	if (chmod(path, 0600))
 		return fail("%s: %s", path, strerror(errno));
 	rc = audit_create(ctl.home, (int)days);

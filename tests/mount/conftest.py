@@ -21,11 +21,13 @@ import govfs_testlib as lib
 def _check_environment():
     if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
         pytest.skip("mount tests need root and /dev/fuse")
-    missing = [b for b in (lib.GOVFS, lib.GOVFSCTL, lib.GEN_VISITS)
+    missing = [b for b in (lib.GOVFS, lib.GOVFSCTL, lib.GEN_VISITS,
+                           lib.AUDIT_BACKDATE)
                if not os.access(b, os.X_OK)]
     if missing:
         pytest.exit("mount tests: missing binaries %s (build first, or set "
-                    "GOVFS_BIN, GOVFSCTL_BIN, GEN_VISITS_BIN)" % missing, 2)
+                    "GOVFS_BIN, GOVFSCTL_BIN, GEN_VISITS_BIN, "
+                    "AUDIT_BACKDATE_BIN)" % missing, 2)
 
 
 def _mounts_under(base):

@@ -38,6 +38,7 @@ def _binary(env, name):
 GOVFS = _binary("GOVFS_BIN", "govfs")
 GOVFSCTL = _binary("GOVFSCTL_BIN", "govfsctl")
 GEN_VISITS = _binary("GEN_VISITS_BIN", "gen-visits")
+AUDIT_BACKDATE = _binary("AUDIT_BACKDATE_BIN", "tests/audit-backdate")
 
 # The uid the suite uses as "an analyst who is not root".
 NOBODY = 65534

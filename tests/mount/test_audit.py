@@ -4,8 +4,13 @@ bytes, who was refused, the daemon's and the admins' own records, the
 export's keys and filters; that an open is durable before open() returns
 and a handle's reads before close() returns; that an attacker who edits
 HOME/audit.db (with its triggers dropped) is caught by `audit verify`,
-which names the first bad record; and that govfs fails closed (EIO) when
-the log cannot be written, and serves again once space is freed.
+which names the first bad record, before and after a prune; that records
+older than the retention period go by whole sealed segments, by `audit
+prune` and by the daemon itself, the chain going on from the seal that
+closes them; that `audit tail -f` shows each new record once; that govfs
+warns on stderr and in README.txt when the log's disk runs low; and that
+it fails closed (EIO) when the log cannot be written, and serves again
+once space is freed.
 
 The hash chain is also recomputed here from the encoding documented atop
 fs/audit.c, with Python's hashlib, independently of the C code.
@@ -106,8 +111,9 @@ def verify(home):
     res = home.ctl("audit", "verify")
     if res.returncode == 0:
         assert res.stderr == "", res.stderr
-        assert re.match(r"audit log intact: \d+ records\n$", res.stdout), \
-            res.stdout
+        assert re.match(r"audit log intact: \d+ records(, from sequence "
+                        r"number \d+ \(those before were pruned\))?\n$",
+                        res.stdout), res.stdout
         return 0, None, ""
     err = lib.assert_one_line_error(res, 1, "govfsctl", "audit.db")
     m = re.search(r"sequence number (\d+)", err)
@@ -123,6 +129,38 @@ def assert_caught(home, seq):
     rc, bad, err = verify(home)
     assert rc == 1, "verify did not notice the tampering"
     assert bad == seq, "verify named %s, want %d: %s" % (bad, seq, err)
+
+
+# What README.txt and the daemon's stderr say when the log's disk runs low.
+LOW_SPACE = "Warning:   the audit log's disk is nearly full"
+LOW_SPACE_LOG = "MiB free on its file system, under 64 MiB"
+
+
+def readme_text(m):
+    """README.txt of mount m, read whole; its st_size must be what was read
+    (unless the text changed in between, which a second read tells)."""
+    path = m / "README.txt"
+    while True:
+        before = os.stat(path).st_size
+        data = lib.read_all(path)
+        if os.stat(path).st_size == before:
+            break
+    assert before == len(data), (before, len(data))
+    return data.decode()
+
+
+def backdated_home(base, days_ago, count, retention=365):
+    """A home (made by `govfsctl init`) whose audit log began days_ago days
+    ago with count records, each sealed on its own: the log is made anew by
+    the audit-backdate helper, as no clock of govfs can be turned back."""
+    home = lib.Home(base)
+    for name in ("audit.db", "audit.db-wal", "audit.db-shm", "audit.key"):
+        with contextlib.suppress(FileNotFoundError):
+            (home.dir / name).unlink()
+    res = lib.run([lib.AUDIT_BACKDATE, "--create", retention, home.dir,
+                   days_ago, count], text=True)
+    assert res.returncode == 0, res.stderr
+    return home
 
 
 def spawn(cmd, uid=None, **kw):
@@ -788,12 +826,12 @@ def test_rehashed_alteration_caught_by_seal(sc, victim):
 # Fail closed
 # ---------------------------------------------------------------------------
 
-@pytest.fixture
-def small_fs(tmp_dir):
-    """A 8 MiB tmpfs to put a home on; skipped where mounting is denied."""
-    path = tmp_dir / "fs"
+@contextlib.contextmanager
+def tmpfs(path, size):
+    """A tmpfs of size (mount's spelling) on the new directory path;
+    the test is skipped where mounting is denied."""
     path.mkdir()
-    res = lib.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755",
+    res = lib.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0755" % size,
                    "tmpfs", path], text=True, timeout=30)
     if res.returncode != 0:
         pytest.skip("cannot mount a tmpfs here: %s" % res.stderr.strip())
@@ -803,6 +841,13 @@ def small_fs(tmp_dir):
         lib.cleanup_everything()
         if lib.run(["umount", path], timeout=30).returncode != 0:
             lib.run(["umount", "-l", path], timeout=30)
+
+
+@pytest.fixture
+def small_fs(tmp_dir):
+    """A 8 MiB tmpfs to put a home on."""
+    with tmpfs(tmp_dir / "fs", "8m") as path:
+        yield path
 
 
 def fill(path):
@@ -830,6 +875,9 @@ def test_fail_closed_when_log_cannot_be_written(small_fs, tmp_dir):
         fd = os.open(path, os.O_RDONLY)
         readme = os.open(m / "README.txt", os.O_RDONLY)
         try:
+            # Far under the low-space limit from the start: said at once.
+            assert lib.wait_for(lambda: LOW_SPACE in readme_text(m), 5)
+            assert lib.wait_for(lambda: LOW_SPACE_LOG in m.stderr(), 5)
             assert os.pread(fd, 100, 0) == want[:100]
             # That read is recorded (within 50 ms) before the disk fills.
             assert lib.wait_for(lambda: of_pid(
@@ -881,5 +929,282 @@ def test_fail_closed_when_log_cannot_be_written(small_fs, tmp_dir):
     recs = home.audit_export()
     assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
     assert [r["event"] for r in recs].count("mount") == 2
-    first_read = of_pid(recs, me, "read")[0]
+    first_read = [r for r in of_pid(recs, me, "read")
+                  if r["path"] == "/visits/data.csv"][0]
     assert (first_read["offset"], first_read["bytes"]) == (0, 100)
+
+
+def test_low_space_warning(tmp_dir):
+    """Under 64 MiB free on the file system of audit.db (an 80 MiB tmpfs
+    here): the daemon says so once on stderr and README.txt says so (its
+    size exact), and data is still served; when space is back both say so,
+    and a second fall is said again."""
+    with tmpfs(tmp_dir / "fs", "80m") as fs:
+        home = lib.Home(fs)
+        src = lib.gen_visits(tmp_dir / "v.csv", 300, seed=5)
+        want = lib.expected_data_csv(src.read_bytes(), RULES)
+        home.add("visits", src)
+        home.apply(lib.agreement(AGR, {"visits": RULES}, uids=[0]))
+        filler = fs / "filler"
+        with lib.mounted(home, AGR) as m:
+            time.sleep(0.3)
+            assert LOW_SPACE not in readme_text(m)
+            filler.write_bytes(b"\xa5" * (30 << 20))
+            assert lib.wait_for(lambda: LOW_SPACE in readme_text(m), 5)
+            assert lib.read_all(m / "visits" / "data.csv") == want
+            assert m.stderr().count(LOW_SPACE_LOG) == 1, m.stderr()
+            filler.unlink()
+            assert lib.wait_for(lambda: LOW_SPACE not in readme_text(m), 5)
+            assert "MiB free again" in m.stderr(), m.stderr()
+            filler.write_bytes(b"\xa5" * (30 << 20))
+            assert lib.wait_for(lambda: LOW_SPACE in readme_text(m), 5)
+            assert m.stderr().count(LOW_SPACE_LOG) == 2, m.stderr()
+        assert_intact(home)
+
+
+# ---------------------------------------------------------------------------
+# Retention
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["0", "-3", "abc", "1.5", "36501", ""])
+def test_init_retention_days_refused(tmp_dir, value):
+    home, key = tmp_dir / "h", tmp_dir / "h.key"
+    res = lib.run([lib.GOVFSCTL, "init", "--retention-days", value,
+                   "--home", home, "--key-file", key], text=True)
+    lib.assert_one_line_error(res, 2, "govfsctl", "--retention-days")
+    assert res.stdout == ""
+    assert not home.exists() and not key.exists()
+
+
+def meta_value(home, key):
+    with db_reader(home) as con:
+        row = con.execute("SELECT value FROM meta WHERE key = ?",
+                          (key,)).fetchone()
+    return row and row[0]
+
+
+def test_init_retention_days_kept(tmp_dir):
+    """The audit log's meta keeps --retention-days (365 without it), and
+    pruning goes by it."""
+    assert meta_value(lib.Home(tmp_dir, "default"), "retention_days") == "365"
+    home, key = tmp_dir / "h", tmp_dir / "h.key"
+    res = lib.run([lib.GOVFSCTL, "init", "--retention-days", "30",
+                   "--home", home, "--key-file", key], text=True)
+    assert res.returncode == 0, res.stderr
+    assert "audit retention 30 days" in res.stdout
+    with contextlib.closing(sqlite3.connect(
+            "file:%s?mode=ro" % (home / "audit.db"), uri=True)) as con:
+        assert con.execute("SELECT value FROM meta WHERE key ="
+                           " 'retention_days'").fetchone() == ("30",)
+    res = lib.run([lib.GOVFSCTL, "audit", "prune", "--home", home,
+                   "--key-file", key], text=True)
+    assert res.returncode == 0, res.stderr
+    assert "older than 30 days" in res.stdout, res.stdout
+
+
+def test_prune_verb(tmp_dir):
+    """`audit prune` removes the sealed segments older than the retention
+    period, records who did it and what went in a sealed audit.prune
+    record, and verify starts from the seal that closes them."""
+    home = backdated_home(tmp_dir, 400, 5)
+    home.add("visits", lib.gen_visits(tmp_dir / "v.csv", 50, seed=3))
+    before = home.audit_export()
+    assert [r["seq"] for r in before] == list(range(1, 7))
+    assert_intact(home)
+    res = home.ok("audit", "prune")
+    assert res.stdout == ("pruned 5 records (sequence numbers 1 to 5), "
+                          "older than 365 days\n"), res.stdout
+    after = home.audit_export()
+    assert after[:-1] == before[5:]
+    p = after[-1]
+    assert (p["seq"], p["event"], p["offset"], p["length"], p["bytes"],
+            p["comm"], p["uid"], p["agreement"], p["path"], p["result"]) == \
+        (7, "audit.prune", 1, 5, None, "govfsctl",
+         expected_admin_uid(os.environ), None, None, "ok"), p
+    assert p["reason"].startswith("retention 365 days: older than "), p
+    res = home.ok("audit", "verify")
+    assert res.stdout == ("audit log intact: 2 records, from sequence "
+                          "number 6 (those before were pruned)\n"), \
+        res.stdout
+    res = home.ok("audit", "prune")
+    assert res.stdout.startswith("nothing to prune"), res.stdout
+    assert home.audit_export() == after
+    # The triggers refuse deletes again.
+    with attacker(home, drop_triggers=False) as con:
+        with pytest.raises(sqlite3.DatabaseError):
+            con.execute("DELETE FROM records WHERE seq = 6")
+
+
+def test_daemon_prunes(tmp_dir):
+    """A daemon prunes as it starts (and daily), without an admin."""
+    home = backdated_home(tmp_dir, 400, 3)
+    src = lib.gen_visits(tmp_dir / "v.csv", 50, seed=6)
+    home.add("visits", src)
+    home.apply(lib.agreement(AGR, {"visits": RULES}, uids=[0]))
+
+    def prunes():
+        return [r for r in home.audit_export()
+                if r["event"] == "audit.prune"]
+
+    with lib.mounted(home, AGR) as m:
+        assert lib.wait_for(prunes, 5)
+        [p] = prunes()
+        assert (p["pid"], p["comm"], p["uid"], p["offset"],
+                p["length"]) == (m.proc.pid, "govfs", 0, 1, 3), p
+        assert lib.read_all(m / "visits" / "data.csv") == \
+            lib.expected_data_csv(src.read_bytes(), RULES)
+    recs = home.audit_export()
+    assert recs[0]["seq"] == 4
+    assert [r["seq"] for r in recs] == list(range(4, 4 + len(recs)))
+    assert_intact(home)
+
+
+def test_tampering_after_prune(tmp_dir):
+    """After a prune, verify still names the first bad record; it tells a
+    prune from records removed at the start without one, and wants the
+    seal that closes the pruned part."""
+    home = backdated_home(tmp_dir, 400, 6)
+    home.add("visits", lib.gen_visits(tmp_dir / "v.csv", 50, seed=7))
+    home.apply(lib.agreement(AGR, {"visits": RULES}, uids=[0]))
+    home.ok("audit", "prune")
+    assert [(r["seq"], r["event"]) for r in home.audit_export()] == [
+        (7, "dataset.add"), (8, "agreement.apply"), (9, "audit.prune")]
+    assert_intact(home)
+
+    def seal(con, seq):
+        return con.execute("SELECT * FROM seals WHERE seq = ?",
+                           (seq,)).fetchone()
+
+    # The first record kept, removed: no prune declares it.
+    with attacker(home) as con:
+        first = row(con, 7)
+        con.execute("DELETE FROM records WHERE seq = 7")
+    assert_caught(home, 7)
+    with attacker(home) as con:
+        insert_row(con, first)
+    assert_intact(home)
+    # A kept record altered.
+    with attacker(home) as con:
+        con.execute("UPDATE records SET uid = 4242 WHERE seq = 8")
+    assert_caught(home, 8)
+    with attacker(home) as con:
+        con.execute("UPDATE records SET uid = ? WHERE seq = 8",
+                    (expected_admin_uid(os.environ),))
+    assert_intact(home)
+    # The seal that closes the pruned part, removed.
+    with attacker(home) as con:
+        anchor = seal(con, 6)
+        con.execute("DELETE FROM seals WHERE seq = 6")
+    assert_caught(home, 7)
+    with attacker(home) as con:
+        con.execute("INSERT INTO seals VALUES(?, ?, ?, ?)", anchor)
+    assert_intact(home)
+    # The prune's own record changed, or removed with its seal.
+    with attacker(home) as con:
+        con.execute("UPDATE records SET length = 4 WHERE seq = 9")
+    assert_caught(home, 9)
+    with attacker(home) as con:
+        con.execute("UPDATE records SET length = 6 WHERE seq = 9")
+        prune, prune_seal = row(con, 9), seal(con, 9)
+        con.execute("DELETE FROM records WHERE seq = 9")
+        con.execute("DELETE FROM seals WHERE seq = 9")
+    assert_caught(home, 1)
+    with attacker(home) as con:
+        insert_row(con, prune)
+        con.execute("INSERT INTO seals VALUES(?, ?, ?, ?)", prune_seal)
+    assert_intact(home)
+
+
+def test_deleted_prefix_up_to_a_seal(sc, victim):
+    """Records removed from the start up to a seal (and the seals before
+    it), as a prune would, but with no prune: caught, naming record 1."""
+    with attacker(victim) as con:
+        seals = [s for (s,) in con.execute("SELECT seq FROM seals"
+                                           " ORDER BY seq")]
+        k = seals[len(seals) // 2]
+        saved = con.execute("SELECT * FROM records WHERE seq <= ?",
+                            (k,)).fetchall()
+        saved_seals = con.execute("SELECT * FROM seals WHERE seq < ?",
+                                  (k,)).fetchall()
+        con.execute("DELETE FROM records WHERE seq <= ?", (k,))
+        con.execute("DELETE FROM seals WHERE seq < ?", (k,))
+    assert_caught(victim, 1)
+    with attacker(victim) as con:
+        for values in saved:
+            insert_row(con, values)
+        con.executemany("INSERT INTO seals VALUES(?, ?, ?, ?)", saved_seals)
+    assert_intact(victim)
+
+
+# ---------------------------------------------------------------------------
+# tail -f
+# ---------------------------------------------------------------------------
+
+# Reads every other 512 bytes of a file, so that no two reads merge into
+# one record: many records, quickly.
+SPARSE_READER = r"""
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+for off in range(0, size, 1024):
+    os.pread(fd, 512, off)
+os.close(fd)
+"""
+
+
+def tail_seqs(path):
+    """The sequence numbers of the lines `audit tail` wrote to path."""
+    with open(path) as f:
+        return [int(line.split()[0]) for line in f if line.strip()]
+
+
+def test_tail_follow_is_exact(tmp_dir):
+    """`audit tail -f` shows every record committed after it started, once
+    each and in order, though two daemons and govfsctl commit at the same
+    time, and whatever time the records bear; with --agreement, only that
+    agreement's."""
+    home = lib.Home(tmp_dir)
+    src = lib.gen_visits(tmp_dir / "v.csv", 6000, seed=9)
+    home.add("visits", src)
+    home.apply(lib.agreement(AGR, {"visits": RULES}, uids=[0]))
+    home.apply(lib.agreement(OTHER, {"visits": RULES}, uids=[0]))
+    start = home.audit_export()
+    outs = [tmp_dir / "tail-all.out", tmp_dir / "tail-agr.out"]
+    cmds = [home.ctl_cmd("audit", "tail", "-n", "1", "-f"),
+            home.ctl_cmd("audit", "tail", "-n", "1", "-f",
+                         "--agreement", AGR)]
+    tails = []
+    try:
+        for cmd, out in zip(cmds, outs):
+            with open(out, "w") as f:
+                tails.append(subprocess.Popen([str(c) for c in cmd],
+                                              stdout=f,
+                                              stderr=subprocess.PIPE))
+        assert lib.wait_for(lambda: all(tail_seqs(o) for o in outs), 10)
+        with lib.mounted(home, AGR) as m1, lib.mounted(home, OTHER) as m2:
+            readers = [subprocess.Popen([lib.PYTHON, "-c", SPARSE_READER,
+                                         m / "visits" / "data.csv"])
+                       for m in (m1, m2, m1, m2)]
+            home.add("more", lib.gen_visits(tmp_dir / "w.csv", 50, seed=2))
+            # Records stamped long ago, committed now: shown all the same.
+            res = lib.run([lib.AUDIT_BACKDATE, home.dir, 400, 3], text=True)
+            assert res.returncode == 0, res.stderr
+            for r in readers:
+                assert r.wait(timeout=120) == 0
+        recs = home.audit_export()
+        first = start[-1]["seq"]
+        want_all = list(range(first, recs[-1]["seq"] + 1))
+        want_agr = [r["seq"] for r in start if r["agreement"] == AGR][-1:] + [
+            r["seq"] for r in recs if r["agreement"] == AGR and r["seq"] > first]
+        assert len(want_all) > 500, "too few records to tell"
+        for out, want in zip(outs, (want_all, want_agr)):
+            assert lib.wait_for(lambda: tail_seqs(out)[-1] >= want[-1], 10)
+        time.sleep(0.5)  # two more polls: nothing more may come
+        for t in tails:
+            assert t.poll() is None, t.stderr.read()
+    finally:
+        for t in tails:
+            t.kill()
+            t.wait()
+    assert tail_seqs(outs[0]) == want_all
+    assert tail_seqs(outs[1]) == want_agr

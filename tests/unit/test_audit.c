@@ -11,6 +11,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <sqlite3.h>
@@ -171,30 +172,55 @@ static sqlite3 *attacker_open(const char *home)
 	return db;
 }
 
-static void expect_intact(const char *home, uint64_t records)
+/* audit_verify's return, the verdict aside. */
+static int verify_rc(const char *home)
 {
-	uint64_t n = 0, bad = 0;
-	char why[256] = "";
-	int rc = audit_verify(home, &n, &bad, why, sizeof(why));
+	struct audit_verdict v;
+
+	return audit_verify(home, &v);
+}
+
+/* The log verifies, and holds records records from first_seq on. */
+static void expect_intact_from(const char *home, uint64_t first_seq,
+			       uint64_t records)
+{
+	struct audit_verdict v;
+	int rc = audit_verify(home, &v);
 
 	if (rc)
-		fail_msg("verify: %d (%s), first bad %llu", rc, why,
-			 (unsigned long long)bad);
-	assert_int_equal(n, records);
+		fail_msg("verify: %d (%s), first bad %llu", rc, v.why,
+			 (unsigned long long)v.first_bad);
+	assert_int_equal(v.records, records);
+	assert_int_equal(v.first_seq, records ? first_seq : 0);
+}
+
+static void expect_intact(const char *home, uint64_t records)
+{
+	expect_intact_from(home, 1, records);
 }
 
 /* Verify must find tampering first at seq, and say what contains. */
 static void expect_bad(const char *home, uint64_t seq, const char *contains)
 {
-	uint64_t n, bad = 0;
-	char why[256] = "";
+	struct audit_verdict v;
 
-	assert_int_equal(audit_verify(home, &n, &bad, why, sizeof(why)),
-			 -EBADMSG);
-	if (bad != seq || !strstr(why, contains))
+	assert_int_equal(audit_verify(home, &v), -EBADMSG);
+	if (v.first_bad != seq || !strstr(v.why, contains))
 		fail_msg("want first bad %llu with '%s', got %llu: %s",
 			 (unsigned long long)seq, contains,
-			 (unsigned long long)bad, why);
+			 (unsigned long long)v.first_bad, v.why);
+}
+
+/* audit_query with the filters the tests use most. */
+static int query(const char *home, int64_t since_ns, const char *agreement,
+		 uint64_t last_n,
+		 int (*fn)(void *ctx, const struct audit_record *rec),
+		 void *ctx)
+{
+	struct audit_filter f = {
+	    .since_ns = since_ns, .agreement = agreement, .last_n = last_n};
+
+	return audit_query(home, &f, fn, ctx, NULL);
 }
 
 /*
@@ -354,7 +380,7 @@ static void test_create_refuses_existing(void **state)
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(audit_create(f->home, 365), -EEXIST);
 	assert_int_equal(access(path, F_OK), -1);
-	assert_int_equal(audit_verify(f->home, NULL, NULL, NULL, 0), -ENOENT);
+	assert_int_equal(verify_rc(f->home), -ENOENT);
 }
 
 static void test_fresh_log_is_intact(void **state)
@@ -425,8 +451,7 @@ static void test_round_trip(void **state)
 	assert_false(audit_log_failed(log));
 	audit_log_close(log);
 
-	assert_int_equal(audit_query(f->home, INT64_MIN, NULL, 0, collect, &c),
-			 0);
+	assert_int_equal(query(f->home, INT64_MIN, NULL, 0, collect, &c), 0);
 	assert_int_equal(c.n, 2);
 	assert_int_equal(c.seq[0], 1);
 	assert_int_equal(c.seq[1], 2);
@@ -476,29 +501,26 @@ static void test_query_filters(void **state)
 	}
 	audit_log_close(log);
 
-	assert_int_equal(audit_query(f->home, 7000, NULL, 0, collect, &c), 0);
+	assert_int_equal(query(f->home, 7000, NULL, 0, collect, &c), 0);
 	assert_int_equal(c.n, 4);
 	assert_int_equal(c.seq[0], 7);
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(audit_query(f->home, INT64_MIN, "odd", 0, collect, &c),
-			 0);
+	assert_int_equal(query(f->home, INT64_MIN, "odd", 0, collect, &c), 0);
 	assert_int_equal(c.n, 5);
 	assert_int_equal(c.seq[4], 9);
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(
-	    audit_query(f->home, INT64_MIN, "even", 2, collect, &c), 0);
+	assert_int_equal(query(f->home, INT64_MIN, "even", 2, collect, &c), 0);
 	assert_int_equal(c.n, 2);
 	assert_int_equal(c.seq[0], 8);
 	assert_int_equal(c.seq[1], 10);
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(audit_query(f->home, 3000, NULL, 3, collect, &c), 0);
+	assert_int_equal(query(f->home, 3000, NULL, 3, collect, &c), 0);
 	assert_int_equal(c.n, 3);
 	assert_int_equal(c.seq[0], 8);
 	/* the callback's non-zero return stops the walk and is returned */
 	memset(&c, 0, sizeof(c));
 	c.stop_after = 2;
-	assert_int_equal(audit_query(f->home, INT64_MIN, NULL, 0, collect, &c),
-			 7);
+	assert_int_equal(query(f->home, INT64_MIN, NULL, 0, collect, &c), 7);
 	assert_int_equal(c.n, 2);
 }
 
@@ -576,8 +598,8 @@ static void test_threads_all_committed_in_order(void **state)
 	assert_int_equal(audit_log_open(f->home, &log), 0);
 	run_appenders(&log, 1);
 	audit_log_close(log);
-	assert_int_equal(
-	    audit_query(f->home, INT64_MIN, NULL, 0, check_order, &o), 0);
+	assert_int_equal(query(f->home, INT64_MIN, NULL, 0, check_order, &o),
+			 0);
 	assert_int_equal(o.n, THREADS * PER_THREAD);
 	assert_true(o.ok);
 	for (int i = 0; i < THREADS; i++)
@@ -598,8 +620,8 @@ static void test_two_writers_share_the_chain(void **state)
 	run_appenders(logs, 2);
 	audit_log_close(logs[0]);
 	audit_log_close(logs[1]);
-	assert_int_equal(
-	    audit_query(f->home, INT64_MIN, NULL, 0, check_order, &o), 0);
+	assert_int_equal(query(f->home, INT64_MIN, NULL, 0, check_order, &o),
+			 0);
 	assert_int_equal(o.n, THREADS * PER_THREAD);
 	assert_true(o.ok);
 	expect_intact(f->home, THREADS * PER_THREAD);
@@ -1027,7 +1049,7 @@ static void test_append_sync(void **state)
 	sqlite3_close(db);
 	expect_intact(f->home, 8);
 	assert_int_equal(
-	    audit_query(f->home, INT64_MIN, "agr-2025-001", 0, collect, &c), 0);
+	    query(f->home, INT64_MIN, "agr-2025-001", 0, collect, &c), 0);
 	assert_int_equal(c.n, 3);
 	assert_int_equal(c.seq[2], 8);
 	assert_string_equal(c.ev[2].reason, "contract ended");
@@ -1121,13 +1143,679 @@ static void test_fails_closed_when_disk_full(void **state)
 	/* what was committed is intact, and it works again with space */
 	snprintf(path, sizeof(path), "%s/filler", dir);
 	assert_int_equal(unlink(path), 0);
-	rc = audit_verify(dir, NULL, NULL, NULL, 0);
+	rc = verify_rc(dir);
 	assert_int_equal(rc, 0);
 	assert_int_equal(audit_log_open(dir, &log), 0);
 	assert_int_equal(audit_log_append(log, &ev, &ticket), 0);
 	assert_int_equal(audit_log_wait(log, ticket), 0);
 	audit_log_close(log);
-	assert_int_equal(audit_verify(dir, NULL, NULL, NULL, 0), 0);
+	assert_int_equal(verify_rc(dir), 0);
+}
+
+/* ---- retention and pruning ---- */
+
+#define DAY_NS (86400 * 1000000000LL)
+
+/* HOME/audit.key, the writer's own signing key. */
+static EVP_PKEY *real_key(const char *home)
+{
+	char path[PATH_MAX];
+	EVP_PKEY *key;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/audit.key", home);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(key);
+	return key;
+}
+
+/*
+ * A log as writers would have left it over time, built directly: records
+ * 1..n stamped times[i], chained by the encoding documented atop
+ * fs/audit.c, and a seal of the records after each seq in seals, signed
+ * with HOME/audit.key.
+ */
+static void build_timed_log(const char *home, const int64_t *times, int n,
+			    const int *seals, int nseals)
+{
+	sqlite3 *db = raw_open(home);
+	EVP_PKEY *key = real_key(home);
+	char sql[512];
+
+	/* the writer computes hashes before inserting; this builder after */
+	raw_exec(db, "BEGIN; DROP TRIGGER records_no_update");
+	for (int i = 0; i < n; i++) {
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO records VALUES(%d, %lld, 'agr-1', 2,"
+			 " 1001, 4242, 'python3', 'read', '/visits/data.csv',"
+			 " %d, 4096, 4096, 'ok', NULL, zeroblob(32))",
+			 i + 1, (long long)times[i], i * 4096);
+		raw_exec(db, sql);
+	}
+	rehash(db, 1, n);
+	for (int i = 0; i < nseals; i++)
+		forge_seal(db, seals[i], key);
+	raw_exec(db, "CREATE TRIGGER records_no_update BEFORE UPDATE ON records"
+		     " BEGIN SELECT RAISE(ABORT, 'audit records are"
+		     " append-only'); END; COMMIT");
+	EVP_PKEY_free(key);
+	sqlite3_close(db);
+}
+
+/* n records stamped age_ns ago, sealed every `every` and at the end. */
+static void build_aged_log(const char *home, int n, int64_t age_ns, int every)
+{
+	int64_t *times = calloc((size_t)n, sizeof(*times));
+	int *seals = calloc((size_t)n, sizeof(*seals));
+	int nseals = 0;
+
+	assert_non_null(times);
+	assert_non_null(seals);
+	for (int i = 0; i < n; i++) {
+		times[i] = realtime_ns() - age_ns;
+		if ((i + 1) % every == 0 || i + 1 == n)
+			seals[nseals++] = i + 1;
+	}
+	build_timed_log(home, times, n, seals, nseals);
+	free(times);
+	free(seals);
+}
+
+/* The triggers of fs/audit.c's schema, as an attacker dropped them. */
+static void restore_triggers(const char *home)
+{
+	sqlite3 *db = raw_open(home);
+
+	raw_exec(db, "CREATE TRIGGER records_no_update BEFORE UPDATE ON records"
+		     " BEGIN SELECT RAISE(ABORT, 'audit records are"
+		     " append-only'); END;"
+		     "CREATE TRIGGER seals_no_update BEFORE UPDATE ON seals"
+		     " BEGIN SELECT RAISE(ABORT, 'audit seals are"
+		     " append-only'); END;"
+		     "CREATE TRIGGER records_no_delete BEFORE DELETE ON records"
+		     " BEGIN SELECT RAISE(ABORT, 'audit records are"
+		     " append-only'); END;"
+		     "CREATE TRIGGER seals_no_delete BEFORE DELETE ON seals"
+		     " BEGIN SELECT RAISE(ABORT, 'audit seals are"
+		     " append-only'); END;");
+	sqlite3_close(db);
+}
+
+/* The actor of the prunes these tests run. */
+static struct audit_event pruner(void)
+{
+	struct audit_event by = AUDIT_EVENT_INIT(AUDIT_PRUNE_EVENT, "ok");
+
+	by.uid = 1000;
+	by.pid = 77;
+	by.comm = "tester";
+	return by;
+}
+
+static void prune_ok(const char *home, struct audit_pruned *p)
+{
+	struct audit_event by = pruner();
+
+	assert_int_equal(audit_prune(home, &by, p), 0);
+}
+
+static void test_create_checks_retention_days(void **state)
+{
+	struct fixture *f = *state;
+	char dir[PATH_MAX], path[PATH_MAX];
+	sqlite3 *db;
+
+	snprintf(dir, sizeof(dir), "%s/other", f->home);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(audit_create(dir, 0), -EINVAL);
+	assert_int_equal(audit_create(dir, -1), -EINVAL);
+	assert_int_equal(audit_create(dir, AUDIT_RETENTION_DAYS_MAX + 1),
+			 -EINVAL);
+	snprintf(path, sizeof(path), "%s/audit.db", dir);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/audit.key", dir);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(audit_create(dir, AUDIT_RETENTION_DAYS_MAX), 0);
+	db = raw_open(dir);
+	assert_int_equal(raw_int(db, "SELECT value FROM meta"
+				     " WHERE key = 'retention_days'"),
+			 AUDIT_RETENTION_DAYS_MAX);
+	sqlite3_close(db);
+}
+
+/*
+ * Only whole sealed segments whose records are all old go; the chain
+ * goes on from the seal that closes them, and verify starts there.
+ */
+static void test_prune_removes_old_sealed_segments(void **state)
+{
+	struct fixture *f = *state;
+	int64_t old = realtime_ns() - 400 * DAY_NS,
+		young = realtime_ns() - 3600 * 1000000000LL;
+	const int64_t times[9] = {old, old,   old,   old,  old,
+				  old, young, young, young};
+	const int seals[4] = {2, 4, 7, 9};
+	struct collected c = {0};
+	struct audit_pruned p;
+	sqlite3 *db;
+
+	build_timed_log(f->home, times, 9, seals, 4);
+	expect_intact(f->home, 9);
+	prune_ok(f->home, &p);
+	/* 5 and 6 are old, but share their segment with young record 7 */
+	assert_int_equal(p.records, 4);
+	assert_int_equal(p.first, 1);
+	assert_int_equal(p.last, 4);
+	assert_int_equal(p.retention_days, 365);
+	db = raw_open(f->home);
+	assert_int_equal(raw_int(db, "SELECT group_concat(seq) = '5,6,7,8,9,10'"
+				     " FROM records"),
+			 1);
+	/* the seal that closes the pruned part stays, the ones before go */
+	assert_int_equal(raw_int(db, "SELECT group_concat(seq) = '4,7,9,10'"
+				     " FROM seals"),
+			 1);
+	assert_int_equal(raw_int(db, "SELECT value FROM meta"
+				     " WHERE key = 'last_prune'"),
+			 10);
+	expect_intact_from(f->home, 5, 6);
+
+	/* the audit.prune record says what went, who did it and why */
+	assert_int_equal(query(f->home, INT64_MIN, NULL, 0, collect, &c), 0);
+	assert_int_equal(c.n, 6);
+	assert_int_equal(c.seq[0], 5);
+	assert_int_equal(c.seq[5], 10);
+	assert_string_equal(c.ev[5].event, AUDIT_PRUNE_EVENT);
+	assert_string_equal(c.ev[5].result, "ok");
+	assert_int_equal(c.ev[5].offset, 1);
+	assert_int_equal(c.ev[5].length, 4);
+	assert_int_equal(c.ev[5].bytes, AUDIT_NULL);
+	assert_int_equal(c.ev[5].uid, 1000);
+	assert_int_equal(c.ev[5].pid, 77);
+	assert_string_equal(c.ev[5].comm, "tester");
+	assert_null(c.ev[5].agreement);
+	assert_non_null(strstr(c.ev[5].reason, "retention 365 days: older "
+					       "than "));
+
+	/* nothing more is old enough: nothing changes */
+	prune_ok(f->home, &p);
+	assert_int_equal(p.records, 0);
+	assert_int_equal(raw_int(db, "SELECT max(seq) FROM records"), 10);
+
+	/* the triggers refuse as before */
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM records WHERE seq = 5",
+				      NULL, NULL, NULL),
+			 SQLITE_CONSTRAINT);
+	assert_int_equal(
+	    sqlite3_exec(db, "DELETE FROM seals", NULL, NULL, NULL),
+	    SQLITE_CONSTRAINT);
+	assert_int_equal(
+	    sqlite3_exec(db, "UPDATE records SET uid = 0 WHERE seq = 5", NULL,
+			 NULL, NULL),
+	    SQLITE_CONSTRAINT);
+	sqlite3_close(db);
+
+	/* and the chain goes on */
+	append_segment(f->home, 1, 3);
+	expect_intact_from(f->home, 5, 9);
+}
+
+/* Old records after the last seal are not a whole sealed segment. */
+static void test_prune_keeps_the_unsealed_tail(void **state)
+{
+	struct fixture *f = *state;
+	int64_t old = realtime_ns() - 400 * DAY_NS;
+	const int64_t times[5] = {old, old, old, old, old};
+	const int seals[1] = {3};
+	struct audit_pruned p;
+	sqlite3 *db;
+
+	build_timed_log(f->home, times, 5, seals, 1);
+	expect_intact(f->home, 5);
+	prune_ok(f->home, &p);
+	assert_int_equal(p.records, 3);
+	db = raw_open(f->home);
+	assert_int_equal(raw_int(db, "SELECT group_concat(seq) = '4,5,6'"
+				     " FROM records"),
+			 1);
+	sqlite3_close(db);
+	expect_intact_from(f->home, 4, 3);
+}
+
+/* When every record goes, the chain goes on from the last seal. */
+static void test_prune_everything(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_event ev = AUDIT_EVENT_INIT("agreement.apply", "ok");
+	struct audit_pruned p;
+
+	build_aged_log(f->home, 4, 400 * DAY_NS, 2);
+	prune_ok(f->home, &p);
+	assert_int_equal(p.records, 4);
+	expect_intact_from(f->home, 5, 1);
+	assert_int_equal(audit_append_sync(f->home, &ev), 0);
+	expect_intact_from(f->home, 5, 2);
+	prune_ok(f->home, &p);
+	assert_int_equal(p.records, 0);
+}
+
+/* A record one day short of the retention period stays. */
+static void test_prune_keeps_the_retention_period(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_pruned p;
+
+	build_aged_log(f->home, 4, 364 * DAY_NS, 1);
+	prune_ok(f->home, &p);
+	assert_int_equal(p.records, 0);
+	assert_int_equal(p.retention_days, 365);
+	expect_intact(f->home, 4);
+}
+
+/* A large backlog goes in several transactions, each with its record. */
+static void test_prune_in_steps(void **state)
+{
+	struct fixture *f = *state;
+	const int n = 2 * AUDIT_PRUNE_RECORDS + 500;
+	struct collected c = {0};
+	struct audit_pruned p;
+
+	build_aged_log(f->home, n, 400 * DAY_NS, 500);
+	prune_ok(f->home, &p);
+	assert_int_equal(p.records, n);
+	assert_int_equal(p.first, 1);
+	assert_int_equal(p.last, n);
+	expect_intact_from(f->home, n + 1, 3);
+	assert_int_equal(query(f->home, INT64_MIN, NULL, 0, collect, &c), 0);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(c.ev[0].offset, 1);
+	assert_int_equal(c.ev[0].length, AUDIT_PRUNE_RECORDS);
+	assert_int_equal(c.ev[1].offset, AUDIT_PRUNE_RECORDS + 1);
+	assert_int_equal(c.ev[1].length, AUDIT_PRUNE_RECORDS);
+	assert_int_equal(c.ev[2].offset, 2 * AUDIT_PRUNE_RECORDS + 1);
+	assert_int_equal(c.ev[2].length, 500);
+}
+
+/* Small segments: a step checks at most AUDIT_PRUNE_SEALS seals. */
+static void test_prune_steps_bounded_by_seals(void **state)
+{
+	struct fixture *f = *state;
+	const int n = 2 * AUDIT_PRUNE_SEALS + 10;
+	struct collected c = {0};
+	struct audit_pruned p;
+
+	build_aged_log(f->home, n, 400 * DAY_NS, 1);
+	prune_ok(f->home, &p);
+	assert_int_equal(p.records, n);
+	assert_int_equal(query(f->home, INT64_MIN, NULL, 0, collect, &c), 0);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(c.ev[0].length, AUDIT_PRUNE_SEALS);
+	assert_int_equal(c.ev[1].length, AUDIT_PRUNE_SEALS);
+	assert_int_equal(c.ev[2].length, 10);
+	expect_intact_from(f->home, n + 1, 3);
+}
+
+/* The daemon's log prunes as it opens, under the daemon's name. */
+static void test_log_open_prunes(void **state)
+{
+	struct fixture *f = *state;
+	struct collected c = {0};
+	struct audit_log *log;
+	char comm[32] = "";
+	FILE *self = fopen("/proc/self/comm", "r");
+	int64_t start = realtime_ns();
+	sqlite3 *db;
+
+	assert_non_null(self);
+	assert_non_null(fgets(comm, sizeof(comm), self));
+	fclose(self);
+	comm[strcspn(comm, "\n")] = '\0';
+	build_aged_log(f->home, 6, 400 * DAY_NS, 3);
+	db = raw_open(f->home);
+	assert_int_equal(audit_log_open(f->home, &log), 0);
+	while (raw_int(db, "SELECT count(*) FROM records") == 6 &&
+	       realtime_ns() - start < 5000000000)
+		usleep(10000);
+	audit_log_close(log);
+	sqlite3_close(db);
+	expect_intact_from(f->home, 7, 1);
+	assert_int_equal(query(f->home, INT64_MIN, NULL, 0, collect, &c), 0);
+	assert_string_equal(c.ev[0].event, AUDIT_PRUNE_EVENT);
+	assert_int_equal(c.ev[0].pid, getpid());
+	assert_int_equal(c.ev[0].uid, getuid());
+	assert_string_equal(c.ev[0].comm, comm);
+}
+
+/*
+ * While the daemon's log prunes a backlog, records are written between its
+ * steps: an open does not wait for the whole prune.
+ */
+static void test_log_writes_between_prune_steps(void **state)
+{
+	struct fixture *f = *state;
+	const int n = 60 * AUDIT_PRUNE_SEALS;
+	struct audit_event ev = read_event(0);
+	struct audit_log *log;
+	uint64_t ticket;
+	int64_t start;
+	sqlite3 *db;
+
+	build_aged_log(f->home, n, 400 * DAY_NS, 1);
+	start = realtime_ns();
+	assert_int_equal(audit_log_open(f->home, &log), 0);
+	ev.path = "/between";
+	assert_int_equal(audit_log_append(log, &ev, &ticket), 0);
+	assert_int_equal(audit_log_wait(log, ticket), 0);
+	db = raw_open(f->home);
+	while (raw_int(db, "SELECT min(seq) FROM records") <= n &&
+	       realtime_ns() - start < 20000000000)
+		usleep(20000);
+	audit_log_close(log);
+	expect_intact_from(f->home, n + 1, 61);
+	/* it came before the last step (each takes milliseconds) */
+	assert_true(raw_int(db, "SELECT seq FROM records"
+				" WHERE path = '/between'") <
+		    raw_int(db, "SELECT max(seq) FROM records"
+				" WHERE event = 'audit.prune'"));
+	sqlite3_close(db);
+}
+
+/* What a prune would remove must verify: a prune never hides tampering. */
+static void test_prune_refuses_tampered_records(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_event by = pruner();
+	struct audit_pruned p;
+	sqlite3 *db;
+
+	build_aged_log(f->home, 6, 400 * DAY_NS, 3);
+	db = attacker_open(f->home);
+	raw_exec(db, "UPDATE records SET uid = 0 WHERE seq = 2");
+	assert_int_equal(audit_prune(f->home, &by, &p), -EBADMSG);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM records"), 6);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master"
+				     " WHERE type = 'trigger'"),
+			 0);
+	raw_exec(db, "UPDATE records SET uid = 1001 WHERE seq = 2");
+	/* records removed at the start of a log that was never pruned */
+	raw_exec(db, "CREATE TEMP TABLE saved AS SELECT * FROM records"
+		     " WHERE seq <= 3;"
+		     "DELETE FROM records WHERE seq <= 3");
+	expect_bad(f->home, 1, "records 1 to 3 missing: no audit.prune");
+	assert_int_equal(audit_prune(f->home, &by, &p), -EBADMSG);
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM records"), 3);
+	raw_exec(db, "INSERT INTO records SELECT * FROM saved");
+	expect_intact(f->home, 6);
+	/* with the triggers dropped, it will not make them up again */
+	assert_int_equal(audit_prune(f->home, &by, &p), -EIO);
+	assert_non_null(strstr(p.why, "no such trigger"));
+	assert_int_equal(raw_int(db, "SELECT count(*) FROM records"), 6);
+	sqlite3_close(db);
+	restore_triggers(f->home);
+	prune_ok(f->home, &p);
+	assert_int_equal(p.records, 6);
+}
+
+/*
+ * After a prune, verify still names the first bad record, and tells a
+ * prune from records removed at the start without one.
+ */
+static void test_tampering_after_prune(void **state)
+{
+	struct fixture *f = *state;
+	int64_t old = realtime_ns() - 400 * DAY_NS,
+		young = realtime_ns() - 3600 * 1000000000LL;
+	int64_t times[20];
+	const int seals[4] = {5, 10, 15, 20};
+	struct audit_pruned p;
+	sqlite3 *db;
+
+	for (int i = 0; i < 20; i++)
+		times[i] = i < 10 ? old : young;
+	build_timed_log(f->home, times, 20, seals, 4);
+	prune_ok(f->home, &p);
+	assert_int_equal(p.last, 10);
+	expect_intact_from(f->home, 11, 11);
+	db = attacker_open(f->home);
+	raw_exec(db, "CREATE TEMP TABLE saved AS SELECT * FROM records;"
+		     "CREATE TEMP TABLE saved_seals AS SELECT * FROM seals");
+
+	/* an altered, a removed, two swapped records */
+	raw_exec(db, "UPDATE records SET uid = 0 WHERE seq = 13");
+	expect_bad(f->home, 13, "record 13: hash does not match");
+	raw_exec(db, "UPDATE records SET uid = 1001 WHERE seq = 13");
+	raw_exec(db, "DELETE FROM records WHERE seq = 12");
+	expect_bad(f->home, 12, "record 12 missing");
+	raw_exec(db, "INSERT INTO records SELECT * FROM saved WHERE seq = 12");
+	raw_exec(db, "UPDATE records SET offset = 0 WHERE seq = 12;"
+		     "UPDATE records SET offset = 11 * 4096 WHERE seq = 13");
+	expect_bad(f->home, 12, "record 12: hash does not match");
+	raw_exec(db, "UPDATE records SET offset = 11 * 4096 WHERE seq = 12;"
+		     "UPDATE records SET offset = 12 * 4096 WHERE seq = 13");
+	expect_intact_from(f->home, 11, 11);
+
+	/* more removed at the start: up to a seal, or not */
+	raw_exec(db, "DELETE FROM records WHERE seq <= 15");
+	expect_bad(f->home, 11,
+		   "records 11 to 15 missing: the audit.prune record 21 "
+		   "removed records only up to 10");
+	raw_exec(db, "INSERT INTO records SELECT * FROM saved WHERE seq <= 12");
+	expect_bad(f->home, 13, "record 13 missing");
+	raw_exec(db, "INSERT INTO records SELECT * FROM saved"
+		     " WHERE seq BETWEEN 13 AND 15");
+	raw_exec(db, "DELETE FROM records WHERE seq <= 11");
+	expect_bad(f->home, 11, "record 11 missing: the audit.prune");
+	raw_exec(db, "INSERT INTO records SELECT * FROM saved WHERE seq = 11");
+	expect_intact_from(f->home, 11, 11);
+
+	/* the anchor: gone, or signed by another key */
+	raw_exec(db, "DELETE FROM seals WHERE seq = 10");
+	expect_bad(f->home, 11, "no good seal at 10");
+	raw_exec(db, "INSERT INTO seals SELECT * FROM saved_seals"
+		     " WHERE seq = 10");
+	raw_exec(db, "UPDATE seals SET signature = zeroblob(64)"
+		     " WHERE seq = 10");
+	expect_bad(f->home, 11, "no good seal at 10");
+	raw_exec(db, "DELETE FROM seals WHERE seq = 10;"
+		     "INSERT INTO seals SELECT * FROM saved_seals"
+		     " WHERE seq = 10");
+	expect_intact_from(f->home, 11, 11);
+
+	/* the declaration changed: alone, then rehashed */
+	raw_exec(db, "UPDATE records SET length = 11 WHERE seq = 21");
+	expect_bad(f->home, 21, "record 21: hash does not match");
+	rehash(db, 21, 21);
+	expect_bad(f->home, 21, "seal at 21: does not match the chain");
+	raw_exec(db, "DELETE FROM records WHERE seq = 21;"
+		     "INSERT INTO records SELECT * FROM saved WHERE seq = 21");
+	expect_intact_from(f->home, 11, 11);
+
+	/* the audit.prune record gone with its seal */
+	raw_exec(db, "DELETE FROM records WHERE seq = 21;"
+		     "DELETE FROM seals WHERE seq = 21");
+	expect_bad(f->home, 1,
+		   "records 1 to 10 missing: no audit.prune record");
+	raw_exec(db, "INSERT INTO records SELECT * FROM saved WHERE seq = 21;"
+		     "INSERT INTO seals SELECT * FROM saved_seals"
+		     " WHERE seq = 21");
+	expect_intact_from(f->home, 11, 11);
+	sqlite3_close(db);
+}
+
+/*
+ * An audit.prune record forged at the unsealed tail, even once a seal of
+ * the records covers it, is not one: only a prune seal makes it so.
+ */
+static void test_forged_prune_record(void **state)
+{
+	struct fixture *f = *state;
+	EVP_PKEY *key = real_key(f->home);
+	sqlite3 *db;
+
+	build_aged_log(f->home, 10, 0, 5);
+	db = attacker_open(f->home);
+	raw_exec(db, "DELETE FROM records WHERE seq <= 5;"
+		     "INSERT INTO records SELECT 11, time_ns, NULL, NULL,"
+		     " 0, 1, 'govfs', 'audit.prune', NULL, 1, 5, NULL,"
+		     " 'ok', 'x', hash FROM records WHERE seq = 10;"
+		     "INSERT INTO meta VALUES('last_prune', '11')");
+	rehash(db, 11, 11);
+	expect_bad(f->home, 11,
+		   "record 11: an audit.prune record without "
+		   "its seal");
+	/* a routine seal that came after it */
+	forge_seal(db, 11, key);
+	expect_bad(f->home, 11, "seal at 11: bad signature (of a prune seal)");
+	EVP_PKEY_free(key);
+	sqlite3_close(db);
+}
+
+/* A query after seq, and the last seq of its snapshot, for tail -f. */
+static void test_query_after_seq(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_filter all = {.since_ns = INT64_MIN};
+	struct audit_filter odd = {
+	    .since_ns = INT64_MIN, .agreement = "odd", .last_n = 2};
+	struct collected c = {0};
+	struct audit_event ev;
+	struct audit_log *log;
+	uint64_t end = 99;
+
+	assert_int_equal(audit_query(f->home, &all, collect, &c, &end), 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(end, 0);
+	assert_int_equal(audit_log_open(f->home, &log), 0);
+	for (int i = 1; i <= 10; i++) {
+		ev = read_event(i);
+		ev.agreement = i % 2 ? "odd" : "even";
+		assert_int_equal(audit_log_append(log, &ev, NULL), 0);
+	}
+	audit_log_close(log);
+	all.after_seq = 4;
+	assert_int_equal(audit_query(f->home, &all, collect, &c, &end), 0);
+	assert_int_equal(c.n, 6);
+	assert_int_equal(c.seq[0], 5);
+	assert_int_equal(end, 10);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(audit_query(f->home, &odd, collect, &c, &end), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.seq[0], 7);
+	assert_int_equal(c.seq[1], 9);
+	assert_int_equal(end, 10);
+	/* from there: exactly what came since, filtered */
+	append_segment(f->home, 11, 3);
+	odd.after_seq = end;
+	odd.last_n = 0;
+	odd.agreement = "agr-1";
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(audit_query(f->home, &odd, collect, &c, &end), 0);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(c.seq[0], 11);
+	assert_int_equal(end, 13);
+	memset(&c, 0, sizeof(c));
+	odd.after_seq = end;
+	assert_int_equal(audit_query(f->home, &odd, collect, &c, &end), 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(end, 13);
+}
+
+static void test_low_space_limit(void **state)
+{
+	(void)state;
+	assert_int_equal(audit_low_space_limit(1ULL << 30),
+			 AUDIT_LOW_SPACE_MIN_BYTES);
+	assert_int_equal(audit_low_space_limit(0), AUDIT_LOW_SPACE_MIN_BYTES);
+	assert_int_equal(audit_low_space_limit(100ULL << 30), 1ULL << 30);
+}
+
+/* Write bytes of filler into path (a new file). */
+static void write_filler(const char *path, size_t bytes)
+{
+	static char block[1 << 20];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	for (size_t done = 0; done < bytes; done += sizeof(block))
+		assert_int_equal(write(fd, block, sizeof(block)),
+				 (ssize_t)sizeof(block));
+	close(fd);
+}
+
+/* Poll until the log's low-space flag is want, for at most 5 s. */
+static bool low_space_becomes(struct audit_log *log, bool want)
+{
+	int64_t start = realtime_ns();
+
+	while (audit_log_low_space(log) != want &&
+	       realtime_ns() - start < 5000000000)
+		usleep(20000);
+	return audit_log_low_space(log) == want;
+}
+
+/* Count the lines of file path that contain needle. */
+static int lines_with(const char *path, const char *needle)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/*
+ * On a file system of 80 MiB, whose limit is 64 MiB: low once 30 MiB are
+ * taken, back when they are freed, low again; said on stderr each time.
+ */
+static void test_low_space_is_noticed(void **state)
+{
+	struct fixture *f = *state;
+	char dir[PATH_MAX], filler[PATH_MAX], errlog[PATH_MAX];
+	struct audit_log *log;
+	int saved, fd;
+
+	snprintf(dir, sizeof(dir), "%s/small", f->home);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	if (mount("tmpfs", dir, "tmpfs", 0, "size=80m,mode=0700")) {
+		rmdir(dir);
+		skip();
+	}
+	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	snprintf(errlog, sizeof(errlog), "%s/stderr", f->home);
+	assert_int_equal(audit_create(dir, 365), 0);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	fd = open(errlog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+
+	assert_int_equal(audit_log_open(dir, &log), 0);
+	usleep(200000);
+	assert_false(audit_log_low_space(log));
+	write_filler(filler, 30u << 20);
+	assert_true(low_space_becomes(log, true));
+	assert_int_equal(unlink(filler), 0);
+	assert_true(low_space_becomes(log, false));
+	write_filler(filler, 30u << 20);
+	assert_true(low_space_becomes(log, true));
+	audit_log_close(log);
+
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	assert_int_equal(lines_with(errlog, "MiB free on its file system, "
+					    "under 64 MiB"),
+			 2);
+	assert_int_equal(lines_with(errlog, "MiB free again"), 1);
+	assert_int_equal(verify_rc(dir), 0);
 }
 
 int main(void)
@@ -1157,6 +1845,21 @@ int main(void)
 	    T(test_append_sync),
 	    T(test_refuses_what_it_cannot_record),
 	    T(test_fails_closed_when_disk_full),
+	    T(test_create_checks_retention_days),
+	    T(test_prune_removes_old_sealed_segments),
+	    T(test_prune_keeps_the_unsealed_tail),
+	    T(test_prune_everything),
+	    T(test_prune_keeps_the_retention_period),
+	    T(test_prune_in_steps),
+	    T(test_prune_steps_bounded_by_seals),
+	    T(test_log_open_prunes),
+	    T(test_log_writes_between_prune_steps),
+	    T(test_prune_refuses_tampered_records),
+	    T(test_tampering_after_prune),
+	    T(test_forged_prune_record),
+	    T(test_query_after_seq),
+	    cmocka_unit_test(test_low_space_limit),
+	    T(test_low_space_is_noticed),
 	};
 #undef T
 

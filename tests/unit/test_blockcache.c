@@ -202,8 +202,8 @@ static int setup(void **state)
 	    random_bytes(f->mk.bytes, KEY_LEN) ||
 	    catalog_create(f->dir, &f->cat) || add_version(f) || apply(f))
 		return -1;
-	if (mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT, NULL, &f->st,
-			     why, sizeof(why))) {
+	if (mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT, NULL, false,
+			     &f->st, why, sizeof(why))) {
 		fprintf(stderr, "mount_state_load: %s\n", why);
 		return -1;
 	}
@@ -427,7 +427,8 @@ static void test_views_are_kept_apart(void **state)
 
 	/* A second load with no prev makes a new view with a new id. */
 	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT,
-					  NULL, &again, why, sizeof(why)),
+					  NULL, false, &again, why,
+					  sizeof(why)),
 			 0);
 	other = mount_state_dataset(again, "visits")->data;
 	assert_true(other->id != f->fv->id);
@@ -808,8 +809,8 @@ static void test_free_with_queued_prefetches(void **state)
 		assert_non_null(bc);
 		/* A view only the queued jobs still hold when freed. */
 		assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk,
-						  AGREEMENT, NULL, &st, why,
-						  sizeof(why)),
+						  AGREEMENT, NULL, false, &st,
+						  why, sizeof(why)),
 				 0);
 		for (int i = 0; i < 4; i++)
 			blockcache_prefetch(

@@ -269,8 +269,8 @@ static struct mount_state *load(struct fixture *f,
 {
 	struct mount_state *st = NULL;
 	char why[256] = "";
-	int rc = mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT, prev, &st,
-				  why, sizeof(why));
+	int rc = mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT, prev,
+				  false, &st, why, sizeof(why));
 
 	if (rc)
 		fail_msg("mount_state_load: %d: %s", rc, why);
@@ -522,6 +522,42 @@ static void test_readme_outside_validity(void **state)
 			    PHASE_EXPIRED, "State:     expired\n");
 }
 
+/* The audit log's low space is said in README.txt, and only then. */
+static void test_readme_warns_of_audit_low_space(void **state)
+{
+	static const char warning[] =
+	    "Warning:   the audit log's disk is nearly full; once it is full, "
+	    "no\n"
+	    "           data file can be read until an admin frees space\n";
+	struct fixture *f = *state;
+	struct mount_state *st, *low;
+	char why[256] = "";
+	char *text, *at;
+
+	add_version(f, "visits", 1, 5);
+	apply(f, ALWAYS, DS_VISITS);
+	st = load(f, NULL);
+	assert_false(st->audit_low_space);
+	assert_null(memmem(st->readme.data, st->readme.len, "Warning:", 8));
+	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT, st,
+					  true, &low, why, sizeof(why)),
+			 0);
+	assert_true(low->audit_low_space);
+	text = strndup((const char *)low->readme.data, low->readme.len);
+	assert_non_null(text);
+	at = strstr(text, warning);
+	assert_non_null(at);
+	assert_true(at > text &&
+		    strncmp(at - 16, "Quota:     none\n", 16) == 0);
+	/* the README of st with the warning put in, nothing else */
+	assert_int_equal(low->readme.len, st->readme.len + strlen(warning));
+	memmove(at, at + strlen(warning), strlen(at + strlen(warning)) + 1);
+	assert_memory_equal(text, st->readme.data, st->readme.len);
+	free(text);
+	mount_state_put(low);
+	mount_state_put(st);
+}
+
 static void test_schema_json(void **state)
 {
 	static const char *const want[3][3] = {{"id", "int", "keep"},
@@ -724,7 +760,7 @@ static void test_unknown_agreement(void **state)
 	add_version(f, "visits", 1, 5);
 	apply(f, ALWAYS, DS_VISITS);
 	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, "agr-2", NULL,
-					  &st, why, sizeof(why)),
+					  false, &st, why, sizeof(why)),
 			 -ENOENT);
 	assert_ptr_equal(st, &untouched);
 	assert_string_equal(why, "no such agreement 'agr-2'");
@@ -740,7 +776,7 @@ static void test_missing_size_index(void **state)
 	policy(text, sizeof(text), ALWAYS, DS_VISITS);
 	add_revision(f, text);
 	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT,
-					  NULL, &st, why, sizeof(why)),
+					  NULL, false, &st, why, sizeof(why)),
 			 -ENOENT);
 	assert_null(st);
 	assert_non_null(strstr(why, "visits: no size index"));
@@ -764,7 +800,7 @@ static void test_size_index_disagreeing_with_store(void **state)
 	assert_int_equal(
 	    catalog_size_index_put(f->cat, AGREEMENT, 1, "visits", 1, &si), 0);
 	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT,
-					  NULL, &st, why, sizeof(why)),
+					  NULL, false, &st, why, sizeof(why)),
 			 -EIO);
 	assert_non_null(strstr(why, "size index does not match the store"));
 	/* The right block count, but a total that is not their sum. */
@@ -775,7 +811,7 @@ static void test_size_index_disagreeing_with_store(void **state)
 	assert_int_equal(
 	    catalog_size_index_put(f->cat, AGREEMENT, 1, "visits", 2, &si), 0);
 	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT,
-					  NULL, &st, why, sizeof(why)),
+					  NULL, false, &st, why, sizeof(why)),
 			 -EIO);
 	assert_null(st);
 }
@@ -789,7 +825,7 @@ static void test_dataset_without_versions(void **state)
 	policy(text, sizeof(text), ALWAYS, DS_VISITS);
 	add_revision(f, text);
 	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT,
-					  NULL, &st, why, sizeof(why)),
+					  NULL, false, &st, why, sizeof(why)),
 			 -ENOENT);
 	assert_string_equal(why, "visits: no such dataset");
 }
@@ -868,6 +904,7 @@ int main(void)
 	    T(test_render_refuses_tampered_size_index),
 	    T(test_readme_names_state_and_dataset),
 	    T(test_readme_outside_validity),
+	    T(test_readme_warns_of_audit_low_space),
 	    T(test_schema_json),
 	    T(test_aggregation_only_dataset),
 	    T(test_empty_dataset),
