@@ -173,7 +173,7 @@ static struct file_view *reusable_view(const struct mount_state *prev,
 	return NULL;
 }
 
-static json_t *measure_header(const struct measure *m)
+static json_t *measure_header_json(const struct measure *m)
 {
 	static const char *const names[] = {
 	    [MEASURE_COUNT] = "count",
@@ -204,7 +204,7 @@ static json_t *views_json(const struct agreement_dataset *ds)
 					      json_string(v->keys[k].column));
 		for (size_t m = 0; m < v->nmeasures; m++)
 			json_array_append_new(cols,
-					      measure_header(&v->measures[m]));
+					      measure_header_json(&v->measures[m]));
 		json_array_append_new(arr, json_pack("{s:s, s:o}", "name",
 						     v->name, "columns", cols));
 	}
