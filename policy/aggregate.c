@@ -42,7 +42,8 @@ struct arena_chunk {
 
 struct arena {
 	struct arena_chunk *head;
-	size_t bytes; /* of every chunk */
+	size_t bytes; /* handed out: pages of a chunk not yet touched are not
+		       * resident, so they are not counted */
 };
 
 static size_t align_up(size_t n)
@@ -74,10 +75,10 @@ static void *arena_alloc(struct arena *a, size_t n)
 			c->next = a->head;
 			a->head = c;
 		}
-		a->bytes += sizeof(*c) + size;
 	}
 	p = c->data + c->used;
 	c->used += n;
+	a->bytes += n;
 	return p;
 }
 

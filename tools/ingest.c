@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "csv.h"
 #include "dataview.h"
+#include "fileio.h"
 #include "govfsctl.h"
 #include "home.h"
 #include "rowfmt.h"
@@ -389,21 +390,6 @@ static int make_paths(struct ctl *ctl, struct paths *p)
 	snprintf(p->rel, sizeof(p->rel), "%s/%s", HOME_STORE_DIR, p->name);
 	snprintf(p->final, sizeof(p->final), "%s/%s", ctl->home, p->rel);
 	return 0;
-}
-
-static int fsync_dir(const char *home, const char *sub)
-{
-	char path[PATH_MAX];
-	int fd, rc = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", home, sub);
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		rc = -errno;
-	close(fd);
-	return rc;
 }
 
 static int write_store(struct ctl *ctl, struct ingest *in, int fd,
