@@ -127,7 +127,8 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
 		h ^= h >> 29;
 	}
 	w = 0;
-	memcpy(&w, p, n);
+	if (n)
+		memcpy(&w, p, n);
 	return mix(h ^ w);
 }
 
@@ -228,8 +229,9 @@ static int group_get(struct agg_table *t, uint64_t h, const uint8_t *key,
 		return rc;
 	for (i = h & m->mask; m->slots[i].entry; i = (i + 1) & m->mask) {
 		g = m->slots[i].entry;
+		/* An empty key (no group_by) may come as NULL. */
 		if (m->slots[i].hash == h && g->key_len == len &&
-		    !memcmp(group_key(p, g), key, len)) {
+		    (!len || !memcmp(group_key(p, g), key, len))) {
 			*out = g;
 			return 0;
 		}
@@ -239,7 +241,8 @@ static int group_get(struct agg_table *t, uint64_t h, const uint8_t *key,
 		return -ENOMEM;
 	memset(g, 0, p->key_off);
 	g->key_len = len;
-	memcpy((uint8_t *)g + p->key_off, key, len);
+	if (len)
+		memcpy((uint8_t *)g + p->key_off, key, len);
 	m->slots[i].hash = h;
 	m->slots[i].entry = g;
 	m->count++;
