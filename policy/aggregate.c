@@ -21,8 +21,11 @@
 #include "render.h"
 #include "types.h"
 
+/* Chunks start small, for the many small tables of partitions, and double
+ * up to ARENA_CHUNK. */
+#define ARENA_FIRST_CHUNK (16u << 10)
 #define ARENA_CHUNK (1u << 20)
-#define MAP_MIN_SLOTS 1024u
+#define MAP_MIN_SLOTS 64u
 #define ENTRY_ALIGN 16u
 /* Bytes a varint takes at most. */
 #define VARINT_MAX 10
@@ -42,6 +45,7 @@ struct arena_chunk {
 
 struct arena {
 	struct arena_chunk *head;
+	size_t next_chunk; /* size of the next chunk: doubles to ARENA_CHUNK */
 	size_t bytes; /* handed out: pages of a chunk not yet touched are not
 		       * resident, so they are not counted */
 };
@@ -59,16 +63,24 @@ static void *arena_alloc(struct arena *a, size_t n)
 
 	n = align_up(n);
 	if (!c || c->size - c->used < n) {
-		size_t size = n > ARENA_CHUNK / 4 ? n : ARENA_CHUNK;
+		bool own = n > ARENA_CHUNK / 4;
+		size_t size = own	      ? n
+			      : a->next_chunk ? a->next_chunk
+					      : ARENA_FIRST_CHUNK;
 
+		while (size < n)
+			size *= 2;
 		c = malloc(sizeof(*c) + size);
 		if (!c)
 			return NULL;
 		c->size = size;
 		c->used = 0;
+		if (!own)
+			a->next_chunk =
+			    size < ARENA_CHUNK ? size * 2 : ARENA_CHUNK;
 		/* A large entry gets a chunk of its own behind the head, which
 		 * keeps its room for the small ones. */
-		if (a->head && size != ARENA_CHUNK) {
+		if (a->head && own) {
 			c->next = a->head->next;
 			a->head->next = c;
 		} else {
@@ -1172,27 +1184,26 @@ static int put_count(struct buf *out, uint64_t v)
 }
 
 /* sum or avg of a cell into out as one field (NULL if no value). */
-static int put_sum(const struct cell *c, bool average, struct buf *scratch,
-		   struct buf *out)
+/* sum or avg of a cell into out as one field (NULL if no value); sum and
+ * avg are scratch for the texts. */
+static int put_sum(const struct cell *c, bool average, struct buf *sum,
+		   struct buf *avg, struct buf *out)
 {
-	size_t start;
 	int rc;
 
 	if (!c->n)
 		return rowfmt_put_field(out, NULL, 0, false);
-	scratch->len = 0;
-	rc = decimal_sum_text(&c->u.sum, scratch);
+	sum->len = 0;
+	rc = decimal_sum_text(&c->u.sum, sum);
 	if (rc || !average)
 		return rc ? rc
-			  : rowfmt_put_field(out, scratch->data, scratch->len,
-					     false);
-	start = scratch->len;
-	rc = decimal_div_round((const char *)scratch->data, scratch->len, c->n,
-			       AGG_AVG_PLACES, scratch);
+			  : rowfmt_put_field(out, sum->data, sum->len, false);
+	avg->len = 0;
+	rc = decimal_div_round((const char *)sum->data, sum->len, c->n,
+			       AGG_AVG_PLACES, avg);
 	if (rc)
 		return value_error(rc);
-	return rowfmt_put_field(out, scratch->data + start,
-				scratch->len - start, false);
+	return rowfmt_put_field(out, avg->data, avg->len, false);
 }
 
 int agg_group_output(const struct agg_table *t, const struct agg_group *g,
@@ -1200,7 +1211,7 @@ int agg_group_output(const struct agg_table *t, const struct agg_group *g,
 {
 	const struct agg_plan *p = t->plan;
 	const struct cell *cells = group_cells(p, g);
-	struct buf scratch = BUF_INIT;
+	struct buf sum = BUF_INIT, avg = BUF_INIT;
 	int rc = buf_append(out, group_key(p, g), g->key_len);
 
 	for (size_t i = 0; i < p->nmeasures && !rc; i++) {
@@ -1216,7 +1227,8 @@ int agg_group_output(const struct agg_table *t, const struct agg_group *g,
 			break;
 		case MEASURE_SUM:
 		case MEASURE_AVG:
-			rc = put_sum(c, m->kind == MEASURE_AVG, &scratch, out);
+			rc =
+			    put_sum(c, m->kind == MEASURE_AVG, &sum, &avg, out);
 			break;
 		case MEASURE_MIN:
 		case MEASURE_MAX:
@@ -1227,6 +1239,7 @@ int agg_group_output(const struct agg_table *t, const struct agg_group *g,
 			break;
 		}
 	}
-	buf_release(&scratch);
+	buf_release(&sum);
+	buf_release(&avg);
 	return rc;
 }

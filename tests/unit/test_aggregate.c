@@ -410,6 +410,27 @@ static void test_huge_and_negative_sums(void **state)
 	       "66666666666666666666666666666666666666.333333,0,0,-4,7\n");
 }
 
+/* Sums and averages longer than any scratch buffer starts (ASan sees a
+ * text read after its buffer moved). */
+static void test_long_numbers(void **state)
+{
+	char big[400], nines[400], want[1024];
+	row_t rows[] = {
+	    {"x", "", "", "", big, "", "", ""},
+	    {"x", "", "", "", big, "", "", ""},
+	};
+
+	(void)state;
+	/* big = 10^300 - 0.5; twice that is 2 * 10^300 - 1 */
+	memset(nines, '9', 300);
+	nines[300] = '\0';
+	snprintf(big, sizeof(big), "%s.5", nines);
+	snprintf(want, sizeof(want), "sum_cost,avg_cost\n1%s,%s\n", nines, big);
+	expect_view("{\"name\":\"v\",\"group_by\":[],\"measures\":"
+		    "[\"sum:cost\",\"avg:cost\"],\"min_group\":2}",
+		    NULL, (const row_t *)rows, 2, want);
+}
+
 static void test_all_null_and_lone_null(void **state)
 {
 	static const row_t rows[] = {
@@ -842,6 +863,7 @@ int main(void)
 	    cmocka_unit_test(test_measures_with_nulls),
 	    cmocka_unit_test(test_float_traps),
 	    cmocka_unit_test(test_huge_and_negative_sums),
+	    cmocka_unit_test(test_long_numbers),
 	    cmocka_unit_test(test_all_null_and_lone_null),
 	    cmocka_unit_test(test_empty_groups),
 	    cmocka_unit_test(test_suppression),
