@@ -48,6 +48,8 @@ run ls -l "$demo/visits" "$demo/visits/health.visits"
 run cat "$demo/visits/README.txt"
 run head -n 5 "$demo/visits/health.visits/data.csv"
 run head -n 4 "$demo/penguins/penguins/data.csv"
+run head -n 5 "$demo/visits/health.visits/views/cost_by_district.csv"
+run cat "$demo/penguins/penguins/views/mass_by_species.csv"
 run wc -c "$demo/penguins/penguins/data.csv"
 cat <<MSG
 

@@ -56,11 +56,30 @@ static const char schema_sql[] =
     " rows INTEGER NOT NULL,"
     " header_bytes INTEGER NOT NULL, total_bytes INTEGER NOT NULL,"
     " block_bytes BLOB NOT NULL,"
-    " PRIMARY KEY(agreement, revision, dataset, version));"
-    "CREATE TABLE mounts("
+    " PRIMARY KEY(agreement, revision, dataset, version));";
+
+/*
+ * View results and live mounts came after version 1 of the schema: a home
+ * made before gets their tables the first time it is opened for writing
+ * (before that it holds nothing to look up in them).
+ */
+static const char later_tables_sql[] =
+    "CREATE TABLE IF NOT EXISTS mounts("
     " socket TEXT PRIMARY KEY, agreement TEXT NOT NULL,"
     " pid INTEGER NOT NULL, mountpoint TEXT NOT NULL,"
-    " started_ns INTEGER NOT NULL);";
+    " started_ns INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS view_results("
+    " agreement TEXT NOT NULL, revision INTEGER NOT NULL,"
+    " dataset TEXT NOT NULL, version INTEGER NOT NULL,"
+    " view TEXT NOT NULL,"
+    " store_file TEXT NOT NULL UNIQUE, file_id BLOB NOT NULL,"
+    " nblocks INTEGER NOT NULL, nrows INTEGER NOT NULL,"
+    " raw_bytes INTEGER NOT NULL, file_bytes INTEGER NOT NULL,"
+    " wrapped_key BLOB NOT NULL,"
+    " groups INTEGER NOT NULL, header_bytes INTEGER NOT NULL,"
+    " total_bytes INTEGER NOT NULL, block_bytes BLOB NOT NULL,"
+    " sha256 BLOB NOT NULL,"
+    " PRIMARY KEY(agreement, revision, dataset, version, view));";
 
 static int64_t now_ns(void)
 {
@@ -147,6 +166,8 @@ int catalog_create(const char *home, struct catalog **out)
 	/* A home that already holds a catalog is refused. */
 	if (exec(cat, "SELECT 1 FROM meta")) {
 		rc = exec(cat, schema_sql);
+		if (!rc)
+			rc = exec(cat, later_tables_sql);
 	} else {
 		rc = -EEXIST;
 	}
@@ -170,6 +191,17 @@ out_close:
 	return rc;
 }
 
+/* Bring a home made by an earlier govfs up to this schema. */
+static int add_later_schema(struct catalog *cat)
+{
+	int rc = exec(cat, later_tables_sql);
+
+	if (!rc && exec(cat, "SELECT expiry_noted_ns FROM agreements LIMIT 0"))
+		rc = exec(cat, "ALTER TABLE agreements ADD COLUMN "
+			       "expiry_noted_ns INTEGER");
+	return rc;
+}
+
 int catalog_open(const char *home, bool read_only, struct catalog **out)
 {
 	struct catalog *cat;
@@ -186,6 +218,8 @@ int catalog_open(const char *home, bool read_only, struct catalog **out)
 		rc = catalog_meta_get(cat, "schema_version", &version);
 	if (!rc && strcmp(version, CATALOG_SCHEMA_VERSION))
 		rc = -EPROTO;
+	if (!rc && !read_only)
+		rc = add_later_schema(cat);
 	free(version);
 	if (rc) {
 		catalog_close(cat);
@@ -563,7 +597,10 @@ int catalog_store_files(struct catalog *cat,
 			int (*fn)(void *ctx, const char *file), void *ctx)
 {
 	sqlite3_stmt *st;
-	int rc = prepare(cat, "SELECT store_file FROM dataset_versions", &st);
+	int rc = prepare(cat,
+			 "SELECT store_file FROM dataset_versions"
+			 " UNION ALL SELECT store_file FROM view_results",
+			 &st);
 
 	if (rc)
 		return rc;
@@ -987,4 +1024,197 @@ int catalog_mount_list(struct catalog *cat, const char *agreement,
 	bind_text(st, 1, agreement);
 	return collect_rows(st, sizeof(**out), mount_row, mount_release_elem,
 			    (void **)out, n);
+}
+
+void view_result_release(struct view_result *r)
+{
+	free(r->agreement);
+	free(r->dataset);
+	free(r->view);
+	free(r->store_file);
+	size_index_release(&r->sizes);
+	memset(r, 0, sizeof(*r));
+}
+
+int catalog_view_result_put(struct catalog *cat, const struct view_result *r)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(
+	    cat,
+	    "INSERT OR REPLACE INTO view_results(agreement, revision, dataset,"
+	    " version, view, store_file, file_id, nblocks, nrows, raw_bytes,"
+	    " file_bytes, wrapped_key, groups, header_bytes, total_bytes,"
+	    " block_bytes, sha256) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+	    " ?, ?, ?, ?, ?)",
+	    &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, r->agreement);
+	sqlite3_bind_int64(st, 2, r->revision);
+	bind_text(st, 3, r->dataset);
+	sqlite3_bind_int64(st, 4, r->version);
+	bind_text(st, 5, r->view);
+	bind_text(st, 6, r->store_file);
+	sqlite3_bind_blob(st, 7, r->store.file_id, STORE_FILE_ID_LEN,
+			  SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 8, r->store.nblocks);
+	sqlite3_bind_int64(st, 9, (int64_t)r->store.nrows);
+	sqlite3_bind_int64(st, 10, (int64_t)r->store.raw_bytes);
+	sqlite3_bind_int64(st, 11, (int64_t)r->store.file_bytes);
+	sqlite3_bind_blob(st, 12, r->wrapped_key, WRAPPED_KEY_LEN,
+			  SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 13, (int64_t)r->sizes.rows);
+	sqlite3_bind_int64(st, 14, (int64_t)r->sizes.header_bytes);
+	sqlite3_bind_int64(st, 15, (int64_t)r->sizes.total_bytes);
+	sqlite3_bind_blob64(
+	    st, 16, r->sizes.block_bytes ? (void *)r->sizes.block_bytes : "",
+	    (sqlite3_uint64)r->sizes.nblocks * sizeof(uint64_t),
+	    SQLITE_TRANSIENT);
+	sqlite3_bind_blob(st, 17, r->sha256, VIEW_SHA256_LEN, SQLITE_TRANSIENT);
+	return step_done(st);
+}
+
+static int view_result_from_row(sqlite3_stmt *st, struct view_result *r)
+{
+	size_t bytes = (size_t)sqlite3_column_bytes(st, 15);
+
+	memset(r, 0, sizeof(*r));
+	r->agreement = col_strdup(st, 0);
+	r->revision = sqlite3_column_int64(st, 1);
+	r->dataset = col_strdup(st, 2);
+	r->version = sqlite3_column_int64(st, 3);
+	r->view = col_strdup(st, 4);
+	r->store_file = col_strdup(st, 5);
+	if (sqlite3_column_bytes(st, 6) != STORE_FILE_ID_LEN ||
+	    sqlite3_column_bytes(st, 11) != WRAPPED_KEY_LEN ||
+	    sqlite3_column_bytes(st, 16) != VIEW_SHA256_LEN ||
+	    bytes % sizeof(uint64_t))
+		return -EIO;
+	memcpy(r->store.file_id, sqlite3_column_blob(st, 6), STORE_FILE_ID_LEN);
+	r->store.nblocks = (uint32_t)sqlite3_column_int64(st, 7);
+	r->store.nrows = (uint64_t)sqlite3_column_int64(st, 8);
+	r->store.raw_bytes = (uint64_t)sqlite3_column_int64(st, 9);
+	r->store.file_bytes = (uint64_t)sqlite3_column_int64(st, 10);
+	memcpy(r->wrapped_key, sqlite3_column_blob(st, 11), WRAPPED_KEY_LEN);
+	r->sizes.rows = (uint64_t)sqlite3_column_int64(st, 12);
+	r->sizes.header_bytes = (uint64_t)sqlite3_column_int64(st, 13);
+	r->sizes.total_bytes = (uint64_t)sqlite3_column_int64(st, 14);
+	r->sizes.nblocks = (uint32_t)(bytes / sizeof(uint64_t));
+	r->sizes.block_bytes = malloc(bytes ? bytes : 1);
+	memcpy(r->sha256, sqlite3_column_blob(st, 16), VIEW_SHA256_LEN);
+	if (!r->agreement || !r->dataset || !r->view || !r->store_file ||
+	    !r->sizes.block_bytes)
+		return -ENOMEM;
+	if (bytes)
+		memcpy(r->sizes.block_bytes, sqlite3_column_blob(st, 15),
+		       bytes);
+	return 0;
+}
+
+int catalog_view_result_get(struct catalog *cat, const char *agreement,
+			    int64_t revision, const char *dataset,
+			    int64_t version, const char *view,
+			    struct view_result *out)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(
+	    cat,
+	    "SELECT agreement, revision, dataset, version, view, store_file,"
+	    " file_id, nblocks, nrows, raw_bytes, file_bytes, wrapped_key,"
+	    " groups, header_bytes, total_bytes, block_bytes, sha256"
+	    " FROM view_results WHERE agreement = ? AND revision = ?"
+	    " AND dataset = ? AND version = ? AND view = ?",
+	    &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, agreement);
+	sqlite3_bind_int64(st, 2, revision);
+	bind_text(st, 3, dataset);
+	sqlite3_bind_int64(st, 4, version);
+	bind_text(st, 5, view);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		rc = view_result_from_row(st, out);
+		if (rc)
+			view_result_release(out);
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : sql_rc(rc);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+void catalog_files_release(struct catalog_files *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		free(f->files[i]);
+	free(f->files);
+	memset(f, 0, sizeof(*f));
+}
+
+static int files_add(struct catalog_files *f, const char *file, uint64_t bytes)
+{
+	char **grown = realloc(f->files, (f->n + 1) * sizeof(*grown));
+
+	if (!grown)
+		return -ENOMEM;
+	f->files = grown;
+	f->files[f->n] = strdup(file);
+	if (!f->files[f->n])
+		return -ENOMEM;
+	f->n++;
+	f->bytes += bytes;
+	return 0;
+}
+
+/*
+ * Delete the view results of agreement (?1) that cond (an SQL condition
+ * on the row, which may name ?2 bound to revision) selects, adding their
+ * files to freed.
+ */
+static int view_results_delete(struct catalog *cat, const char *cond,
+			       const char *agreement, int64_t revision,
+			       struct catalog_files *freed)
+{
+	char sql[512];
+	sqlite3_stmt *st;
+	int rc;
+
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM view_results WHERE agreement = ?1 AND (%s)"
+		 " RETURNING store_file, file_bytes",
+		 cond);
+	rc = prepare(cat, sql, &st);
+	if (rc)
+		return rc;
+	bind_text(st, 1, agreement);
+	sqlite3_bind_int64(st, 2, revision);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = files_add(freed, (const char *)sqlite3_column_text(st, 0),
+			       (uint64_t)sqlite3_column_int64(st, 1));
+		if (rc) {
+			sqlite3_finalize(st);
+			return rc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sql_rc(rc);
+}
+
+int catalog_view_result_prune(struct catalog *cat, const char *agreement,
+			      int64_t revision, struct catalog_files *freed)
+{
+	return view_results_delete(
+	    cat,
+	    "revision != ?2 OR version != (SELECT max(version)"
+	    " FROM dataset_versions WHERE dataset = view_results.dataset)",
+	    agreement, revision, freed);
+}
+
+int catalog_view_result_drop_all(struct catalog *cat, const char *agreement,
+				 struct catalog_files *freed)
+{
+	return view_results_delete(cat, "1", agreement, 0, freed);
 }

@@ -1,6 +1,7 @@
 /*
  * catalog: everything govfs knows about datasets, their versions, agreements
- * and their revisions, and the precomputed file sizes of each view.  This is
+ * and their revisions, the precomputed file sizes of each data.csv, and
+ * the computed results of each aggregation view.  This is
  * the one interface to catalog storage; this build keeps it in SQLite
  * (HOME/catalog.db, WAL), and a second backend would implement the same
  * functions.  Readers (the daemon) never block on writers (govfsctl).
@@ -97,7 +98,8 @@ int catalog_dataset_set_schema(struct catalog *cat, const char *id,
 			       int64_t version, const char *schema_json)
     __attribute__((warn_unused_result));
 
-/* Call fn for every store file the catalog references. */
+/* Call fn for every store file the catalog references (dataset versions
+ * and view results). */
 int catalog_store_files(struct catalog *cat,
 			int (*fn)(void *ctx, const char *file), void *ctx)
     __attribute__((warn_unused_result));
@@ -216,6 +218,65 @@ int catalog_mount_unregister(struct catalog *cat, const char *socket)
 /* Registered mounts, of one agreement or (agreement NULL) all. */
 int catalog_mount_list(struct catalog *cat, const char *agreement,
 		       struct mount_record **out, size_t *n)
+    __attribute__((warn_unused_result));
+
+/* Bytes of a SHA-256 digest. */
+#define VIEW_SHA256_LEN 32
+
+/*
+ * The result of one view of one agreement revision over one dataset
+ * version: a store file of its output records (rowfmt, sealed under its
+ * own data key, wrapped by the master key), the size index of its CSV
+ * (sizes.rows is the groups shown), and the SHA-256 of the CSV bytes.
+ */
+struct view_result {
+	char *agreement;
+	int64_t revision;
+	char *dataset;
+	int64_t version;
+	char *view;
+	char *store_file; /* relative to the home */
+	struct store_info store;
+	uint8_t wrapped_key[WRAPPED_KEY_LEN];
+	struct size_index sizes;
+	uint8_t sha256[VIEW_SHA256_LEN];
+};
+
+void view_result_release(struct view_result *r);
+
+/* Record r (replacing a result of the same five keys). */
+int catalog_view_result_put(struct catalog *cat, const struct view_result *r)
+    __attribute__((warn_unused_result));
+
+/* -ENOENT if none was computed for those five keys. */
+int catalog_view_result_get(struct catalog *cat, const char *agreement,
+			    int64_t revision, const char *dataset,
+			    int64_t version, const char *view,
+			    struct view_result *out)
+    __attribute__((warn_unused_result));
+
+/* Store files whose catalog rows were deleted, for the caller to unlink
+ * once the deletion is committed, and their bytes. */
+struct catalog_files {
+	size_t n;
+	char **files; /* relative to the home */
+	uint64_t bytes;
+};
+
+void catalog_files_release(struct catalog_files *f);
+
+/*
+ * Delete the view results of agreement other than those of revision over
+ * their datasets' newest versions: nothing can open them any more.  The
+ * files they named are added to *freed.
+ */
+int catalog_view_result_prune(struct catalog *cat, const char *agreement,
+			      int64_t revision, struct catalog_files *freed)
+    __attribute__((warn_unused_result));
+
+/* Delete every view result of agreement; their files are added to *freed. */
+int catalog_view_result_drop_all(struct catalog *cat, const char *agreement,
+				 struct catalog_files *freed)
     __attribute__((warn_unused_result));
 
 #endif

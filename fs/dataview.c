@@ -4,6 +4,8 @@
  */
 #include "dataview.h"
 
+#include "viewstore.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -69,6 +71,47 @@ out_plan:
 	render_plan_release(&dv->plan);
 out_schema:
 	schema_release(&dv->schema);
+	return rc;
+}
+
+static int copy_sizes(struct size_index *dst, const struct size_index *src)
+{
+	*dst = *src;
+	dst->block_bytes = malloc((src->nblocks + 1) * sizeof(uint64_t));
+	if (!dst->block_bytes)
+		return -ENOMEM;
+	memcpy(dst->block_bytes, src->block_bytes,
+	       src->nblocks * sizeof(uint64_t));
+	return 0;
+}
+
+int dataview_open_result(struct dataview *dv, const char *home,
+			 const struct master_key *mk,
+			 const struct view_result *r,
+			 const struct schema *out_schema)
+{
+	uint8_t key[KEY_LEN];
+	char label[128], path[PATH_MAX];
+	int rc;
+
+	memset(dv, 0, sizeof(*dv));
+	view_key_label(r->agreement, label, sizeof(label));
+	if (data_key_unwrap(mk, label, r->wrapped_key, key))
+		return -EIO;
+	snprintf(path, sizeof(path), "%s/%s", home, r->store_file);
+	rc = store_open(&dv->store, path, key, &r->store);
+	memset(key, 0, sizeof(key));
+	if (!rc)
+		rc = schema_copy(&dv->schema, out_schema);
+	if (!rc)
+		rc = render_plan_init_keep_all(&dv->plan, &dv->schema);
+	if (!rc)
+		rc = copy_sizes(&dv->sizes, &r->sizes);
+	if (!rc && (dv->sizes.nblocks != dv->store->info.nblocks ||
+		    dv->sizes.header_bytes != dv->plan.header.len))
+		rc = -EIO;
+	if (rc)
+		dataview_close(dv);
 	return rc;
 }
 

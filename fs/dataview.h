@@ -2,8 +2,11 @@
  * dataview: one dataset version as one agreement revision sees it: the
  * version's schema, its open store, the render plan of the agreement's
  * column rules, and the size index that gives every block's place in
- * data.csv.  govfsctl computes size indexes (at apply and dataset add);
- * govfs loads them, so no size is ever computed on a request path.
+ * data.csv.  The result of an aggregation view opens as a dataview too:
+ * its output columns, its store of output records, and a plan that
+ * writes them as stored, so views are served like data.csv.  govfsctl computes
+ * size indexes (at apply and dataset add); govfs loads them, so no size is ever
+ * computed on a request path.
  */
 #ifndef GOVFS_DATAVIEW_H
 #define GOVFS_DATAVIEW_H
@@ -48,6 +51,18 @@ int dataview_open(struct dataview *dv, const char *home,
 		  const struct master_key *mk, const struct dataset_version *v,
 		  const struct agreement_dataset *ds,
 		  const uint8_t *pseudonym_key, struct perr *err)
+    __attribute__((warn_unused_result));
+
+/*
+ * Open the result of an aggregation view: unwrap its data key (wrapped
+ * for r->agreement), open and check its store file, and build the plan
+ * that writes out_schema's columns (the view's output) as stored.  The
+ * size index is copied from r.  -EIO if the key, file or sizes disagree.
+ */
+int dataview_open_result(struct dataview *dv, const char *home,
+			 const struct master_key *mk,
+			 const struct view_result *r,
+			 const struct schema *out_schema)
     __attribute__((warn_unused_result));
 
 /* Render every block once (on all cores) to fill dv->sizes. */

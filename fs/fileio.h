@@ -1,6 +1,7 @@
 /*
  * fileio: whole reads and writes that retry after EINTR and short
- * transfers, for the files govfs writes itself (keys, store, audit key).
+ * transfers, for the files govfs writes itself (keys, store, audit key),
+ * and the fsync of a directory after a rename into it.
  */
 #ifndef GOVFS_FILEIO_H
 #define GOVFS_FILEIO_H
@@ -18,6 +19,11 @@ int pwrite_all(int fd, const void *data, size_t len, uint64_t off)
 
 /* Read exactly len bytes at off; -EIO at end of file, else 0 or -errno. */
 int pread_all(int fd, void *data, size_t len, uint64_t off)
+    __attribute__((warn_unused_result));
+
+/* fsync the directory home/sub, so that a rename into it is durable;
+ * 0 or -errno. */
+int fsync_dir(const char *home, const char *sub)
     __attribute__((warn_unused_result));
 
 #endif

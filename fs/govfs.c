@@ -39,6 +39,7 @@
 #include "mount_state.h"
 #include "quota.h"
 #include "readme.h"
+#include "viewnodes.h"
 
 #define INO_ROOT 1
 #define INO_README 2
@@ -90,6 +91,7 @@ struct govfs {
 	pthread_mutex_t lock;	   /* guards the dataset slots */
 	char *slots[MAX_DATASETS]; /* dataset names by inode slot; grows */
 	size_t nslots;
+	struct viewnodes *views; /* inodes of views/<name>.csv */
 
 	pthread_mutex_t reload_lock; /* one reload at a time; guards cat */
 	int64_t seen_version;	     /* the catalog's, at the last reload */
@@ -186,6 +188,16 @@ static const struct dataset_state *node_of(const struct mount_state *st,
 	return name ? mount_state_dataset(st, name) : NULL;
 }
 
+/* The view file behind ino in st, or NULL. */
+static struct file_view *view_node(const struct mount_state *st, fuse_ino_t ino)
+{
+	const char *dataset, *view;
+
+	if (!viewnodes_names(g.views, ino, &dataset, &view))
+		return NULL;
+	return mount_state_view(st, dataset, view);
+}
+
 static bool uid_allowed(const struct mount_state *st, uid_t uid)
 {
 	for (size_t i = 0; i < st->agr.nuids; i++)
@@ -210,11 +222,15 @@ static bool data_readable(const struct mount_state *st)
  * when name is not NULL. */
 static void node_path(fuse_ino_t ino, const char *name, char *buf, size_t len)
 {
-	const char *ds = NULL;
+	const char *ds = NULL, *view;
 	size_t slot, kind;
 
 	if (ino == INO_README) {
 		snprintf(buf, len, "/README.txt");
+		return;
+	}
+	if (viewnodes_names(g.views, ino, &ds, &view)) {
+		snprintf(buf, len, "/%s/views/%s.csv", ds, view);
 		return;
 	}
 	if (ino >= INO_FIRST_DATASET) {
@@ -329,6 +345,7 @@ static int node_stat(const struct mount_state *st, fuse_ino_t ino,
 		     struct stat *stbuf)
 {
 	const struct dataset_state *d;
+	const struct file_view *view;
 	enum node_kind kind;
 
 	memset(stbuf, 0, sizeof(*stbuf));
@@ -338,6 +355,11 @@ static int node_stat(const struct mount_state *st, fuse_ino_t ino,
 	}
 	if (ino == INO_README)
 		return stat_readme(st, stbuf);
+	view = view_node(st, ino);
+	if (view) {
+		fill_file(stbuf, ino, view->size, view->mtime_ns);
+		return 0;
+	}
 	d = node_of(st, ino, &kind);
 	if (!d)
 		return -ENOENT;
@@ -385,6 +407,22 @@ static fuse_ino_t lookup_in_dataset(const struct dataset_state *d, long slot,
 	return 0;
 }
 
+/* "<view>.csv" in a dataset's views/: its inode, or 0. */
+static fuse_ino_t lookup_view(const struct dataset_state *d, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < d->ds->nviews; i++) {
+		const char *view = d->ds->views[i].name;
+		size_t n = strlen(view);
+
+		if (len == n + 4 && !strncmp(name, view, n) &&
+		    !strcmp(name + n, ".csv"))
+			return viewnodes_ino(g.views, d->ds->dataset, view);
+	}
+	return 0;
+}
+
 static void govfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct mount_state *st = current_state();
@@ -409,8 +447,12 @@ static void govfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		} else {
 			fuse_reply_err(req, ENOENT);
 		}
-	} else if ((d = node_of(st, parent, &kind)) && kind == NODE_DIR) {
-		ino = lookup_in_dataset(d, dataset_slot(d->ds->dataset), name);
+	} else if ((d = node_of(st, parent, &kind)) &&
+		   (kind == NODE_DIR || kind == NODE_VIEWS)) {
+		ino = kind == NODE_DIR
+			  ? lookup_in_dataset(d, dataset_slot(d->ds->dataset),
+					      name)
+			  : lookup_view(d, name);
 		if (ino)
 			reply_entry(req, st, ino);
 		else
@@ -530,15 +572,27 @@ static void readdir_dataset(fuse_req_t req, const struct dataset_state *d,
 			break;
 }
 
-static void readdir_views(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent,
-			  size_t size, off_t off, struct buf *out)
+static void readdir_views(fuse_req_t req, const struct dataset_state *d,
+			  fuse_ino_t ino, size_t size, off_t off,
+			  struct buf *out)
 {
+	char name[NAME_MAX + 1];
 	off_t i = off;
 
 	if (i == 0 && add_dirent(req, out, size, ".", ino, S_IFDIR, 1))
 		i++;
-	if (i == 1)
-		add_dirent(req, out, size, "..", parent, S_IFDIR, 2);
+	if (i == 1 &&
+	    add_dirent(req, out, size, "..", ino - NODE_VIEWS, S_IFDIR, 2))
+		i++;
+	for (; i >= 2 && (size_t)(i - 2) < d->ds->nviews; i++) {
+		const char *view = d->ds->views[i - 2].name;
+
+		snprintf(name, sizeof(name), "%s.csv", view);
+		if (!add_dirent(req, out, size, name,
+				viewnodes_ino(g.views, d->ds->dataset, view),
+				S_IFREG, i + 1))
+			break;
+	}
 }
 
 static void govfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -567,7 +621,7 @@ static void govfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	else if (kind == NODE_DIR)
 		readdir_dataset(req, d, ino, size, off, &out);
 	else
-		readdir_views(req, ino, ino - NODE_VIEWS, size, off, &out);
+		readdir_views(req, d, ino, size, off, &out);
 	fuse_reply_buf(req, (const char *)out.data, out.len);
 	buf_release(&out);
 out_put:
@@ -624,27 +678,28 @@ static int open_node(const struct mount_state *st, fuse_ino_t ino,
 		     struct handle **out)
 {
 	const struct dataset_state *d = NULL;
-	enum node_kind kind = NODE_DIR;
+	struct file_view *view = view_node(st, ino);
+	enum node_kind kind = view ? NODE_DATA : NODE_DIR;
 	struct handle *h;
 
-	if (ino != INO_README) {
+	if (ino != INO_README && !view) {
 		d = node_of(st, ino, &kind);
 		if (!d || (kind == NODE_DATA && !d->data))
 			return -ENOENT;
 		if (kind == NODE_DIR || kind == NODE_VIEWS)
 			return -EISDIR;
-		if (!data_readable(st))
-			return -EACCES;
-		if (kind == NODE_DATA && quota_used_up(st))
-			return -EDQUOT;
 	}
-	h = handle_new(!d		   ? HANDLE_README
+	if (ino != INO_README && !data_readable(st))
+		return -EACCES;
+	if (kind == NODE_DATA && quota_used_up(st))
+		return -EDQUOT;
+	h = handle_new(ino == INO_README   ? HANDLE_README
 		       : kind == NODE_DATA ? HANDLE_DATA
 					   : HANDLE_SCHEMA);
 	if (!h)
 		return -ENOMEM;
 	if (h->kind == HANDLE_DATA) {
-		h->fv = file_view_get(d->data);
+		h->fv = file_view_get(view ? view : d->data);
 		atomic_init(&h->checked_revision, h->fv->revision);
 	} else if (d ? buf_append(&h->text, d->schema_json.data,
 				  d->schema_json.len)
@@ -1221,6 +1276,9 @@ static void invalidate_kernel(const struct mount_state *old,
 		for (int k = 0; k < KINDS_PER_DATASET; k++)
 			fuse_lowlevel_notify_inval_inode(
 			    g.se, node_ino((long)s, (enum node_kind)k), 0, 0);
+	for (uint64_t v = 0; v < viewnodes_count(g.views); v++)
+		fuse_lowlevel_notify_inval_inode(g.se, VIEW_INO_FIRST + v, 0,
+						 0);
 	for (size_t i = 0; i < old->ndatasets; i++) {
 		const char *name = old->datasets[i].ds->dataset;
 
@@ -1891,8 +1949,10 @@ int main(int argc, char **argv)
 	    &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&g.serve_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
-	rc = fuse_opt_add_arg(&args, argv[0]) ? 1
-					      : parse_args(argc, argv, &args);
+	g.views = viewnodes_new();
+	rc = !g.views || fuse_opt_add_arg(&args, argv[0])
+		 ? 1
+		 : parse_args(argc, argv, &args);
 	if (!rc)
 		rc = check_mountpoint();
 	/*
@@ -1916,6 +1976,7 @@ int main(int argc, char **argv)
 	quota_close(g.quota);
 	for (size_t i = 0; i < g.nslots; i++)
 		free(g.slots[i]);
+	viewnodes_free(g.views);
 	fuse_opt_free_args(&args);
 	memset(&g.mk, 0, sizeof(g.mk));
 	return rc;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aggregate.h"
 #include "clock.h"
 #include "readme.h"
 #include "render.h"
@@ -31,6 +32,7 @@ void file_view_put(struct file_view *fv)
 	buf_release(&fv->fingerprint);
 	free(fv->ends);
 	free(fv->dataset);
+	free(fv->view);
 	free(fv);
 }
 
@@ -87,6 +89,30 @@ static int file_view_fill_ends(struct file_view *fv)
 	return off == si->total_bytes ? 0 : -EIO;
 }
 
+/* A new file_view of version v under st's revision, not yet opened. */
+static struct file_view *file_view_new(const struct mount_state *st,
+				       const struct dataset_version *v,
+				       const char *view)
+{
+	struct file_view *fv = calloc(1, sizeof(*fv));
+
+	if (!fv)
+		return NULL;
+	atomic_init(&fv->refs, 1);
+	fv->id = atomic_fetch_add(&next_view_id, 1);
+	fv->dataset = strdup(v->dataset);
+	fv->view = view ? strdup(view) : NULL;
+	fv->version = v->version;
+	fv->revision = st->rec.revision;
+	fv->mtime_ns = v->ingested_ns > st->rec.applied_ns ? v->ingested_ns
+							   : st->rec.applied_ns;
+	if (!fv->dataset || (view && !fv->view)) {
+		file_view_put(fv);
+		return NULL;
+	}
+	return fv;
+}
+
 /* Open the data.csv of version v under revision rec of entry ds. */
 static int file_view_open(struct catalog *cat, const char *home,
 			  const struct master_key *mk,
@@ -96,28 +122,18 @@ static int file_view_open(struct catalog *cat, const char *home,
 			  struct file_view **out, char *why, size_t whylen)
 {
 	const struct agreement_record *rec = &st->rec;
-	struct file_view *fv = calloc(1, sizeof(*fv));
+	struct file_view *fv = file_view_new(st, v, NULL);
 	struct perr err;
 	int rc;
 
 	if (!fv)
 		return -ENOMEM;
-	atomic_init(&fv->refs, 1);
-	fv->id = atomic_fetch_add(&next_view_id, 1);
-	fv->dataset = strdup(v->dataset);
-	fv->version = v->version;
-	fv->revision = rec->revision;
-	fv->mtime_ns =
-	    v->ingested_ns > rec->applied_ns ? v->ingested_ns : rec->applied_ns;
-	rc = fv->dataset
-		 ? dataview_open(&fv->dv, home, mk, v, ds,
-				 st->has_key ? st->pseudonym_key : NULL, &err)
-		 : -ENOMEM;
+	rc = dataview_open(&fv->dv, home, mk, v, ds,
+			   st->has_key ? st->pseudonym_key : NULL, &err);
 	if (rc) {
 		snprintf(why, whylen, "%s: %s", v->dataset,
 			 rc == -EINVAL ? err.msg : strerror(-rc));
-		free(fv->dataset);
-		free(fv);
+		file_view_put(fv);
 		return rc;
 	}
 	rc = catalog_size_index_get(cat, rec->id, rec->revision, v->dataset,
@@ -142,6 +158,89 @@ static int file_view_open(struct catalog *cat, const char *home,
 	return 0;
 }
 
+/* The output columns of view over version v's schema. */
+static int view_output_schema(const struct dataset_version *v,
+			      const struct view *view, struct schema *out)
+{
+	struct schema schema;
+	struct agg_plan plan;
+	struct perr err;
+	int rc = schema_from_json(v->schema_json, strlen(v->schema_json),
+				  &schema, &err);
+
+	if (rc)
+		return -EIO;
+	rc = agg_plan_init(&plan, &schema, view, NULL, &err);
+	if (!rc) {
+		rc = agg_plan_output_schema(&plan, out);
+		agg_plan_release(&plan);
+	}
+	schema_release(&schema);
+	return rc == -EINVAL ? -EIO : rc;
+}
+
+/* Open the stored result of view (of entry ds) over version v. */
+static int view_file_open(struct catalog *cat, const char *home,
+			  const struct master_key *mk,
+			  const struct mount_state *st,
+			  const struct agreement_dataset *ds,
+			  const struct dataset_version *v,
+			  const struct view *view, struct file_view **out,
+			  char *why, size_t whylen)
+{
+	struct file_view *fv = file_view_new(st, v, view->name);
+	struct schema out_schema = {0};
+	struct view_result r;
+	int rc;
+
+	if (!fv)
+		return -ENOMEM;
+	rc = catalog_view_result_get(cat, st->rec.id, st->rec.revision,
+				     v->dataset, v->version, view->name, &r);
+	if (rc) {
+		snprintf(why, whylen, "%s: views/%s.csv: %s", v->dataset,
+			 view->name,
+			 rc == -ENOENT ? "no result for this version and "
+					 "revision (re-apply the agreement)"
+				       : strerror(-rc));
+		file_view_put(fv);
+		return rc;
+	}
+	rc = view_output_schema(v, view, &out_schema);
+	if (!rc)
+		rc = dataview_open_result(&fv->dv, home, mk, &r, &out_schema);
+	if (!rc)
+		rc = file_view_fill_ends(fv);
+	if (!rc && agg_fingerprint(view, ds->rows, &fv->fingerprint))
+		rc = -ENOMEM;
+	memcpy(fv->sha256, r.sha256, sizeof(fv->sha256));
+	view_result_release(&r);
+	schema_release(&out_schema);
+	if (rc) {
+		snprintf(why, whylen, "%s: views/%s.csv: %s", v->dataset,
+			 view->name,
+			 rc == -EIO ? "result does not match its catalog entry"
+				    : strerror(-rc));
+		file_view_put(fv);
+		return rc;
+	}
+	*out = fv;
+	return 0;
+}
+
+static bool view_current(const struct file_view *fv,
+			 const struct mount_state *st)
+{
+	const struct file_view *now =
+	    mount_state_view(st, fv->dataset, fv->view);
+
+	if (!now)
+		return false;
+	if (now->version == fv->version)
+		return !memcmp(now->sha256, fv->sha256, sizeof(fv->sha256));
+	return render_fingerprint_equal(&now->fingerprint, &fv->fingerprint);
+}
+
 bool file_view_current(const struct file_view *fv, const struct mount_state *st)
 {
 	const struct agreement_dataset *ds;
@@ -150,6 +249,8 @@ bool file_view_current(const struct file_view *fv, const struct mount_state *st)
 
 	if (fv->revision == st->rec.revision)
 		return true;
+	if (fv->view)
+		return view_current(fv, st);
 	ds = agreement_find_dataset(&st->agr, fv->dataset);
 	if (!ds || render_fingerprint(&fv->dv.schema, ds, &now)) {
 		buf_release(&now);
@@ -160,61 +261,40 @@ bool file_view_current(const struct file_view *fv, const struct mount_state *st)
 	return same;
 }
 
+/* prev's file (data.csv when view is NULL) of the same dataset version
+ * and revision, with a new reference, or NULL. */
 static struct file_view *reusable_view(const struct mount_state *prev,
-				       const char *dataset, int64_t version,
-				       int64_t revision)
+				       const char *dataset, const char *view,
+				       int64_t version, int64_t revision)
 {
 	const struct dataset_state *d =
 	    prev ? mount_state_dataset(prev, dataset) : NULL;
+	struct file_view *fv = NULL;
 
-	if (d && d->data && d->data->version == version &&
-	    d->data->revision == revision)
-		return file_view_get(d->data);
+	if (d)
+		fv = view ? mount_state_view(prev, dataset, view) : d->data;
+	if (fv && fv->version == version && fv->revision == revision)
+		return file_view_get(fv);
 	return NULL;
 }
 
-static json_t *measure_header(const struct measure *m)
+/* A view as schema.json lists it: its name and its columns. */
+static json_t *view_json(const struct view *v, const struct file_view *fv)
 {
-	static const char *const names[] = {
-	    [MEASURE_COUNT] = "count",
-	    [MEASURE_COUNT_DISTINCT] = "count_distinct",
-	    [MEASURE_SUM] = "sum",
-	    [MEASURE_AVG] = "avg",
-	    [MEASURE_MIN] = "min",
-	    [MEASURE_MAX] = "max",
-	};
-	char buf[512];
+	const struct schema *out = &fv->dv.schema;
+	json_t *cols = json_array();
 
-	if (m->kind == MEASURE_COUNT)
-		return json_string("count");
-	snprintf(buf, sizeof(buf), "%s_%s", names[m->kind], m->column);
-	return json_string(buf);
-}
-
-static json_t *views_json(const struct agreement_dataset *ds)
-{
-	json_t *arr = json_array();
-
-	for (size_t i = 0; i < ds->nviews; i++) {
-		const struct view *v = &ds->views[i];
-		json_t *cols = json_array();
-
-		for (size_t k = 0; k < v->nkeys; k++)
-			json_array_append_new(cols,
-					      json_string(v->keys[k].column));
-		for (size_t m = 0; m < v->nmeasures; m++)
-			json_array_append_new(cols,
-					      measure_header(&v->measures[m]));
-		json_array_append_new(arr, json_pack("{s:s, s:o}", "name",
-						     v->name, "columns", cols));
-	}
-	return arr;
+	for (size_t i = 0; i < out->ncols; i++)
+		json_array_append_new(
+		    cols, json_pack("{s:s, s:s}", "name", out->cols[i].name,
+				    "type", col_type_name(out->cols[i].type)));
+	return json_pack("{s:s, s:o}", "name", v->name, "columns", cols);
 }
 
 /* schema.json: the columns of data.csv with their rules, and the views. */
 static int schema_json_render(const struct dataset_state *d, struct buf *out)
 {
-	json_t *cols = json_array();
+	json_t *cols = json_array(), *views = json_array();
 	json_t *root;
 	char *text, rule[64];
 	int rc;
@@ -228,8 +308,10 @@ static int schema_json_render(const struct dataset_state *d, struct buf *out)
 				    "type", col_type_name(c->type), "rule",
 				    rule_text(&c->rule, rule, sizeof(rule))));
 	}
-	root = json_pack("{s:o, s:o}", "columns", cols, "views",
-			 views_json(d->ds));
+	for (size_t i = 0; i < d->ds->nviews; i++)
+		json_array_append_new(views,
+				      view_json(&d->ds->views[i], d->views[i]));
+	root = json_pack("{s:o, s:o}", "columns", cols, "views", views);
 	text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
 		    : NULL;
 	json_decref(root);
@@ -239,6 +321,28 @@ static int schema_json_render(const struct dataset_state *d, struct buf *out)
 	if (!rc)
 		rc = buf_append(out, "\n", 1);
 	free(text);
+	return rc;
+}
+
+static int load_views(struct catalog *cat, const char *home,
+		      const struct master_key *mk, const struct mount_state *st,
+		      struct dataset_state *d, const struct dataset_version *v,
+		      const struct mount_state *prev, char *why, size_t whylen)
+{
+	const struct agreement_dataset *ds = d->ds;
+	int rc = 0;
+
+	d->views = calloc(ds->nviews + 1, sizeof(*d->views));
+	if (!d->views)
+		return -ENOMEM;
+	for (size_t i = 0; i < ds->nviews && !rc; i++) {
+		d->views[i] = reusable_view(prev, v->dataset, ds->views[i].name,
+					    v->version, st->rec.revision);
+		if (!d->views[i])
+			rc = view_file_open(cat, home, mk, st, ds, v,
+					    &ds->views[i], &d->views[i], why,
+					    whylen);
+	}
 	return rc;
 }
 
@@ -261,12 +365,14 @@ static int load_dataset(struct catalog *cat, const char *home,
 	d->mtime_ns = v.ingested_ns > st->rec.applied_ns ? v.ingested_ns
 							 : st->rec.applied_ns;
 	if (d->ds->records) {
-		d->data =
-		    reusable_view(prev, v.dataset, v.version, st->rec.revision);
+		d->data = reusable_view(prev, v.dataset, NULL, v.version,
+					st->rec.revision);
 		if (!d->data)
 			rc = file_view_open(cat, home, mk, st, d->ds, &v,
 					    &d->data, why, whylen);
 	}
+	if (!rc)
+		rc = load_views(cat, home, mk, st, d, &v, prev, why, whylen);
 	dataset_version_release(&v);
 	if (!rc)
 		rc = schema_json_render(d, &d->schema_json);
@@ -361,8 +467,13 @@ void mount_state_put(struct mount_state *st)
 	if (!st || atomic_fetch_sub(&st->refs, 1) != 1)
 		return;
 	for (size_t i = 0; i < st->ndatasets; i++) {
-		file_view_put(st->datasets[i].data);
-		buf_release(&st->datasets[i].schema_json);
+		struct dataset_state *d = &st->datasets[i];
+
+		file_view_put(d->data);
+		for (size_t j = 0; d->views && j < d->ds->nviews; j++)
+			file_view_put(d->views[j]);
+		free(d->views);
+		buf_release(&d->schema_json);
 	}
 	free(st->datasets);
 	buf_release(&st->readme);
@@ -403,6 +514,19 @@ static bool buf_equal(const struct buf *a, const struct buf *b)
 	       (!a->len || !memcmp(a->data, b->data, a->len));
 }
 
+/* Same files, same bytes: file views are shared while unchanged. */
+static bool dataset_state_same(const struct dataset_state *a,
+			       const struct dataset_state *b)
+{
+	if (a->data != b->data || a->ds->nviews != b->ds->nviews ||
+	    !buf_equal(&a->schema_json, &b->schema_json))
+		return false;
+	for (size_t v = 0; a->views && b->views && v < a->ds->nviews; v++)
+		if (a->views[v] != b->views[v])
+			return false;
+	return !a->views == !b->views;
+}
+
 bool mount_state_same(const struct mount_state *a, const struct mount_state *b)
 {
 	if (a->rec.revision != b->rec.revision ||
@@ -412,9 +536,18 @@ bool mount_state_same(const struct mount_state *a, const struct mount_state *b)
 	    !buf_equal(&a->readme, &b->readme))
 		return false;
 	for (size_t i = 0; i < a->ndatasets; i++)
-		if (a->datasets[i].data != b->datasets[i].data ||
-		    !buf_equal(&a->datasets[i].schema_json,
-			       &b->datasets[i].schema_json))
+		if (!dataset_state_same(&a->datasets[i], &b->datasets[i]))
 			return false;
 	return true;
+}
+
+struct file_view *mount_state_view(const struct mount_state *st,
+				   const char *dataset, const char *view)
+{
+	const struct dataset_state *d = mount_state_dataset(st, dataset);
+
+	for (size_t i = 0; d && d->views && i < d->ds->nviews; i++)
+		if (d->views[i] && !strcmp(d->ds->views[i].name, view))
+			return d->views[i];
+	return NULL;
 }

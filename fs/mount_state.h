@@ -1,7 +1,8 @@
 /*
  * mount_state: what one mount shows at one moment, built from the catalog:
  * the agreement's current revision and state, and for each of its datasets
- * the data.csv view (a file_view), schema.json and the README.txt text.
+ * the data.csv view and the views/<name>.csv results (file_views),
+ * schema.json and the README.txt text.
  *
  * A mount_state is immutable once built and reference-counted: request
  * handlers take a reference to the current one, the refresh thread swaps
@@ -25,23 +26,33 @@
 
 struct mount_state;
 
-/* One data.csv: a dataset version rendered under one agreement revision. */
+/*
+ * One data file: a data.csv (a dataset version rendered under one
+ * agreement revision), or a views/<name>.csv (the stored result of a view
+ * over that version under that revision, served the same way).
+ */
 struct file_view {
 	atomic_uint refs;
 	uint64_t id; /* unique in this daemon: the block cache's key */
 	char *dataset;
+	char *view; /* the view's name; NULL for data.csv */
 	int64_t version;
 	int64_t revision;
 	struct dataview dv;
 	uint64_t *ends; /* ends[b]: offset just past block b's bytes */
 	uint64_t size;
 	int64_t mtime_ns;
-	struct buf fingerprint; /* render_fingerprint of its revision's rules */
+	/* data.csv: render_fingerprint of its revision's rules; a view:
+	 * agg_fingerprint of its definition and the rows filter. */
+	struct buf fingerprint;
+	uint8_t sha256[VIEW_SHA256_LEN]; /* a view's bytes */
 };
 
 /*
- * Whether fv still renders the same bytes under state st (a later
- * revision may have changed its rules, or withdrawn its dataset).
+ * Whether fv still gives the same bytes under state st (a later revision
+ * may have changed its rules or its view, or withdrawn its dataset or
+ * view).  A view is compared by its bytes when st has its result for the
+ * same dataset version, else by its definition.
  */
 bool file_view_current(const struct file_view *fv,
 		       const struct mount_state *st);
@@ -76,6 +87,7 @@ enum time_phase {
 struct dataset_state {
 	const struct agreement_dataset *ds; /* points into state->agr */
 	struct file_view *data;		    /* NULL when records is false */
+	struct file_view **views;	    /* ds->nviews, as ds->views */
 	struct buf schema_json;
 	int64_t mtime_ns;
 };
@@ -127,5 +139,9 @@ void mount_state_put(struct mount_state *st);
 /* The dataset named name, or NULL. */
 const struct dataset_state *mount_state_dataset(const struct mount_state *st,
 						const char *name);
+
+/* The result of view of dataset in st, or NULL. */
+struct file_view *mount_state_view(const struct mount_state *st,
+				   const char *dataset, const char *view);
 
 #endif

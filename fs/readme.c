@@ -115,6 +115,50 @@ static int put_header(const struct mount_state *st,
 	return rc;
 }
 
+/* A group column as the view names it: "district", "age (bucket:10)". */
+static int put_group_key(const struct group_key *k, bool first, struct buf *out)
+{
+	char rule[RULE_TEXT_MAX];
+
+	if (!k->has_rule)
+		return put(out, "%s%s", first ? "" : ", ", k->column);
+	return put(out, "%s%s (%s)", first ? "" : ", ", k->column,
+		   rule_text(&k->rule, rule, sizeof(rule)));
+}
+
+/*
+ * One view: its file, size and groups, what it groups by and measures,
+ * and which groups are left out.
+ */
+static int put_view(const struct view *v, const struct file_view *fv,
+		    struct buf *out)
+{
+	int rc = put(out, "  views/%s.csv  %llu bytes, %llu groups\n", v->name,
+		     (unsigned long long)fv->size,
+		     (unsigned long long)fv->dv.sizes.rows);
+
+	if (!rc)
+		rc = put(out, "    grouped by  %s",
+			 v->nkeys ? ""
+				  : "nothing "
+				    "(one total)");
+	for (size_t k = 0; !rc && k < v->nkeys; k++)
+		rc = put_group_key(&v->keys[k], k == 0, out);
+	if (!rc)
+		rc = put(out, "\n    columns     ");
+	for (size_t c = 0; !rc && c < fv->dv.schema.ncols; c++)
+		rc =
+		    put(out, "%s%s", c ? ", " : "", fv->dv.schema.cols[c].name);
+	if (!rc)
+		rc = put(out, "\n    shown       groups of at least %u rows",
+			 v->min_group);
+	if (!rc && v->entity)
+		rc = put(out, " and %u distinct %s", v->min_group, v->entity);
+	if (!rc)
+		rc = put(out, "\n");
+	return rc;
+}
+
 static int put_dataset(const struct dataset_state *d, struct buf *out)
 {
 	char rule[64];
@@ -144,7 +188,7 @@ static int put_dataset(const struct dataset_state *d, struct buf *out)
 	if (!rc && d->ds->rows)
 		rc = put(out, "  rows shown:  %s\n", d->ds->rows);
 	for (size_t i = 0; !rc && i < d->ds->nviews; i++)
-		rc = put(out, "  views/%s.csv\n", d->ds->views[i].name);
+		rc = put_view(&d->ds->views[i], d->views[i], out);
 	return rc;
 }
 

@@ -60,6 +60,7 @@ struct store_writer {
 	uint64_t submitted_rows;
 	int error; /* first failure, sticky */
 	bool closing;
+	bool temporary; /* not fsynced */
 	pthread_t workers[STORE_MAX_WORKERS];
 	unsigned nworkers;
 };
@@ -436,13 +437,18 @@ out_free:
 	return rc;
 }
 
+void store_writer_temporary(struct store_writer *w)
+{
+	w->temporary = true;
+}
+
 int store_writer_finish(struct store_writer *w, struct store_info *info)
 {
 	int rc = drain(w);
 
 	if (!rc)
 		rc = write_index_and_footer(w);
-	if (!rc && fsync(w->fd))
+	if (!rc && !w->temporary && fsync(w->fd))
 		rc = -errno;
 	if (close(w->fd) && !rc)
 		rc = -errno;

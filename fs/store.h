@@ -50,6 +50,10 @@ int store_writer_open(struct store_writer **out, const char *path,
 int store_writer_add_block(struct store_writer *w, struct buf *rows,
 			   uint32_t nrows) __attribute__((warn_unused_result));
 
+/* A temporary file, which does not outlive its process: finishing it
+ * skips the fsync. */
+void store_writer_temporary(struct store_writer *w);
+
 /* Write index and footer, fsync, close; fill info.  Frees w either way. */
 int store_writer_finish(struct store_writer *w, struct store_info *info)
     __attribute__((warn_unused_result));

@@ -344,8 +344,7 @@ static int parse_measure(const char *text, struct measure *out)
 	return -EINVAL;
 }
 
-/* The header name of a measure: "count", "sum_cost", ...; NULL on ENOMEM. */
-static char *measure_header(const struct measure *m)
+char *measure_header(const struct measure *m)
 {
 	char *name;
 

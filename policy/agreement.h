@@ -71,6 +71,10 @@ struct measure {
 	char *column; /* NULL for count */
 };
 
+/* The header name of a measure: "count", "sum_cost", ...; the caller
+ * frees it.  NULL on ENOMEM. */
+char *measure_header(const struct measure *m);
+
 struct group_key {
 	char *column;
 	bool has_rule;

@@ -11,11 +11,18 @@
  * floor(x / W) * W is then M - r for x >= 0, and -(M + Wd - r) for x < 0
  * unless x was a multiple of W.  Only additions and subtractions of a
  * 64-bit number to a digit string are needed, never a big division.
+ *
+ * Sums and averages (views): decimal_add() adds two digit strings of any
+ * length place by place; decimal_div_round() divides one by a 64-bit count
+ * digit by digit.  A decimal_sum keeps the common case, a sum of about 38
+ * digits, in one 128-bit integer, and falls back on decimal_add() only
+ * when that would overflow.
  */
 #include "decimal.h"
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "types.h"
@@ -269,4 +276,283 @@ int decimal_canonical(const char *s, size_t n, struct buf *out)
 	out->len += put_canonical((char *)out->data + out->len, p.neg, p.ip,
 				  p.in, p.fp, p.fn);
 	return 0;
+}
+
+/* The digit at place k of a window of L integer and some fraction digits,
+ * where p's integer digits end at L and its fraction starts there. */
+static unsigned digit_at(const struct decimal_parts *p, size_t L, size_t k)
+{
+	if (k < L)
+		return k < L - p->in ? 0
+				     : (unsigned)(p->ip[k - (L - p->in)] - '0');
+	k -= L;
+	return k < p->fn ? (unsigned)(p->fp[k] - '0') : 0;
+}
+
+static size_t max_size(size_t a, size_t b)
+{
+	return a > b ? a : b;
+}
+
+int decimal_add(const char *a, size_t na, const char *b, size_t nb,
+		struct buf *out)
+{
+	const struct decimal_parts *big, *small;
+	struct decimal_parts pa, pb;
+	size_t L, F, len, room, k;
+	bool subtract;
+	char *digits;
+	int carry = 0;
+	int rc;
+
+	if (!value_is_decimal(a, na) || !value_is_decimal(b, nb))
+		return -EINVAL;
+	decimal_split(a, na, &pa);
+	decimal_split(b, nb, &pb);
+	big = magnitude_compare(&pa, &pb) < 0 ? &pb : &pa;
+	small = big == &pa ? &pb : &pa;
+	subtract = pa.neg != pb.neg;
+	/* One more integer place for the carry of an addition. */
+	L = max_size(pa.in, pb.in) + 1;
+	F = max_size(pa.fn, pb.fn);
+	if (L > SIZE_MAX / 4 - F)
+		return -ENOMEM;
+	len = L + F;
+	room = len + 3;
+	rc = buf_reserve(out, room + len);
+	if (rc)
+		return rc;
+	digits = (char *)out->data + out->len + room;
+	for (k = len; k-- > 0;) {
+		int t = (int)digit_at(big, L, k) + carry;
+		int s = (int)digit_at(small, L, k);
+
+		t += subtract ? -s : s;
+		carry = t < 0 ? -1 : t >= 10 ? 1 : 0;
+		digits[k] = (char)('0' + t - 10 * carry);
+	}
+	/* |big| >= |small|: a subtraction never borrows past the top. */
+	out->len += put_canonical((char *)out->data + out->len, big->neg,
+				  digits, L, digits + L, F);
+	return 0;
+}
+
+/*
+ * Long division of |x| * 10^places by d, one digit at a time: the
+ * remainder r stays below d, so r * 10 + digit fits in 128 bits.  Once the
+ * digits up to the last kept place are used, the rest of x is a fraction
+ * T in [0, 1) of that place, and the dropped part of the quotient is
+ * (r + T) / d.  It is at least one half exactly when 2r >= d, or when
+ * 2r + 1 == d and T >= 0.5, which is when T's first digit is 5 or more.
+ */
+int decimal_div_round(const char *x, size_t n, uint64_t d, unsigned places,
+		      struct buf *out)
+{
+	unsigned __int128 r = 0;
+	struct decimal_parts p;
+	size_t qlen, room, k;
+	unsigned tail;
+	char *q;
+	int rc;
+
+	if (d == 0 || !value_is_decimal(x, n))
+		return -EINVAL;
+	decimal_split(x, n, &p);
+	if (p.in > SIZE_MAX / 4 - places - 1)
+		return -ENOMEM;
+	/* A leading 0 takes the carry of rounding up. */
+	qlen = 1 + p.in + places;
+	room = qlen + 3;
+	rc = buf_reserve(out, room + qlen);
+	if (rc)
+		return rc;
+	q = (char *)out->data + out->len + room;
+	q[0] = '0';
+	for (k = 0; k < p.in + places; k++) {
+		r = r * 10 + digit_at(&p, p.in, k);
+		q[1 + k] = (char)('0' + (unsigned)(r / d));
+		r %= d;
+	}
+	tail = places < p.fn ? (unsigned)(p.fp[places] - '0') : 0;
+	if (2 * r >= d || (2 * r + 1 == d && tail >= 5))
+		digits_add(q, qlen, 1);
+	out->len += put_canonical((char *)out->data + out->len, p.neg, q,
+				  1 + p.in, q + 1 + p.in, places);
+	return 0;
+}
+
+/* ---- exact sums ---- */
+
+/* Significant digits a 128-bit sum takes from one value, and the most
+ * fraction digits it keeps: 10^37 < 2^127. */
+#define SUM_DIGITS_MAX 37
+
+/* x[0..n) as an integer and its fraction digits, if it is a decimal with
+ * at most SUM_DIGITS_MAX significant digits and fraction digits. */
+static bool sum_parse(const char *x, size_t n, decimal_int128 *v,
+		      uint32_t *scale)
+{
+	bool neg = n > 0 && x[0] == '-', frac = false;
+	size_t i = neg, start = i;
+	decimal_int128 m = 0;
+	unsigned digits = 0;
+	uint32_t f = 0;
+
+	for (; i < n; i++) {
+		if (x[i] == '.' && !frac && i > start && i + 1 < n) {
+			frac = true;
+			continue;
+		}
+		if (!is_digit(x[i]))
+			return false;
+		if (m || x[i] != '0')
+			digits++;
+		if (digits > SUM_DIGITS_MAX)
+			return false;
+		m = m * 10 + (x[i] - '0');
+		f += frac;
+	}
+	if (i == start || f > SUM_DIGITS_MAX)
+		return false;
+	*v = neg ? -m : m;
+	*scale = f;
+	return true;
+}
+
+/* v * 10^(to - from), or false if that overflows. */
+static bool scale_up(decimal_int128 *v, uint32_t from, uint32_t to)
+{
+	for (; from < to; from++)
+		if (__builtin_mul_overflow(*v, 10, v))
+			return false;
+	return true;
+}
+
+/* s += v * 10^-sv in 128 bits; false (s unchanged) if it does not fit. */
+static bool small_add(struct decimal_sum *s, decimal_int128 v, uint32_t sv)
+{
+	decimal_int128 acc = s->value;
+	uint32_t sc = s->scale;
+
+	if (sv > sc) {
+		if (!scale_up(&acc, sc, sv))
+			return false;
+		sc = sv;
+	} else if (!scale_up(&v, sv, sc)) {
+		return false;
+	}
+	if (__builtin_add_overflow(acc, v, &acc))
+		return false;
+	s->value = acc;
+	s->scale = sc;
+	return true;
+}
+
+/* Append the canonical text of v * 10^-scale. */
+static int small_text(decimal_int128 v, uint32_t scale, struct buf *out)
+{
+	unsigned __int128 m =
+	    v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+	char rev[SUM_DIGITS_MAX + 8], digits[SUM_DIGITS_MAX + 8];
+	size_t nd = 0;
+	int rc;
+
+	do {
+		rev[nd++] = (char)('0' + (unsigned)(m % 10));
+		m /= 10;
+	} while (m);
+	while (nd <= scale)
+		rev[nd++] = '0';
+	for (size_t i = 0; i < nd; i++)
+		digits[i] = rev[nd - 1 - i];
+	rc = buf_reserve(out, nd + 3);
+	if (rc)
+		return rc;
+	out->len += put_canonical((char *)out->data + out->len, v < 0, digits,
+				  nd - scale, digits + nd - scale, scale);
+	return 0;
+}
+
+/* Replace s's text by its sum with x[0..n). */
+static int text_add(struct decimal_sum *s, const char *x, size_t n)
+{
+	struct buf sum = BUF_INIT;
+	int rc = decimal_add(s->text, s->text_len, x, n, &sum);
+
+	if (rc) {
+		buf_release(&sum);
+		return rc;
+	}
+	free(s->text);
+	s->text = (char *)sum.data;
+	s->text_len = sum.len;
+	return 0;
+}
+
+/* Go on as text: the 128-bit value is about to overflow. */
+static int to_text(struct decimal_sum *s)
+{
+	struct buf text = BUF_INIT;
+	int rc = small_text(s->value, s->scale, &text);
+
+	if (rc) {
+		buf_release(&text);
+		return rc;
+	}
+	s->text = (char *)text.data;
+	s->text_len = text.len;
+	return 0;
+}
+
+int decimal_sum_add(struct decimal_sum *s, const char *x, size_t n)
+{
+	decimal_int128 v;
+	uint32_t sv;
+	int rc;
+
+	if (!s->text && sum_parse(x, n, &v, &sv) && small_add(s, v, sv))
+		return 0;
+	if (!value_is_decimal(x, n))
+		return -EINVAL;
+	if (!s->text) {
+		rc = to_text(s);
+		if (rc)
+			return rc;
+	}
+	return text_add(s, x, n);
+}
+
+int decimal_sum_merge(struct decimal_sum *s, const struct decimal_sum *other)
+{
+	struct buf text = BUF_INIT;
+	int rc;
+
+	if (!other->text && !s->text &&
+	    small_add(s, other->value, other->scale))
+		return 0;
+	rc = decimal_sum_text(other, &text);
+	if (!rc && !s->text)
+		rc = to_text(s);
+	if (!rc)
+		rc = text_add(s, (const char *)text.data, text.len);
+	buf_release(&text);
+	return rc;
+}
+
+int decimal_sum_text(const struct decimal_sum *s, struct buf *out)
+{
+	if (s->text)
+		return buf_append(out, s->text, s->text_len);
+	return small_text(s->value, s->scale, out);
+}
+
+size_t decimal_sum_heap_bytes(const struct decimal_sum *s)
+{
+	return s->text ? s->text_len : 0;
+}
+
+void decimal_sum_release(struct decimal_sum *s)
+{
+	free(s->text);
+	memset(s, 0, sizeof(*s));
 }

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -55,5 +56,60 @@ int decimal_bucket(const char *x, size_t n, const char *width, struct buf *out)
  */
 int decimal_canonical(const char *s, size_t n, struct buf *out)
     __attribute__((warn_unused_result));
+
+/*
+ * Append to out the canonical text of a + b, for the numbers a[0..na) and
+ * b[0..nb), exactly, whatever their lengths.  Returns 0, -EINVAL if either
+ * is not a decimal (out is unchanged), or -ENOMEM.
+ */
+int decimal_add(const char *a, size_t na, const char *b, size_t nb,
+		struct buf *out) __attribute__((warn_unused_result));
+
+/*
+ * Append to out the canonical text of x / d rounded half away from zero
+ * to places fraction digits, for the number x[0..n) and d >= 1: exact for
+ * any length of x ("2.5" / 2 at 0 places is "1", "-0.0000005" / 1 at 6
+ * places is "-0.000001").  Returns 0, -EINVAL if x is not a decimal or d
+ * is 0 (out is unchanged), or -ENOMEM.
+ */
+int decimal_div_round(const char *x, size_t n, uint64_t d, unsigned places,
+		      struct buf *out) __attribute__((warn_unused_result));
+
+/*
+ * An exact running sum of decimal values, never a float.  While it fits,
+ * the sum is a 128-bit integer times 10^-scale (about 38 digits); a sum
+ * that would overflow it goes on as canonical text of any length.  The
+ * struct owns text; decimal_sum_release() frees it.
+ */
+__extension__ typedef __int128 decimal_int128;
+
+struct decimal_sum {
+	decimal_int128 value; /* the sum times 10^scale, while text is NULL */
+	uint32_t scale;	      /* fraction digits of value */
+	char *text;	      /* canonical text once value cannot hold it */
+	size_t text_len;
+};
+
+#define DECIMAL_SUM_INIT                                                       \
+	{                                                                      \
+		0, 0, NULL, 0                                                  \
+	}
+
+/* Add the number x[0..n) (value_is_decimal) to s; 0, -EINVAL or -ENOMEM. */
+int decimal_sum_add(struct decimal_sum *s, const char *x, size_t n)
+    __attribute__((warn_unused_result));
+
+/* Add the sum other to s; 0 or -ENOMEM. */
+int decimal_sum_merge(struct decimal_sum *s, const struct decimal_sum *other)
+    __attribute__((warn_unused_result));
+
+/* Append the canonical text of s to out; 0 or -ENOMEM. */
+int decimal_sum_text(const struct decimal_sum *s, struct buf *out)
+    __attribute__((warn_unused_result));
+
+/* Heap bytes s holds beyond the struct itself. */
+size_t decimal_sum_heap_bytes(const struct decimal_sum *s);
+
+void decimal_sum_release(struct decimal_sum *s);
 
 #endif

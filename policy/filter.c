@@ -80,18 +80,6 @@ enum truth {
 	TRUE_,
 };
 
-/* A point in time: seconds from an arbitrary origin, and nanoseconds. */
-struct instant {
-	int64_t sec;
-	int32_t nsec;
-};
-
-struct datetime {
-	bool zoned;	      /* an offset or Z was written */
-	struct instant local; /* the date and time as written */
-	struct instant utc;   /* zoned only */
-};
-
 struct literal {
 	char *text; /* unquoted, NUL-terminated */
 	size_t len;
@@ -144,48 +132,6 @@ static int bytes_compare(const void *a, size_t na, const void *b, size_t nb)
 	if (c)
 		return sign_of(c);
 	return (na > nb) - (na < nb);
-}
-
-static int two(const char *s)
-{
-	return (s[0] - '0') * 10 + (s[1] - '0');
-}
-
-/* Parse a datetime value (value_is_datetime); false if it is not one. */
-static bool datetime_parse(const char *s, size_t n, struct datetime *dt)
-{
-	size_t i = 19;
-	int32_t nsec = 0;
-	int digits = 0;
-	int64_t day;
-
-	if (!value_is_datetime(s, n))
-		return false;
-	day = civil_days(two(s) * 100 + two(s + 2), two(s + 5), two(s + 8));
-	dt->local.sec =
-	    day * 86400 + two(s + 11) * 3600 + two(s + 14) * 60 + two(s + 17);
-	if (i < n && s[i] == '.') {
-		for (i++; i < n && is_digit(s[i]); i++, digits++)
-			nsec = nsec * 10 + (s[i] - '0');
-		for (; digits < 9; digits++)
-			nsec *= 10;
-	}
-	dt->local.nsec = nsec;
-	dt->zoned = i < n;
-	dt->utc = dt->local;
-	if (i < n && s[i] != 'Z') {
-		int minutes = two(s + i + 1) * 60 + two(s + i + 4);
-
-		dt->utc.sec -= (s[i] == '-' ? -minutes : minutes) * 60;
-	}
-	return true;
-}
-
-static int instant_compare(const struct instant *a, const struct instant *b)
-{
-	if (a->sec != b->sec)
-		return a->sec < b->sec ? -1 : 1;
-	return (a->nsec > b->nsec) - (a->nsec < b->nsec);
 }
 
 static int datetime_compare(const struct datetime *a, const struct datetime *b)

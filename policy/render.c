@@ -62,7 +62,7 @@ enum col_type rule_output_type(const struct rule *rule, enum col_type in)
 	return COL_STRING;
 }
 
-static bool bytes_need_quote(const uint8_t *s, size_t n)
+bool csv_needs_quote(const uint8_t *s, size_t n)
 {
 	size_t i;
 
@@ -128,7 +128,7 @@ static int put_header(struct render_plan *plan, const struct schema *schema)
 		if (i)
 			buf_putc(&plan->header, ',');
 		put_field(&plan->header, (const uint8_t *)name, n,
-			  bytes_need_quote((const uint8_t *)name, n));
+			  csv_needs_quote((const uint8_t *)name, n));
 	}
 	if (plan->nout == 1 && plan->header.len == 0)
 		buf_put(&plan->header, "\"\"", 2);
@@ -237,6 +237,29 @@ out_release:
 	return rc;
 }
 
+int render_plan_init_keep_all(struct render_plan *plan,
+			      const struct schema *schema)
+{
+	int rc;
+
+	memset(plan, 0, sizeof(*plan));
+	plan->nsrc = schema->ncols;
+	plan->cols =
+	    calloc(schema->ncols ? schema->ncols : 1, sizeof(*plan->cols));
+	if (!plan->cols)
+		return -ENOMEM;
+	for (size_t i = 0; i < schema->ncols; i++) {
+		plan->cols[i].src = i;
+		plan->cols[i].rule.kind = RULE_KEEP;
+		plan->cols[i].type = schema->cols[i].type;
+	}
+	plan->nout = schema->ncols;
+	rc = put_header(plan, schema);
+	if (rc)
+		render_plan_release(plan);
+	return rc;
+}
+
 void render_plan_release(struct render_plan *plan)
 {
 	if (plan->has_pseudonyms)
@@ -288,7 +311,7 @@ static bool utf8_is_lead(uint8_t c)
 }
 
 /* Byte offset of code point number cp in s[0..n), or n if s is shorter. */
-static size_t utf8_offset(const uint8_t *s, size_t n, size_t cp)
+size_t utf8_prefix_bytes(const uint8_t *s, size_t n, size_t cp)
 {
 	size_t i;
 
@@ -334,10 +357,11 @@ static void put_masked(struct buf *out, const struct rowfmt_field *f,
 		put_stars(out, chars);
 		return;
 	}
-	cut = utf8_offset(f->data, f->len, keep_first ? keep : chars - keep);
+	cut = utf8_prefix_bytes(f->data, f->len,
+				keep_first ? keep : chars - keep);
 	kept = keep_first ? f->data : f->data + cut;
 	kept_len = keep_first ? cut : f->len - cut;
-	quote = f->needs_quote && bytes_need_quote(kept, kept_len);
+	quote = f->needs_quote && csv_needs_quote(kept, kept_len);
 	if (quote)
 		buf_putc(out, '"');
 	if (!keep_first)
@@ -394,9 +418,9 @@ static int put_value(struct buf *out, const struct render_ctx *ctx,
 			   col->rule.kind == RULE_MASK_FIRST);
 		return 0;
 	case RULE_PREFIX:
-		cut = utf8_offset(f->data, f->len, col->rule.n);
+		cut = utf8_prefix_bytes(f->data, f->len, col->rule.n);
 		put_field(out, f->data, cut,
-			  f->needs_quote && bytes_need_quote(f->data, cut));
+			  f->needs_quote && csv_needs_quote(f->data, cut));
 		return 0;
 	case RULE_DATE_YEAR:
 		buf_put(out, f->data, f->len < 4 ? f->len : 4);

@@ -51,6 +51,15 @@ int render_plan_init(struct render_plan *plan, const struct schema *schema,
 		     const uint8_t *pseudonym_key, struct perr *err)
     __attribute__((warn_unused_result));
 
+/*
+ * A plan that writes every column of schema as it is stored (the keep rule
+ * for each), with schema's names as the header: what a view's result file
+ * needs.  0 or -ENOMEM; on error *plan is left empty.
+ */
+int render_plan_init_keep_all(struct render_plan *plan,
+			      const struct schema *schema)
+    __attribute__((warn_unused_result));
+
 void render_plan_release(struct render_plan *plan);
 
 /*
@@ -68,6 +77,12 @@ bool render_fingerprint_equal(const struct buf *a, const struct buf *b);
 
 /* Type of the output column that rule produces from a column of type in. */
 enum col_type rule_output_type(const struct rule *rule, enum col_type in);
+
+/* Whether a field must be quoted: it holds ',', '"', CR or LF. */
+bool csv_needs_quote(const uint8_t *s, size_t n);
+
+/* Bytes of the first chars code points of the UTF-8 text s[0..n). */
+size_t utf8_prefix_bytes(const uint8_t *s, size_t n, size_t chars);
 
 /*
  * Append the CSV rows of the nrows records in block[0..len) to out, and

@@ -15,6 +15,29 @@ static size_t varint_put(uint8_t *p, uint64_t v)
 	return n;
 }
 
+int rowfmt_put_varint(struct buf *out, uint64_t v)
+{
+	int rc = buf_reserve(out, 10);
+
+	if (!rc)
+		out->len += varint_put(out->data + out->len, v);
+	return rc;
+}
+
+int rowfmt_put_field(struct buf *out, const void *data, size_t len,
+		     bool needs_quote)
+{
+	int rc = buf_reserve(out, 10 + len);
+
+	if (rc)
+		return rc;
+	out->len +=
+	    varint_put(out->data + out->len, len ? len * 2 + needs_quote : 0);
+	if (len)
+		buf_put(out, data, len);
+	return 0;
+}
+
 int rowfmt_append(struct buf *out, const struct csv_field *fields, size_t n)
 {
 	size_t need = 0;

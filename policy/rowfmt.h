@@ -22,6 +22,14 @@ struct rowfmt_field {
 	bool needs_quote;
 };
 
+/* Append one varint; 0 or -ENOMEM. */
+int rowfmt_put_varint(struct buf *out, uint64_t v)
+    __attribute__((warn_unused_result));
+
+/* Append one field (len 0 is NULL); 0 or -ENOMEM. */
+int rowfmt_put_field(struct buf *out, const void *data, size_t len,
+		     bool needs_quote) __attribute__((warn_unused_result));
+
 /* Append one record of n fields; 0 or -ENOMEM. */
 int rowfmt_append(struct buf *out, const struct csv_field *fields, size_t n)
     __attribute__((warn_unused_result));

@@ -269,3 +269,41 @@ int64_t civil_days(int y, int m, int d)
 
 	return days - 146097 - 719468; /* 719468: 0000-03-01 to 1970-01-01 */
 }
+
+bool datetime_parse(const char *s, size_t n, struct datetime *dt)
+{
+	size_t i = DATETIME_MIN;
+	int32_t nsec = 0;
+	int digits = 0;
+	int64_t day;
+
+	if (!value_is_datetime(s, n))
+		return false;
+	day = civil_days(two_digits(s) * 100 + two_digits(s + 2),
+			 two_digits(s + 5), two_digits(s + 8));
+	dt->local.sec = day * 86400 + two_digits(s + 11) * 3600 +
+			two_digits(s + 14) * 60 + two_digits(s + 17);
+	if (i < n && s[i] == '.') {
+		for (i++; i < n && is_digit(s[i]); i++, digits++)
+			nsec = nsec * 10 + (s[i] - '0');
+		for (; digits < FRACTION_MAX; digits++)
+			nsec *= 10;
+	}
+	dt->local.nsec = nsec;
+	dt->zoned = i < n;
+	dt->utc = dt->local;
+	if (i < n && s[i] != 'Z') {
+		int minutes =
+		    two_digits(s + i + 1) * 60 + two_digits(s + i + 4);
+
+		dt->utc.sec -= (s[i] == '-' ? -minutes : minutes) * 60;
+	}
+	return true;
+}
+
+int instant_compare(const struct instant *a, const struct instant *b)
+{
+	if (a->sec != b->sec)
+		return a->sec < b->sec ? -1 : 1;
+	return (a->nsec > b->nsec) - (a->nsec < b->nsec);
+}

@@ -40,6 +40,25 @@ bool value_is_datetime(const char *s, size_t n);
  */
 int64_t civil_days(int y, int m, int d);
 
+/* A point in time: seconds from an arbitrary origin, and nanoseconds. */
+struct instant {
+	int64_t sec;
+	int32_t nsec;
+};
+
+/* A datetime value as written, and the instant it names if zoned. */
+struct datetime {
+	bool zoned;	      /* an offset or Z was written */
+	struct instant local; /* the date and time as written */
+	struct instant utc;   /* zoned only */
+};
+
+/* Parse a datetime value (value_is_datetime); false if it is not one. */
+bool datetime_parse(const char *s, size_t n, struct datetime *dt);
+
+/* <0, 0 or >0 as a is before, at or after b. */
+int instant_compare(const struct instant *a, const struct instant *b);
+
 /* Whether a non-empty value fits type (strings fit anything). */
 bool value_fits_type(enum col_type type, const char *s, size_t n);
 

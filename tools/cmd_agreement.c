@@ -1,8 +1,9 @@
 /*
  * cmd_agreement: `govfsctl agreement apply|list|show`.  apply validates a
  * policy file on its own and against the catalog, computes the exact size
- * of every data.csv it will show, and records a new revision in one
- * transaction; an identical file changes nothing.
+ * of every data.csv it will show and the result of every view, and
+ * records a new revision in one transaction; an identical file changes
+ * nothing.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "govfsctl.h"
 #include "mount_state.h"
 #include "schema.h"
+#include "viewstore.h"
 
 #define POLICY_FILE_MAX (4u << 20)
 
@@ -104,21 +106,58 @@ static char *canonical_json(const char *text, size_t len)
 struct planned {
 	const struct agreement_dataset *ds;
 	struct dataset_version v;
-	struct size_index si;
+	struct size_index si; /* records: true only */
+	struct view_results views;
 	size_t index; /* in the agreement */
 };
 
-static void planned_free(struct planned *p, size_t n)
+/* Free the plan; its view results are removed unless recorded. */
+static void planned_free(struct planned *p, size_t n, const char *home,
+			 bool recorded)
 {
 	for (size_t i = 0; i < n; i++) {
 		dataset_version_release(&p[i].v);
 		size_index_release(&p[i].si);
+		if (recorded)
+			view_results_release(&p[i].views);
+		else
+			view_results_discard(home, &p[i].views);
 	}
 	free(p);
 }
 
-/* Size indexes of every data.csv the agreement shows. */
-static int plan_sizes(struct ctl *ctl, const char *file,
+/* The size index and the views of one dataset entry, into p. */
+static int plan_dataset(struct ctl *ctl, const char *file,
+			const struct agreement *agr, size_t i,
+			const uint8_t *key, struct planned *p)
+{
+	const struct agreement_dataset *ds = &agr->datasets[i];
+	struct perr err;
+	int rc;
+
+	p->ds = ds;
+	p->index = i;
+	rc = catalog_dataset_latest(ctl->cat, ds->dataset, &p->v);
+	if (rc)
+		return fail("%s: $.datasets[%zu].dataset: no such dataset '%s'",
+			    file, i, ds->dataset);
+	if (ds->records)
+		rc = compute_size_index(ctl, ds, &p->v, key, &p->si, &err);
+	if (!rc)
+		rc = compute_views(ctl, agr->id, ds, &p->v, key, &p->views,
+				   &err);
+	if (rc == -EINVAL)
+		return fail("%s: $.datasets[%zu]%s", file, i,
+			    err.msg + (err.msg[0] == '$'));
+	if (rc)
+		return fail("%s: %s", ds->dataset,
+			    rc == -EIO ? "store corrupt or key wrong"
+				       : strerror(-rc));
+	return 0;
+}
+
+/* Size indexes of every data.csv the agreement shows, and its views. */
+static int plan_files(struct ctl *ctl, const char *file,
 		      const struct agreement *agr, const uint8_t *key,
 		      struct planned **out, size_t *n)
 {
@@ -129,34 +168,12 @@ static int plan_sizes(struct ctl *ctl, const char *file,
 	if (!p)
 		return fail("out of memory");
 	for (size_t i = 0; i < agr->ndatasets && !rc; i++) {
-		const struct agreement_dataset *ds = &agr->datasets[i];
-		struct perr err;
-
-		if (!ds->records)
+		if (!agr->datasets[i].records && !agr->datasets[i].nviews)
 			continue;
-		p[count].ds = ds;
-		p[count].index = i;
-		rc = catalog_dataset_latest(ctl->cat, ds->dataset, &p[count].v);
-		if (rc) {
-			rc =
-			    fail("%s: $.datasets[%zu].dataset: no such dataset "
-				 "'%s'",
-				 file, i, ds->dataset);
-			break;
-		}
-		rc = compute_size_index(ctl, ds, &p[count].v, key, &p[count].si,
-					&err);
-		count++;
-		if (rc == -EINVAL)
-			rc = fail("%s: $.datasets[%zu]%s", file, i,
-				  err.msg + (err.msg[0] == '$'));
-		else if (rc)
-			rc = fail("%s: %s", ds->dataset,
-				  rc == -EIO ? "store corrupt or key wrong"
-					     : strerror(-rc));
+		rc = plan_dataset(ctl, file, agr, i, key, &p[count++]);
 	}
 	if (rc) {
-		planned_free(p, count);
+		planned_free(p, count, ctl->home, false);
 		return rc;
 	}
 	*out = p;
@@ -205,14 +222,18 @@ static void print_plan(const struct agreement *agr, const struct agreement *old,
 		printf("  dataset %s%s\n", ds->dataset,
 		       old && !before ? " (added)" : "");
 		print_rules_diff(ds, before);
-		for (size_t j = 0; j < n; j++)
-			if (p[j].ds == ds)
+		for (size_t j = 0; j < n; j++) {
+			if (p[j].ds != ds)
+				continue;
+			if (ds->records)
 				printf("    data.csv: version %lld, %llu of "
 				       "%llu rows, %llu bytes\n",
 				       (long long)p[j].v.version,
 				       (unsigned long long)p[j].si.rows,
 				       (unsigned long long)p[j].v.store.nrows,
 				       (unsigned long long)p[j].si.total_bytes);
+			print_views(&p[j].views);
+		}
 	}
 	for (size_t i = 0; old && i < old->ndatasets; i++)
 		if (!agreement_find_dataset(agr, old->datasets[i].dataset))
@@ -220,29 +241,53 @@ static void print_plan(const struct agreement *agr, const struct agreement *old,
 			       old->datasets[i].dataset);
 }
 
-static int record_revision(struct ctl *ctl, struct agreement_record *rec,
-			   const struct planned *p, size_t n)
+static int record_files(struct ctl *ctl, struct agreement_record *rec,
+			struct planned *p, size_t n,
+			struct catalog_files *freed)
 {
+	int rc = 0;
+
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (p[i].ds->records)
+			rc = catalog_size_index_put(
+			    ctl->cat, rec->id, rec->revision, p[i].v.dataset,
+			    p[i].v.version, &p[i].si);
+		if (!rc)
+			rc = record_views(ctl->cat, &p[i].views, rec->revision,
+					  p[i].v.version);
+	}
+	if (!rc)
+		rc = catalog_size_index_prune(ctl->cat, rec->id, rec->revision);
+	if (!rc)
+		rc = catalog_view_result_prune(ctl->cat, rec->id, rec->revision,
+					       freed);
+	return rc;
+}
+
+static int record_revision(struct ctl *ctl, struct agreement_record *rec,
+			   struct planned *p, size_t n)
+{
+	struct catalog_files freed = {0};
 	int rc = catalog_begin(ctl->cat);
 
 	if (!rc)
 		rc = catalog_agreement_add_revision(ctl->cat, rec);
-	for (size_t i = 0; i < n && !rc; i++)
-		rc = catalog_size_index_put(ctl->cat, rec->id, rec->revision,
-					    p[i].v.dataset, p[i].v.version,
-					    &p[i].si);
 	if (!rc)
-		rc = catalog_size_index_prune(ctl->cat, rec->id, rec->revision);
+		rc = record_files(ctl, rec, p, n, &freed);
 	if (!rc)
 		rc = catalog_commit(ctl->cat);
 	if (rc) {
 		catalog_rollback(ctl->cat);
+		catalog_files_release(&freed);
 		if (rc == -EPERM)
 			return fail("agreement '%s' was revoked meanwhile; it "
 				    "cannot take a new revision",
 				    rec->id);
 		return fail("catalog: %s", catalog_errmsg(ctl->cat));
 	}
+	/* The results of earlier revisions can no longer be opened. */
+	view_files_remove(ctl->home, &freed);
+	catalog_files_release(&freed);
 	return 0;
 }
 
@@ -273,18 +318,13 @@ static int apply_checked(struct ctl *ctl, struct apply_state *st)
 	schema_cache_release(&sc);
 	if (rc)
 		return fail("%s: %s", st->file, err.msg);
-	for (size_t i = 0; i < st->agr.ndatasets; i++)
-		if (st->agr.datasets[i].nviews)
-			return fail("%s: $.datasets[%zu].views: views are not "
-				    "supported yet",
-				    st->file, i);
-	rc = plan_sizes(ctl, st->file, &st->agr, st->key, &p, &n);
+	rc = plan_files(ctl, st->file, &st->agr, st->key, &p, &n);
 	if (rc)
 		return rc;
 	if (st->dry_run) {
 		print_plan(&st->agr, st->has_old ? &st->old_agr : NULL, p, n);
 		printf("(dry run: nothing changed)\n");
-		planned_free(p, n);
+		planned_free(p, n, ctl->home, false);
 		return 0;
 	}
 	rec.id = st->agr.id;
@@ -297,10 +337,11 @@ static int apply_checked(struct ctl *ctl, struct apply_state *st)
 		print_plan(&st->agr, st->has_old ? &st->old_agr : NULL, p, n);
 		printf("agreement %s: revision %lld applied\n", rec.id,
 		       (long long)rec.revision);
+	}
+	planned_free(p, n, ctl->home, !rc);
+	if (!rc)
 		rc = record_admin_action(ctl, "agreement.apply", rec.id,
 					 rec.revision, st->file);
-	}
-	planned_free(p, n);
 	return rc;
 }
 
@@ -339,6 +380,14 @@ static int apply_opened(struct ctl *ctl, struct apply_state *st)
 	if (!st->has_old && new_pseudonym_key(ctl, st))
 		return fail("cannot make a pseudonym key");
 	return apply_checked(ctl, st);
+}
+
+static bool has_views(const struct agreement *agr)
+{
+	for (size_t i = 0; i < agr->ndatasets; i++)
+		if (agr->datasets[i].nviews)
+			return true;
+	return false;
 }
 
 enum { OPT_DRY_RUN = 256 };
@@ -386,7 +435,11 @@ static int agreement_apply(int argc, char **argv)
 	}
 	st.canonical = canonical_json(text, len);
 	free(text);
-	rc = st.canonical ? ctl_open(&ctl, st.dry_run ? CTL_READ : CTL_CHANGE)
+	/* Views are computed in a dry run too, with temporary files under the
+	 * home: that takes the admin lock. */
+	rc = st.canonical ? ctl_open(&ctl, st.dry_run && !has_views(&st.agr)
+					       ? CTL_READ
+					       : CTL_CHANGE)
 			  : fail("out of memory");
 	if (!rc)
 		rc = apply_opened(&ctl, &st);

@@ -19,6 +19,7 @@
 #include "govfsctl.h"
 #include "mount_state.h"
 #include "quota.h"
+#include "viewstore.h"
 
 /* How long a daemon may take to confirm a cut. */
 #define CUT_TIMEOUT_MS 5000
@@ -113,15 +114,32 @@ static int lifecycle_option(void *ctx, int opt, const char *arg)
 	return 0;
 }
 
-/* What revoke deletes besides the catalog rows: the quota counter. */
-static int shred_files(struct ctl *ctl, const char *id)
-{
-	int rc = quota_remove(ctl->home, id);
+/* What revoke deletes once the state is committed. */
+struct shredded {
+	struct agreement_shred keys;
+	struct view_results_deleted views;
+	bool views_deleted;
+	bool quota_removed;
+};
 
+/*
+ * Delete the agreement's view results (rows, keys and files) and its
+ * quota counter; a failure is reported and the receipt says so.
+ */
+static void shred_derived(struct ctl *ctl, const char *id, struct shredded *s)
+{
+	int rc =
+	    view_results_delete_agreement(ctl->cat, ctl->home, id, &s->views);
+
+	s->views_deleted = !rc;
+	if (rc)
+		fprintf(stderr, "govfsctl: view results of '%s': %s\n", id,
+			strerror(-rc));
+	rc = quota_remove(ctl->home, id);
+	s->quota_removed = !rc;
 	if (rc)
 		fprintf(stderr, "govfsctl: %s/%s/%s: %s\n", ctl->home, "quota",
 			id, strerror(-rc));
-	return rc;
 }
 
 static int set_state(struct ctl *ctl, const char *id, const char *state,
@@ -143,14 +161,23 @@ static int set_state(struct ctl *ctl, const char *id, const char *state,
 	return 0;
 }
 
-static void print_receipt(const char *id, const struct agreement_shred *s,
-			  bool quota_removed)
+static void print_receipt(const char *id, const struct shredded *s)
 {
+	char bytes[32];
+
 	printf("deleted: %zu pseudonym key%s (crypto-shredded: its tokens can "
-	       "never be recomputed), %zu size ind%s, %s\n",
-	       s->pseudonym_keys, s->pseudonym_keys == 1 ? "" : "s",
-	       s->size_indexes, s->size_indexes == 1 ? "ex" : "exes",
-	       quota_removed ? "the quota counter" : "no quota counter");
+	       "never be recomputed), %zu size ind%s, ",
+	       s->keys.pseudonym_keys, s->keys.pseudonym_keys == 1 ? "" : "s",
+	       s->keys.size_indexes, s->keys.size_indexes == 1 ? "ex" : "exes");
+	if (s->views_deleted)
+		printf("%llu view result%s (%s, keys and files), ",
+		       (unsigned long long)s->views.count,
+		       s->views.count == 1 ? "" : "s",
+		       human_bytes(s->views.bytes, bytes, sizeof(bytes)));
+	else
+		printf("view results NOT deleted (see above), ");
+	printf("%s\n",
+	       s->quota_removed ? "the quota counter" : "no quota counter");
 	printf("kept: the agreement's revisions and every audit record of "
 	       "%s\n",
 	       id);
@@ -189,7 +216,7 @@ static int change_state(struct ctl *ctl, const struct lifecycle_args *a,
 			const char *id, double start_ms)
 {
 	struct agreement_record rec;
-	struct agreement_shred shred = {0};
+	struct shredded shred = {0};
 	bool revoke = !strcmp(a->verb, "revoke"), noop;
 	const char *to, *why = NULL;
 	char event[32];
@@ -205,15 +232,17 @@ static int change_state(struct ctl *ctl, const struct lifecycle_args *a,
 		agreement_record_release(&rec);
 		return noop ? 0 : fail("agreement '%s' %s", id, why);
 	}
-	rc = set_state(ctl, id, to, a->reason, revoke ? &shred : NULL);
+	rc = set_state(ctl, id, to, a->reason, revoke ? &shred.keys : NULL);
 	if (rc) {
 		agreement_record_release(&rec);
 		return rc;
 	}
 	rc = cut_mounts(ctl, id, !strcmp(a->verb, "resume") ? "resumed" : to,
 			start_ms);
-	if (revoke)
-		print_receipt(id, &shred, !shred_files(ctl, id));
+	if (revoke) {
+		shred_derived(ctl, id, &shred);
+		print_receipt(id, &shred);
+	}
 	snprintf(event, sizeof(event), "agreement.%s", a->verb);
 	logged = record_admin_action(ctl, event, id, rec.revision, a->reason);
 	agreement_record_release(&rec);

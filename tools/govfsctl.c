@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,6 +269,12 @@ int main(int argc, char **argv)
 
 	/* Everything govfsctl creates under the home is for its owner alone. */
 	umask(077);
+	/*
+	 * A fixed threshold keeps glibc from raising it as large blocks are
+	 * freed: the view tables' arenas and slot arrays then go back to the
+	 * system when a table spills, and the memory budget holds for RSS.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	if (used < 0)
 		return usage_error("%s needs a value", argv[argc - 1]);
 	argv[used] = argv[0];

@@ -136,4 +136,35 @@ int compute_size_index(struct ctl *ctl, const struct agreement_dataset *ds,
 		       const struct dataset_version *v, const uint8_t *key,
 		       struct size_index *out, struct perr *err);
 
+/* Computed view results of one dataset entry, not yet recorded. */
+struct view_results {
+	size_t n;
+	struct view_result *v;
+};
+
+/*
+ * Compute every view of entry ds of agreement over version v (plain
+ * pseudonym key key, or NULL): result files go into HOME/store, named in
+ * out with the agreement, dataset and view.  err says why the agreement
+ * cannot show v (-EINVAL); else -errno.  On error nothing is left.
+ */
+int compute_views(struct ctl *ctl, const char *agreement,
+		  const struct agreement_dataset *ds,
+		  const struct dataset_version *v, const uint8_t *key,
+		  struct view_results *out, struct perr *err);
+
+/* Record r's results as those of revision over version (in the caller's
+ * transaction). */
+int record_views(struct catalog *cat, struct view_results *r, int64_t revision,
+		 int64_t version);
+
+/* Lines of a plan: each view's groups and bytes. */
+void print_views(const struct view_results *r);
+
+/* Free r; the files stay (they are recorded). */
+void view_results_release(struct view_results *r);
+
+/* Remove r's files (they were not recorded) and free r. */
+void view_results_discard(const char *home, struct view_results *r);
+
 #endif

@@ -1,11 +1,12 @@
 /*
  * ingest: `dataset add`.  Streams the CSV through the reader, checks or
  * infers column types, encodes records into blocks and writes a sealed
- * store file; then, with the admin lock held, computes the size index of
- * every live agreement that names the dataset and publishes the version in
- * one catalog transaction.  The store file is renamed into place before the
- * commit, so a kill at any moment leaves either no version (and a leftover
- * file that the next govfsctl removes) or the whole version.
+ * store file; then, with the admin lock held, computes the size index and
+ * the view results of every live agreement that names the dataset and
+ * publishes the version in one catalog transaction.  The store file is renamed
+ * into place before the commit, so a kill at any moment leaves either no
+ * version (and a leftover file that the next govfsctl removes) or the whole
+ * version.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,12 +23,14 @@
 #include "clock.h"
 #include "csv.h"
 #include "dataview.h"
+#include "fileio.h"
 #include "govfsctl.h"
 #include "home.h"
 #include "rowfmt.h"
 #include "schema.h"
 #include "store.h"
 #include "types.h"
+#include "viewstore.h"
 
 #define READ_CHUNK (1u << 20)
 #define PROGRESS_AFTER_NS 1000000000LL
@@ -261,20 +264,28 @@ static int load_declared_schema(struct ingest *in)
 	return 0;
 }
 
-/* Agreements that would show this dataset, with their new size indexes. */
+/* Agreements that would show this dataset, with their new size indexes
+ * and view results. */
 struct affected {
 	size_t n;
 	struct affected_agreement {
 		struct agreement_record rec;
 		struct size_index si;
+		struct view_results views;
 	} * items;
 };
 
-static void affected_release(struct affected *a)
+/* Free a; its view results are removed unless recorded. */
+static void affected_release(struct affected *a, const char *home,
+			     bool recorded)
 {
 	for (size_t i = 0; i < a->n; i++) {
 		agreement_record_release(&a->items[i].rec);
 		size_index_release(&a->items[i].si);
+		if (recorded)
+			view_results_release(&a->items[i].views);
+		else
+			view_results_discard(home, &a->items[i].views);
 	}
 	free(a->items);
 }
@@ -289,6 +300,7 @@ static int check_one_agreement(struct ctl *ctl, struct agreement_record *rec,
 	const struct agreement_dataset *ds;
 	struct agreement agr;
 	struct size_index si = {0};
+	struct view_results views = {0};
 	uint8_t key[KEY_LEN];
 	struct perr err;
 	int rc;
@@ -303,12 +315,16 @@ static int check_one_agreement(struct ctl *ctl, struct agreement_record *rec,
 	}
 	rc = agreement_check(&agr, schema_cache_lookup, &sc, &err);
 	schema_cache_release(&sc);
-	if (!rc && ds->records && pseudonym_key_unwrap(&ctl->mk, rec, key))
+	if (!rc && pseudonym_key_unwrap(&ctl->mk, rec, key))
 		rc = -EIO;
 	if (!rc && ds->records)
 		rc = compute_size_index(ctl, ds, v, key, &si, &err);
+	if (!rc)
+		rc = compute_views(ctl, rec->id, ds, v, key, &views, &err);
 	memset(key, 0, sizeof(key));
 	agreement_release(&agr);
+	if (rc)
+		size_index_release(&si);
 	if (rc == -EINVAL)
 		return fail("%s: the new version would break agreement '%s': "
 			    "%s",
@@ -316,6 +332,7 @@ static int check_one_agreement(struct ctl *ctl, struct agreement_record *rec,
 	if (rc)
 		return fail("%s: %s", v->dataset, strerror(-rc));
 	out->items[out->n].rec = *rec;
+	out->items[out->n].views = views;
 	out->items[out->n++].si = si;
 	memset(rec, 0, sizeof(*rec));
 	return 0;
@@ -342,30 +359,49 @@ static int find_affected(struct ctl *ctl, const struct schema *schema,
 	return rc;
 }
 
-static int publish(struct ctl *ctl, struct dataset_version *v,
-		   const struct affected *aff)
+/* The size index and view results of one agreement for version v. */
+static int publish_files(struct ctl *ctl, const struct dataset_version *v,
+			 struct affected_agreement *a,
+			 struct catalog_files *freed)
 {
+	int rc = 0;
+
+	if (a->si.block_bytes)
+		rc =
+		    catalog_size_index_put(ctl->cat, a->rec.id, a->rec.revision,
+					   v->dataset, v->version, &a->si);
+	if (!rc)
+		rc = record_views(ctl->cat, &a->views, a->rec.revision,
+				  v->version);
+	if (!rc)
+		rc = catalog_size_index_prune(ctl->cat, a->rec.id,
+					      a->rec.revision);
+	if (!rc)
+		rc = catalog_view_result_prune(ctl->cat, a->rec.id,
+					       a->rec.revision, freed);
+	return rc;
+}
+
+static int publish(struct ctl *ctl, struct dataset_version *v,
+		   struct affected *aff)
+{
+	struct catalog_files freed = {0};
 	int rc = catalog_begin(ctl->cat);
 
 	if (!rc)
 		rc = catalog_dataset_add_version(ctl->cat, v);
-	for (size_t i = 0; i < aff->n && !rc; i++) {
-		if (!aff->items[i].si.block_bytes)
-			continue;
-		rc = catalog_size_index_put(
-		    ctl->cat, aff->items[i].rec.id, aff->items[i].rec.revision,
-		    v->dataset, v->version, &aff->items[i].si);
-		if (!rc)
-			rc = catalog_size_index_prune(
-			    ctl->cat, aff->items[i].rec.id,
-			    aff->items[i].rec.revision);
-	}
+	for (size_t i = 0; i < aff->n && !rc; i++)
+		rc = publish_files(ctl, v, &aff->items[i], &freed);
 	if (!rc)
 		rc = catalog_commit(ctl->cat);
 	if (rc) {
 		catalog_rollback(ctl->cat);
+		catalog_files_release(&freed);
 		return fail("catalog: %s", catalog_errmsg(ctl->cat));
 	}
+	/* The results over the previous version can no longer be opened. */
+	view_files_remove(ctl->home, &freed);
+	catalog_files_release(&freed);
 	return 0;
 }
 
@@ -389,21 +425,6 @@ static int make_paths(struct ctl *ctl, struct paths *p)
 	snprintf(p->rel, sizeof(p->rel), "%s/%s", HOME_STORE_DIR, p->name);
 	snprintf(p->final, sizeof(p->final), "%s/%s", ctl->home, p->rel);
 	return 0;
-}
-
-static int fsync_dir(const char *home, const char *sub)
-{
-	char path[PATH_MAX];
-	int fd, rc = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", home, sub);
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		rc = -errno;
-	close(fd);
-	return rc;
 }
 
 static int write_store(struct ctl *ctl, struct ingest *in, int fd,
@@ -450,6 +471,16 @@ static void describe_version(const struct dataset_version *v,
 	       secs > 0 ? (double)v->source_bytes / 1e6 / secs : 0.0);
 }
 
+static void describe_views(const struct affected *aff)
+{
+	for (size_t i = 0; i < aff->n; i++) {
+		if (!aff->items[i].views.n)
+			continue;
+		printf("  agreement %s:\n", aff->items[i].rec.id);
+		print_views(&aff->items[i].views);
+	}
+}
+
 static int record_ingest(struct ctl *ctl, const struct dataset_version *v)
 {
 	char reason[256];
@@ -468,6 +499,7 @@ static int ingest_locked(struct ctl *ctl, struct ingest *in, int fd)
 	struct dataset_version v = {0}, prev = {0};
 	struct schema prev_schema = {0};
 	struct affected aff = {0};
+	bool published = false;
 	struct paths p;
 	struct perr err;
 	int rc;
@@ -508,14 +540,16 @@ static int ingest_locked(struct ctl *ctl, struct ingest *in, int fd)
 	rc = find_affected(ctl, &in->schema, &v, &aff);
 	if (!rc)
 		rc = publish(ctl, &v, &aff);
+	published = !rc;
 	if (rc) {
 		unlink(p.final);
 	} else {
 		describe_version(&v, &in->schema,
 				 clock_now_ns() - in->start_ns);
+		describe_views(&aff);
 		rc = record_ingest(ctl, &v);
 	}
-	affected_release(&aff);
+	affected_release(&aff, ctl->home, published);
 out_free:
 	free(v.schema_json);
 	return rc;

@@ -11,11 +11,16 @@ integers and decimal module, a `rows` filter by a small evaluator of its
 own (SQL three-valued logic), and a pseudonym token, which depends on the
 agreement's secret key, is left as a placeholder that the served bytes
 fill in and that is checked for form and consistency (TokenMap).
+
+The expectation of an aggregation view (expected_view) is computed the
+same way: groups in a dict, sums and averages with Python's exact Decimal
+and Fraction, the order of SPEC by Python comparisons.
 """
 import contextlib
 import csv
 import decimal
 import errno
+import fractions
 import io
 import json
 import os
@@ -243,6 +248,143 @@ def expected_size(want_header, want_rows):
     rows = [[("0" * 16 if isinstance(c, Pseudonym) else c) for c in r]
             for r in want_rows]
     return len(render_table(want_header, rows))
+
+
+# ---------------------------------------------------------------------------
+# The independent expectation of an aggregation view
+# ---------------------------------------------------------------------------
+
+GENERALISING = re.compile(r"date:(year|month|day)|bucket:[0-9]+(\.[0-9]+)?"
+                          r"|prefix:[1-9][0-9]*")
+
+
+def group_key_spec(item):
+    """(column, rule or None) of a group_by item: "column",
+    "column:rule" when what follows the first ':' is a generalising rule,
+    or {"column": C, "rule": R}."""
+    if isinstance(item, dict):
+        return item["column"], item.get("rule")
+    col, _, rule = item.partition(":")
+    if rule and GENERALISING.fullmatch(rule):
+        return col, rule
+    return item, None
+
+
+def key_type(ctype, rule):
+    """The type of a group key as written, which decides its order."""
+    if rule == "date:year":
+        return "int"
+    if rule in ("date:month",) or (rule or "").startswith("prefix:"):
+        return "string"
+    if rule == "date:day":
+        return "date"
+    return ctype
+
+
+def number_text(value):
+    return canonical_decimal(decimal.Decimal(value))
+
+
+def key_value(value, ctype, rule):
+    """The group key a field gives (None for NULL)."""
+    if value == "":
+        return None
+    if rule is None:
+        return number_text(value) if ctype in ("int", "decimal") else value
+    out = apply_rule(rule, value)
+    return out
+
+
+def order_key(ctype, value):
+    """A sort key for non-NULL values of ctype in SPEC's typed order:
+    numbers by value, datetimes by instant (a value without offset read
+    as UTC), ties and everything else by the UTF-8 bytes."""
+    if ctype in ("int", "decimal"):
+        return (decimal.Decimal(value),)
+    if ctype == "datetime":
+        _, (secs, ns) = _datetime_key(value)
+        return (secs, ns, value.encode("utf-8"))
+    return (value.encode("utf-8"),)
+
+
+def null_first(ctype, value):
+    return (0,) if value is None else (1, order_key(ctype, value))
+
+
+def round_half_away(frac, places=6):
+    """The Decimal of the Fraction frac rounded half away from zero."""
+    scaled = abs(frac) * 10 ** places
+    whole = scaled.numerator // scaled.denominator
+    if scaled - whole >= fractions.Fraction(1, 2):
+        whole += 1
+    d = decimal.Decimal(whole).scaleb(-places)
+    return -d if frac < 0 else d
+
+
+def measure_header(m):
+    kind, _, col = m.partition(":")
+    return kind if kind == "count" else "%s_%s" % (kind, col)
+
+
+def measure_value(m, rows, index, types):
+    """The text of measure m over a group's rows ('' for NULL)."""
+    kind, _, col = m.partition(":")
+    if kind == "count":
+        return str(len(rows))
+    vals = [r[index[col]] for r in rows if r[index[col]] != ""]
+    ctype = types[col]
+    if kind == "count_distinct":
+        if ctype in ("int", "decimal"):
+            vals = [decimal.Decimal(v) for v in vals]
+        return str(len(set(vals)))
+    if not vals:
+        return ""
+    if kind in ("sum", "avg"):
+        total = sum(fractions.Fraction(decimal.Decimal(v)) for v in vals)
+        if kind == "avg":
+            return canonical_decimal(round_half_away(total / len(vals)))
+        with decimal.localcontext() as ctx:
+            ctx.prec = 10000
+            return canonical_decimal(decimal.Decimal(total.numerator) /
+                                     total.denominator)
+    pick = min if kind == "min" else max
+    best = pick(vals, key=lambda v: order_key(ctype, v))
+    return number_text(best) if ctype in ("int", "decimal") else best
+
+
+def expected_view(header, rows, types, view, row_filter=None):
+    """(header, rows) of views/<name>.csv for the source (header, rows),
+    the column types {column: type}, the view's JSON object and the
+    dataset's `rows` filter text."""
+    if row_filter is not None:
+        keep = compile_filter(row_filter, header, types)
+        rows = [r for r in rows if keep(r)]
+    index = {name: i for i, name in enumerate(header)}
+    keys = [group_key_spec(k) for k in view["group_by"]]
+    groups = {}
+    for r in rows:
+        k = tuple(key_value(r[index[c]], types[c], rule) for c, rule in keys)
+        groups.setdefault(k, []).append(r)
+    min_group = view.get("min_group", 10)
+    entity = view.get("entity")
+    shown = []
+    for k, grows in groups.items():
+        if len(grows) < min_group:
+            continue
+        if entity is not None:
+            ents = {r[index[entity]] for r in grows if r[index[entity]]}
+            if len(ents) < min_group:
+                continue
+        shown.append((k, grows))
+    ktypes = [key_type(types[c], rule) for c, rule in keys]
+    shown.sort(key=lambda g: [null_first(t, v) for t, v in zip(ktypes, g[0])])
+    out_header = [c for c, _ in keys] + [measure_header(m)
+                                         for m in view["measures"]]
+    out_rows = [["" if v is None else v for v in k] +
+                [measure_value(m, grows, index, types)
+                 for m in view["measures"]]
+                for k, grows in shown]
+    return out_header, out_rows
 
 
 # ---------------------------------------------------------------------------

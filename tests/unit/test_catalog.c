@@ -1,7 +1,7 @@
 /*
  * test_catalog: the SQLite catalog backend through its interface: create
- * and reopen, dataset versions, agreement revisions, size indexes and their
- * pruning, and transactions that roll back whole.
+ * and reopen, dataset versions, agreement revisions, size indexes and view
+ * results with their pruning, and transactions that roll back whole.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "catalog.h"
 
@@ -209,6 +210,140 @@ static void test_size_index_round_trip_and_prune(void **state)
 			 -ENOENT);
 }
 
+static void make_result(struct view_result *r, int64_t revision,
+			int64_t version, const char *view, const char *file)
+{
+	static uint64_t blocks[2] = {7, 9};
+
+	memset(r, 0, sizeof(*r));
+	r->agreement = (char *)"agr";
+	r->revision = revision;
+	r->dataset = (char *)"d";
+	r->version = version;
+	r->view = (char *)view;
+	r->store_file = (char *)file;
+	r->store.file_id[0] = 0xab;
+	r->store.nblocks = 2;
+	r->store.nrows = 3;
+	r->store.raw_bytes = 40;
+	r->store.file_bytes = 1000 + (uint64_t)revision;
+	r->wrapped_key[5] = 0xcd;
+	r->sizes.rows = 3;
+	r->sizes.header_bytes = 6;
+	r->sizes.nblocks = 2;
+	r->sizes.block_bytes = blocks;
+	r->sizes.total_bytes = 22;
+	r->sha256[31] = 0xef;
+}
+
+static int count_file(void *ctx, const char *file)
+{
+	if (!strncmp(file, "store/v", 7))
+		(*(int *)ctx)++;
+	return 0;
+}
+
+static void test_view_results(void **state)
+{
+	struct fixture *f = *state;
+	struct catalog_files freed = {0};
+	struct dataset_version v;
+	struct view_result r, got;
+	int nfiles = 0;
+
+	make_version(&v, "d", "store/a.gvs", 1);
+	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
+	make_result(&r, 1, 1, "by_city", "store/v1.gvs");
+	assert_int_equal(catalog_view_result_put(f->cat, &r), 0);
+	assert_int_equal(
+	    catalog_view_result_get(f->cat, "agr", 1, "d", 1, "by_city", &got),
+	    0);
+	assert_string_equal(got.store_file, "store/v1.gvs");
+	assert_memory_equal(&got.store, &r.store, sizeof(r.store));
+	assert_memory_equal(got.wrapped_key, r.wrapped_key, WRAPPED_KEY_LEN);
+	assert_memory_equal(got.sha256, r.sha256, VIEW_SHA256_LEN);
+	assert_int_equal(got.sizes.rows, 3);
+	assert_int_equal(got.sizes.header_bytes, 6);
+	assert_int_equal(got.sizes.total_bytes, 22);
+	assert_int_equal(got.sizes.nblocks, 2);
+	assert_memory_equal(got.sizes.block_bytes, r.sizes.block_bytes,
+			    2 * sizeof(uint64_t));
+	view_result_release(&got);
+	assert_int_equal(
+	    catalog_view_result_get(f->cat, "agr", 1, "d", 1, "other", &got),
+	    -ENOENT);
+	/* result files are store files the catalog references */
+	assert_int_equal(catalog_store_files(f->cat, count_file, &nfiles), 0);
+	assert_int_equal(nfiles, 1);
+
+	/* a new revision prunes the old one's results, naming their files */
+	make_result(&r, 2, 1, "by_city", "store/v2.gvs");
+	assert_int_equal(catalog_view_result_put(f->cat, &r), 0);
+	make_result(&r, 2, 1, "by_age", "store/v3.gvs");
+	assert_int_equal(catalog_view_result_put(f->cat, &r), 0);
+	assert_int_equal(catalog_view_result_prune(f->cat, "agr", 2, &freed),
+			 0);
+	assert_int_equal(freed.n, 1);
+	assert_string_equal(freed.files[0], "store/v1.gvs");
+	assert_int_equal(freed.bytes, 1001);
+	catalog_files_release(&freed);
+	assert_int_equal(
+	    catalog_view_result_get(f->cat, "agr", 1, "d", 1, "by_city", &got),
+	    -ENOENT);
+	/* so does a new version */
+	make_version(&v, "d", "store/b.gvs", 1);
+	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
+	make_result(&r, 2, 2, "by_city", "store/v4.gvs");
+	assert_int_equal(catalog_view_result_put(f->cat, &r), 0);
+	assert_int_equal(catalog_view_result_prune(f->cat, "agr", 2, &freed),
+			 0);
+	assert_int_equal(freed.n, 2);
+	assert_int_equal(freed.bytes, 2004);
+	catalog_files_release(&freed);
+	/* another agreement's results are not touched; drop_all takes the
+	 * rest of this one's */
+	make_result(&r, 1, 2, "by_city", "store/v5.gvs");
+	r.agreement = (char *)"other";
+	assert_int_equal(catalog_view_result_put(f->cat, &r), 0);
+	assert_int_equal(catalog_view_result_drop_all(f->cat, "agr", &freed),
+			 0);
+	assert_int_equal(freed.n, 1);
+	assert_string_equal(freed.files[0], "store/v4.gvs");
+	catalog_files_release(&freed);
+	assert_int_equal(catalog_view_result_drop_all(f->cat, "agr", &freed),
+			 0);
+	assert_int_equal(freed.n, 0);
+	assert_int_equal(catalog_view_result_get(f->cat, "other", 1, "d", 2,
+						 "by_city", &got),
+			 0);
+	view_result_release(&got);
+}
+
+/* A catalog made before view results gets their table when govfsctl next
+ * opens it to change something. */
+static void test_view_results_table_added_on_open(void **state)
+{
+	struct fixture *f = *state;
+	struct view_result r;
+	struct catalog *cat;
+
+	char path[128];
+	sqlite3 *db;
+
+	catalog_close(f->cat);
+	snprintf(path, sizeof(path), "%s/catalog.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "DROP TABLE view_results", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(catalog_open(f->dir, false, &cat), 0);
+	make_result(&r, 1, 1, "v", "store/v1.gvs");
+	assert_int_equal(catalog_view_result_put(cat, &r), 0);
+	catalog_close(cat);
+	assert_int_equal(catalog_open(f->dir, false, &f->cat), 0);
+}
+
 static void test_data_version_moves_on_foreign_commit(void **state)
 {
 	struct fixture *f = *state;
@@ -240,6 +375,9 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_size_index_round_trip_and_prune, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_view_results, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_view_results_table_added_on_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_data_version_moves_on_foreign_commit, setup, teardown),
 	};

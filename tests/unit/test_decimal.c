@@ -2,7 +2,9 @@
  * Unit tests of policy/decimal: exact comparison (signs, zeros, leading and
  * trailing zeros, values a double cannot tell apart, values past 64 bits),
  * bucket:W on positive, negative and zero values, fractional widths, huge
- * values, the width limit, and canonical text.
+ * values, the width limit, and canonical text; exact addition of any
+ * length, division by a count rounded half away from zero, and running sums
+ * across the 128-bit fast path and its text fallback.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -321,6 +323,244 @@ static void test_canonical(void **state)
 	buf_release(&out);
 }
 
+/* Check that out holds exactly want, then empty it. */
+static void expect_text(struct buf *out, const char *what, const char *want)
+{
+	if (out->len != strlen(want) || memcmp(out->data, want, out->len) != 0)
+		fail_msg("%s: got '%.*s', want '%s'", what, (int)out->len,
+			 (const char *)out->data, want);
+	out->len = 0;
+}
+
+static void test_add(void **state)
+{
+	static const char *const cases[][3] = {
+	    {"0.1", "0.2", "0.3"},
+	    {"1", "-1", "0"},
+	    {"-0.5", "0.5", "0"},
+	    {"999.99", "0.01", "1000"},
+	    {"-5.5", "2.25", "-3.25"},
+	    {"2.25", "-5.5", "-3.25"},
+	    {"-1.5", "-1.5", "-3"},
+	    {"007", "0.030", "7.03"},
+	    {"-0", "-0.0", "0"},
+	    {"0.000000000000000000000000000001", "1",
+	     "1.000000000000000000000000000001"},
+	    {"99999999999999999999999999999999999999999", "1",
+	     "100000000000000000000000000000000000000000"},
+	    {"-100000000000000000000000000000000000000000", "0.1",
+	     "-99999999999999999999999999999999999999999.9"},
+	};
+	struct buf out = BUF_INIT;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const char *a = cases[i][0], *b = cases[i][1];
+
+		assert_int_equal(decimal_add(a, strlen(a), b, strlen(b), &out),
+				 0);
+		expect_text(&out, a, cases[i][2]);
+	}
+	assert_int_equal(decimal_add("1", 1, "x", 1, &out), -EINVAL);
+	assert_int_equal(decimal_add("", 0, "1", 1, &out), -EINVAL);
+	assert_int_equal(out.len, 0);
+	buf_release(&out);
+}
+
+static void test_div_round(void **state)
+{
+	static const struct {
+		const char *x;
+		uint64_t d;
+		unsigned places;
+		const char *want;
+	} cases[] = {
+	    {"1", 3, 6, "0.333333"},
+	    {"2", 3, 6, "0.666667"},
+	    {"-2", 3, 6, "-0.666667"},
+	    {"2.5", 2, 0, "1"}, /* 1.25 rounds down */
+	    {"2.5", 1, 0, "3"},
+	    {"-2.5", 1, 0, "-3"},
+	    {"0.0000005", 1, 6, "0.000001"},
+	    {"-0.0000005", 1, 6, "-0.000001"},
+	    {"0.00000049999999", 1, 6, "0"},
+	    {"-0.0000004", 1, 6, "0"},
+	    {"0.3", 1, 6, "0.3"},
+	    {"10", 4, 6, "2.5"},
+	    /* exactly half: away from zero */
+	    {"10", 4, 0, "3"},
+	    {"-10", 4, 0, "-3"},
+	    {"1", 2, 0, "1"},
+	    {"3", 2, 0, "2"},
+	    {"0.000005", 2, 6, "0.000003"},
+	    {"-0.000005", 2, 6, "-0.000003"},
+	    {"0", 7, 6, "0"},
+	    /* 2r + 1 == d: the first dropped digit decides */
+	    {"0.0000015", 3, 6, "0.000001"},
+	    {"0.00000150", 3, 6, "0.000001"},
+	    {"0.0000045", 3, 6, "0.000002"},
+	    {"0.000004499", 3, 6, "0.000001"},
+	    {"123456789012345678901234567890", 7, 6,
+	     "17636684144620811271604938270"},
+	    {"18446744073709551615", 18446744073709551615u, 6, "1"},
+	    {"9223372036854775807.5", 18446744073709551615u, 6, "0.5"},
+	};
+	struct buf out = BUF_INIT;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const char *x = cases[i].x;
+
+		assert_int_equal(decimal_div_round(x, strlen(x), cases[i].d,
+						   cases[i].places, &out),
+				 0);
+		expect_text(&out, x, cases[i].want);
+	}
+	assert_int_equal(decimal_div_round("1", 1, 0, 6, &out), -EINVAL);
+	assert_int_equal(decimal_div_round("1.", 2, 1, 6, &out), -EINVAL);
+	assert_int_equal(out.len, 0);
+	buf_release(&out);
+}
+
+static void sum_add(struct decimal_sum *s, const char *x)
+{
+	assert_int_equal(decimal_sum_add(s, x, strlen(x)), 0);
+}
+
+static void expect_sum(const struct decimal_sum *s, const char *want)
+{
+	struct buf out = BUF_INIT;
+
+	assert_int_equal(decimal_sum_text(s, &out), 0);
+	expect_text(&out, "sum", want);
+	buf_release(&out);
+}
+
+static void test_sum_small(void **state)
+{
+	struct decimal_sum s = DECIMAL_SUM_INIT;
+
+	(void)state;
+	expect_sum(&s, "0");
+	sum_add(&s, "0.1");
+	sum_add(&s, "0.2");
+	expect_sum(&s, "0.3");
+	sum_add(&s, "-0.30");
+	expect_sum(&s, "0");
+	sum_add(&s, "-7");
+	sum_add(&s, "0.005");
+	expect_sum(&s, "-6.995");
+	sum_add(&s, "0012.0000");
+	expect_sum(&s, "5.005");
+	assert_null(s.text);
+	assert_int_equal(decimal_sum_heap_bytes(&s), 0);
+	assert_int_equal(decimal_sum_add(&s, "1e3", 3), -EINVAL);
+	expect_sum(&s, "5.005");
+	decimal_sum_release(&s);
+}
+
+/* Ten million times 0.1 is exactly one million, as a double is not. */
+static void test_sum_many_tenths(void **state)
+{
+	struct decimal_sum s = DECIMAL_SUM_INIT;
+	double d = 0;
+
+	(void)state;
+	for (int i = 0; i < 10000000; i++) {
+		sum_add(&s, "0.1");
+		d += 0.1;
+	}
+	expect_sum(&s, "1000000");
+	assert_true(d != 1000000.0);
+	decimal_sum_release(&s);
+}
+
+static void test_sum_overflows_into_text(void **state)
+{
+	static const char big[] =
+	    "9999999999999999999999999999999999999"; /* 37 */
+	struct decimal_sum s = DECIMAL_SUM_INIT;
+
+	(void)state;
+	for (int i = 0; i < 100; i++)
+		sum_add(&s, big);
+	assert_non_null(s.text);
+	assert_true(decimal_sum_heap_bytes(&s) > 0);
+	expect_sum(&s, "999999999999999999999999999999999999900");
+	sum_add(&s, "-999999999999999999999999999999999999900.5");
+	expect_sum(&s, "-0.5");
+	/* a value too long for 128 bits goes straight to text */
+	decimal_sum_release(&s);
+	sum_add(&s, "0.00000000000000000000000000000000000000001");
+	sum_add(&s, "1");
+	expect_sum(&s, "1.00000000000000000000000000000000000000001");
+	decimal_sum_release(&s);
+	/* so does a scale that would overflow the value */
+	sum_add(&s, "100000000000000000000");
+	sum_add(&s, "0.00000000000000000001");
+	expect_sum(&s, "100000000000000000000.00000000000000000001");
+	decimal_sum_release(&s);
+}
+
+static void test_sum_merge(void **state)
+{
+	struct decimal_sum a = DECIMAL_SUM_INIT, b = DECIMAL_SUM_INIT;
+	struct decimal_sum t = DECIMAL_SUM_INIT;
+
+	(void)state;
+	sum_add(&a, "1.25");
+	sum_add(&b, "-0.05");
+	assert_int_equal(decimal_sum_merge(&a, &b), 0);
+	expect_sum(&a, "1.2");
+	for (int i = 0; i < 10; i++)
+		sum_add(&t, "99999999999999999999999999999999999999");
+	assert_non_null(t.text);
+	/* small into text, text into small, text into text */
+	assert_int_equal(decimal_sum_merge(&t, &a), 0);
+	expect_sum(&t, "999999999999999999999999999999999999991.2");
+	assert_int_equal(decimal_sum_merge(&b, &t), 0);
+	expect_sum(&b, "999999999999999999999999999999999999991.15");
+	assert_int_equal(decimal_sum_merge(&b, &t), 0);
+	expect_sum(&b, "1999999999999999999999999999999999999982.35");
+	decimal_sum_release(&a);
+	decimal_sum_release(&b);
+	decimal_sum_release(&t);
+}
+
+/* The 128-bit path and the text path agree on random values. */
+static void test_sum_paths_agree(void **state)
+{
+	struct decimal_sum fast = DECIMAL_SUM_INIT;
+	struct buf slow = BUF_INIT, next = BUF_INIT, got = BUF_INIT;
+	unsigned seed = 12345;
+
+	(void)state;
+	assert_int_equal(buf_append(&slow, "0", 1), 0);
+	for (int i = 0; i < 20000; i++) {
+		char x[64];
+		int n;
+
+		seed = seed * 1103515245u + 12345u;
+		n = snprintf(x, sizeof(x), "%s%u.%0*u", seed & 1 ? "-" : "",
+			     (seed >> 8) % 100000, (int)(seed >> 4) % 5 + 1,
+			     (seed >> 12) % 10);
+		sum_add(&fast, x);
+		next.len = 0;
+		assert_int_equal(decimal_add((const char *)slow.data, slow.len,
+					     x, (size_t)n, &next),
+				 0);
+		slow.len = 0;
+		assert_int_equal(buf_append(&slow, next.data, next.len), 0);
+	}
+	assert_int_equal(decimal_sum_text(&fast, &got), 0);
+	assert_int_equal(got.len, slow.len);
+	assert_memory_equal(got.data, slow.data, slow.len);
+	decimal_sum_release(&fast);
+	buf_release(&slow);
+	buf_release(&next);
+	buf_release(&got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +573,13 @@ int main(void)
 	    cmocka_unit_test(test_bucket_refusals),
 	    cmocka_unit_test(test_width_ok),
 	    cmocka_unit_test(test_canonical),
+	    cmocka_unit_test(test_add),
+	    cmocka_unit_test(test_div_round),
+	    cmocka_unit_test(test_sum_small),
+	    cmocka_unit_test(test_sum_many_tenths),
+	    cmocka_unit_test(test_sum_overflows_into_text),
+	    cmocka_unit_test(test_sum_merge),
+	    cmocka_unit_test(test_sum_paths_agree),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

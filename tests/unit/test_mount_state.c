@@ -4,6 +4,7 @@
  * made through the library as govfsctl makes them): the datasets it
  * shows, the data.csv geometry (size, block_at at every boundary), block
  * rendering checked against the size index, README.txt and schema.json,
+ * view results (their bytes, their currency by bytes and by definition),
  * file_view reuse and currency across revisions, and time phases.
  */
 #include <errno.h>
@@ -30,6 +31,7 @@
 #include "mount_state.h"
 #include "rowfmt.h"
 #include "store.h"
+#include "viewbuild.h"
 
 /* ---- a small real home ---- */
 
@@ -188,10 +190,34 @@ static void policy(char *buf, size_t len, const char *from, const char *until,
 		 from, until, datasets);
 }
 
+/* Compute and record the results of ds's views over version v. */
+static void build_views(struct fixture *f, const struct agreement_record *rec,
+			const struct agreement_dataset *ds,
+			const struct dataset_version *v, struct dataview *dv)
+{
+	struct view_build_opts opts = {.memory = 1u << 20};
+	struct perr err;
+
+	for (size_t i = 0; i < ds->nviews; i++) {
+		struct view_result r;
+
+		assert_int_equal(view_build(f->dir, &f->mk, rec->id, dv,
+					    &ds->views[i], &opts, &r, &err),
+				 0);
+		r.agreement = strdup(rec->id);
+		r.revision = rec->revision;
+		r.dataset = strdup(v->dataset);
+		r.version = v->version;
+		r.view = strdup(ds->views[i].name);
+		assert_int_equal(catalog_view_result_put(f->cat, &r), 0);
+		view_result_release(&r);
+	}
+}
+
 /*
  * Compute and store the size index of every data.csv the current revision
- * of AGREEMENT shows, for its datasets' newest versions, as govfsctl does
- * at apply and at dataset add.
+ * of AGREEMENT shows, and the results of its views, for its datasets'
+ * newest versions, as govfsctl does at apply and at dataset add.
  */
 static void index_sizes(struct fixture *f)
 {
@@ -210,17 +236,18 @@ static void index_sizes(struct fixture *f)
 		struct dataset_version v;
 		struct dataview dv;
 
-		if (!ds->records)
+		if (catalog_dataset_latest(f->cat, ds->dataset, &v))
 			continue;
 		assert_int_equal(
-		    catalog_dataset_latest(f->cat, ds->dataset, &v), 0);
-		assert_int_equal(
 		    dataview_open(&dv, f->dir, &f->mk, &v, ds, key, &err), 0);
-		assert_int_equal(dataview_compute_sizes(&dv), 0);
-		assert_int_equal(catalog_size_index_put(f->cat, rec.id,
-							rec.revision, v.dataset,
-							v.version, &dv.sizes),
-				 0);
+		build_views(f, &rec, ds, &v, &dv);
+		if (ds->records) {
+			assert_int_equal(dataview_compute_sizes(&dv), 0);
+			assert_int_equal(catalog_size_index_put(
+					     f->cat, rec.id, rec.revision,
+					     v.dataset, v.version, &dv.sizes),
+					 0);
+		}
 		dataview_close(&dv);
 		dataset_version_release(&v);
 	}
@@ -604,19 +631,58 @@ static void test_schema_json(void **state)
 	mount_state_put(st);
 }
 
+/* A view of every city: 5 rows and 5 names each in 20 rows. */
+#define DS_BY_CITY                                                             \
+	"{\"dataset\":\"visits\",\"records\":false,\"views\":[{"               \
+	"\"name\":\"by_city\",\"group_by\":[\"city\"],"                        \
+	"\"measures\":[\"count\",\"count_distinct:name\"],"                    \
+	"\"min_group\":%d}]}"
+#define BY_CITY_CSV                                                            \
+	"city,count,count_distinct_name\n\"Bin\"\"jiang\",5,5\n"               \
+	"\"Gong,shu\",5,5\nShangcheng,5,5\nXihu,5,5\n"
+
+static int64_t apply_by_city(struct fixture *f, int min_group)
+{
+	char ds[512];
+
+	snprintf(ds, sizeof(ds), DS_BY_CITY, min_group);
+	return apply(f, ALWAYS, ds);
+}
+
+/* The whole file fv serves, rendered block by block. */
+static void read_file_view(const struct file_view *fv, struct buf *out)
+{
+	struct block_decoder *d = block_decoder_new();
+	struct buf block = BUF_INIT;
+
+	assert_non_null(d);
+	out->len = 0;
+	assert_int_equal(
+	    buf_append(out, fv->dv.plan.header.data, fv->dv.plan.header.len),
+	    0);
+	for (uint32_t b = 0; b < fv->dv.sizes.nblocks; b++) {
+		assert_int_equal(file_view_render(fv, b, d, &block), 0);
+		assert_int_equal(buf_append(out, block.data, block.len), 0);
+	}
+	assert_int_equal(out->len, fv->size);
+	buf_release(&block);
+	block_decoder_free(d);
+}
+
 static void test_aggregation_only_dataset(void **state)
 {
+	static const char *const want[3][2] = {{"city", "string"},
+					       {"count", "int"},
+					       {"count_distinct_name", "int"}};
 	struct fixture *f = *state;
 	const struct dataset_state *d;
 	struct mount_state *st;
+	struct buf csv = BUF_INIT;
 	json_t *root, *views, *cols;
 	char *text;
 
 	add_version(f, "visits", 2, 10);
-	apply(f, ALWAYS,
-	      "{\"dataset\":\"visits\",\"records\":false,\"views\":[{"
-	      "\"name\":\"by_city\",\"group_by\":[\"city\"],"
-	      "\"measures\":[\"count\",\"count_distinct:name\"]}]}");
+	apply_by_city(f, 2);
 	st = load(f, NULL);
 	d = mount_state_dataset(st, "visits");
 	assert_non_null(d);
@@ -632,18 +698,101 @@ static void test_aggregation_only_dataset(void **state)
 			    "by_city");
 	cols = json_object_get(json_array_get(views, 0), "columns");
 	assert_int_equal(json_array_size(cols), 3);
-	assert_string_equal(json_string_value(json_array_get(cols, 0)), "city");
-	assert_string_equal(json_string_value(json_array_get(cols, 1)),
-			    "count");
-	assert_string_equal(json_string_value(json_array_get(cols, 2)),
-			    "count_distinct_name");
+	for (size_t i = 0; i < 3; i++) {
+		json_t *c = json_array_get(cols, i);
+
+		assert_string_equal(
+		    json_string_value(json_object_get(c, "name")), want[i][0]);
+		assert_string_equal(
+		    json_string_value(json_object_get(c, "type")), want[i][1]);
+	}
 	json_decref(root);
 	text = strndup((const char *)st->readme.data, st->readme.len);
 	assert_non_null(text);
 	assert_non_null(strstr(text, "(aggregation only: no data.csv)"));
-	assert_non_null(strstr(text, "views/by_city.csv"));
+	assert_non_null(strstr(text, "views/by_city.csv  87 bytes, 4 groups"));
+	assert_non_null(strstr(text, "grouped by  city\n"));
+	assert_non_null(
+	    strstr(text, "shown       groups of at least 2 rows\n"));
 	free(text);
+	/* the view's file */
+	assert_ptr_equal(mount_state_view(st, "visits", "by_city"),
+			 d->views[0]);
+	assert_null(mount_state_view(st, "visits", "by_town"));
+	assert_null(mount_state_view(st, "labs", "by_city"));
+	assert_string_equal(d->views[0]->view, "by_city");
+	assert_int_equal(d->views[0]->size, strlen(BY_CITY_CSV));
+	read_file_view(d->views[0], &csv);
+	assert_memory_equal(csv.data, BY_CITY_CSV, csv.len);
+	buf_release(&csv);
 	mount_state_put(st);
+}
+
+/*
+ * A handle on a view reads on across revisions that leave its bytes as
+ * they were, and not across one that changes them or drops the view.
+ */
+static void test_view_currency(void **state)
+{
+	struct fixture *f = *state;
+	struct mount_state *st1, *st2, *st3, *st4, *st5, *st6;
+	struct file_view *v1;
+
+	add_version(f, "visits", 2, 10);
+	apply_by_city(f, 2);
+	st1 = load(f, NULL);
+	v1 = mount_state_view(st1, "visits", "by_city");
+	assert_non_null(v1);
+	/* a new revision: other words, the same bytes (min_group 5) */
+	apply_by_city(f, 5);
+	st2 = load(f, st1);
+	assert_ptr_not_equal(mount_state_view(st2, "visits", "by_city"), v1);
+	assert_true(file_view_current(v1, st2));
+	/* min_group 6 hides every city: other bytes */
+	apply_by_city(f, 6);
+	st3 = load(f, st2);
+	assert_false(file_view_current(v1, st3));
+	assert_int_equal(mount_state_view(st3, "visits", "by_city")->size,
+			 strlen("city,count,count_distinct_name\n"));
+	/* a new version with the first definition: compared by definition */
+	apply_by_city(f, 2);
+	add_version(f, "visits", 1, 4);
+	apply_by_city(f, 2);
+	st4 = load(f, st3);
+	assert_int_equal(mount_state_view(st4, "visits", "by_city")->version,
+			 2);
+	assert_true(file_view_current(v1, st4));
+	apply_by_city(f, 3);
+	st5 = load(f, st4);
+	assert_false(file_view_current(v1, st5));
+	/* the view withdrawn */
+	apply(f, ALWAYS, DS_VISITS);
+	st6 = load(f, st5);
+	assert_null(mount_state_view(st6, "visits", "by_city"));
+	assert_false(file_view_current(v1, st6));
+	mount_state_put(st1);
+	mount_state_put(st2);
+	mount_state_put(st3);
+	mount_state_put(st4);
+	mount_state_put(st5);
+	mount_state_put(st6);
+}
+
+static void test_missing_view_result(void **state)
+{
+	struct fixture *f = *state;
+	struct mount_state *st = NULL;
+	char text[1024], ds[512], why[256] = "";
+
+	add_version(f, "visits", 1, 10);
+	snprintf(ds, sizeof(ds), DS_BY_CITY, 2);
+	policy(text, sizeof(text), ALWAYS, ds);
+	add_revision(f, text);
+	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT,
+					  NULL, false, &st, why, sizeof(why)),
+			 -ENOENT);
+	assert_null(st);
+	assert_non_null(strstr(why, "visits: views/by_city.csv: no result"));
 }
 
 static void test_empty_dataset(void **state)
@@ -907,6 +1056,8 @@ int main(void)
 	    T(test_readme_warns_of_audit_low_space),
 	    T(test_schema_json),
 	    T(test_aggregation_only_dataset),
+	    T(test_view_currency),
+	    T(test_missing_view_result),
 	    T(test_empty_dataset),
 	    T(test_reload_reuses_unchanged_view),
 	    T(test_view_currency_across_revisions),

@@ -1,6 +1,7 @@
 /*
  * Unit tests of policy/types: the type names, each value check on both
- * sides of its every rule, and column type inference.
+ * sides of its every rule, column type inference, and datetimes read as
+ * local times and instants.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -338,6 +339,35 @@ static void test_guess_leading_zero(void **state)
 	assert_int_equal(GUESS("0001-01-01"), COL_DATE);
 }
 
+static struct datetime parsed(const char *s)
+{
+	struct datetime dt;
+
+	assert_true(datetime_parse(s, strlen(s), &dt));
+	return dt;
+}
+
+static void test_datetime_parse(void **state)
+{
+	struct datetime a, b;
+
+	(void)state;
+	a = parsed("1970-01-02T00:00:01.5");
+	assert_false(a.zoned);
+	assert_int_equal(a.local.sec, 86401);
+	assert_int_equal(a.local.nsec, 500000000);
+	a = parsed("2024-03-01T08:00:00+08:00");
+	b = parsed("2024-03-01T00:00:00Z");
+	assert_true(a.zoned && b.zoned);
+	assert_int_equal(instant_compare(&a.utc, &b.utc), 0);
+	assert_true(instant_compare(&a.local, &b.local) > 0);
+	b = parsed("2024-02-29T23:59:59.999999999-00:30");
+	assert_true(instant_compare(&a.utc, &b.utc) < 0);
+	assert_int_equal(b.local.nsec, 999999999);
+	assert_false(datetime_parse("2024-02-30T00:00:00", 19, &a));
+	assert_false(datetime_parse("2024-02-29", 10, &a));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +380,7 @@ int main(void)
 	    cmocka_unit_test(test_guess),
 	    cmocka_unit_test(test_guess_nulls),
 	    cmocka_unit_test(test_guess_leading_zero),
+	    cmocka_unit_test(test_datetime_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
