@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,9 @@
 #include "mount_state.h"
 #include "quota.h"
 #include "viewstore.h"
+
+/* A cut must not wait for CPU behind the readers it cuts. */
+#define LIFECYCLE_NICE -15
 
 /* How long a daemon may take to confirm a cut. */
 #define CUT_TIMEOUT_MS 5000
@@ -257,6 +261,10 @@ int agreement_lifecycle(int argc, char **argv)
 	};
 	struct lifecycle_args a = {.verb = argv[0]};
 	double start_ms = monotonic_ms();
+
+	/* Run ahead of the readers being cut (best effort, as root). */
+	if (setpriority(PRIO_PROCESS, 0, LIFECYCLE_NICE))
+		errno = 0;
 	struct ctl ctl = {0};
 	char *pos[1];
 	int npos, rc;

@@ -30,5 +30,5 @@ echo "agr-bench: $(ctl mounts | tail -n +2 | wc -l) live mounts (background govf
 echo "$reps x (suspend, every reader refused, resume, every reader reads again):"
 build/tests/bench/cut-latency --ctl build/govfsctl --home "$work/home" \
 	--key-file "$work/key" --agreement agr-bench --reps "$reps" \
-	--readers-per-file 4 "$m1/bench/data.csv" "$m2/bench/data.csv"
+	--readers-per-file 4 ${CUT_ARGS:-} "$m1/bench/data.csv" "$m2/bench/data.csv"
 echo "(target: p99 <= 10 ms from the start of suspend to every reader refused)"
