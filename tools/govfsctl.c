@@ -21,7 +21,7 @@ static const char usage_text[] =
     "  dataset add ID --file F.csv [--schema S.json] [--title T] "
     "[--provider P]\n"
     "  dataset list [--json] | dataset show ID [--json]\n"
-    "  dataset grade ID COLUMN LEVEL\n"
+    "  dataset grade ID COLUMN LEVEL | dataset drop ID\n"
     "  agreement apply FILE.json [--dry-run]\n"
     "  agreement list [--json] | agreement show ID [--json]\n"
     "  agreement suspend ID --reason TEXT | agreement resume ID "

@@ -64,6 +64,13 @@ int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print "govfsctl: <message>" on stderr; returns EXIT_USAGE. */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * Refuse an id from the command line that does not follow SPEC's id
+ * pattern (what: "dataset" or "agreement"), quoting it safely: one line
+ * whatever it holds.  0 or EXIT_REFUSED.
+ */
+int check_id(const char *what, const char *id);
+
 /* Print a JSON value on stdout (indented), then a newline.  Steals v. */
 int print_json(json_t *v);
 
