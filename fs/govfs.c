@@ -27,6 +27,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "agreement.h"
 #include "audit.h"
 #include "blockcache.h"
 #include "caller.h"
@@ -35,6 +36,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "home.h"
+#include "jsonpath.h"
 #include "keys.h"
 #include "mount_state.h"
 #include "quota.h"
@@ -1542,6 +1544,16 @@ static int parse_args(int argc, char **argv, struct fuse_args *args)
 		fputs(usage_text, stderr);
 		return 2;
 	}
+	/* It names files under the home: never let it name others. */
+	if (!id_is_valid(g.agreement)) {
+		char q[QUOTE_LEN];
+
+		fprintf(stderr,
+			"govfs: agreement id '%s': want "
+			"[a-z0-9][a-z0-9._-]{0,63}\n",
+			text_quote(q, g.agreement));
+		return 1;
+	}
 	if (!realpath(home, g.home)) {
 		fprintf(stderr, "govfs: %s: %s\n", home, strerror(errno));
 		return 1;
@@ -1561,6 +1573,24 @@ static int parse_args(int argc, char **argv, struct fuse_args *args)
 	return 0;
 }
 
+/* Undo mountinfo's octal escapes ("\040" for a space) in place. */
+static void unescape_mountinfo(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
+					(s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
 /* Whether path is already a mount point (of anything). */
 static bool is_mount_point(const char *path)
 {
@@ -1570,12 +1600,47 @@ static bool is_mount_point(const char *path)
 
 	if (!f)
 		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 &&
-		    !strcmp(mp, path))
-			found = true;
+	while (!found && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		unescape_mountinfo(mp);
+		found = !strcmp(mp, path);
+	}
 	fclose(f);
 	return found;
+}
+
+/* Whether path is dir or lies under it (both resolved, absolute). */
+static bool path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (n == 1)
+		return true; /* "/" */
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+/*
+ * A mount over the home (or one of its parents) would hide the catalog and
+ * the store from govfsctl and from this daemon's own reloads, which would
+ * then call into the mount they serve; one inside the home would put
+ * analysts' files among the admin's.
+ */
+static int check_mountpoint_place(void)
+{
+	if (path_within(g.home, g.mountpoint)) {
+		fprintf(stderr,
+			"govfs: %s: refused: mounting there would hide the "
+			"home %s\n",
+			g.mountpoint, g.home);
+		return 1;
+	}
+	if (path_within(g.mountpoint, g.home)) {
+		fprintf(stderr, "govfs: %s: refused: inside the home %s\n",
+			g.mountpoint, g.home);
+		return 1;
+	}
+	return 0;
 }
 
 static int check_mountpoint(void)
@@ -1601,21 +1666,20 @@ static int check_mountpoint(void)
 			g.mountpoint, g.mountpoint);
 		return 1;
 	}
-	return 0;
+	return check_mountpoint_place();
 }
 
 static int load_initial_state(void)
 {
 	char path[PATH_MAX], why[512];
-	const char *reason;
 	int rc;
 
-	if (home_check(g.home, path, sizeof(path), &reason)) {
-		fprintf(stderr, "govfs: %s: %s\n", path, reason);
+	if (home_check(g.home, path, sizeof(path), why, sizeof(why))) {
+		fprintf(stderr, "govfs: %s: %s\n", path, why);
 		return 1;
 	}
-	if (master_key_load(g.key_file, &g.mk, &reason)) {
-		fprintf(stderr, "govfs: %s: %s\n", g.key_file, reason);
+	if (master_key_load(g.key_file, &g.mk, why, sizeof(why))) {
+		fprintf(stderr, "govfs: %s: %s\n", g.key_file, why);
 		return 1;
 	}
 	rc = catalog_open(g.home, true, &g.cat);
@@ -1624,12 +1688,6 @@ static int load_initial_state(void)
 	if (rc) {
 		fprintf(stderr, "govfs: %s/catalog.db: %s\n", g.home,
 			strerror(-rc));
-		return 1;
-	}
-	rc = quota_open(g.home, g.agreement, &g.quota);
-	if (rc) {
-		fprintf(stderr, "govfs: %s/%s/%s: %s\n", g.home, HOME_QUOTA_DIR,
-			g.agreement, strerror(-rc));
 		return 1;
 	}
 	rc = mount_state_load(g.cat, g.home, &g.mk, g.agreement, NULL, &g.state,
@@ -1641,6 +1699,13 @@ static int load_initial_state(void)
 	}
 	if (rc) {
 		fprintf(stderr, "govfs: %s\n", why);
+		return 1;
+	}
+	/* Only now: an unknown agreement gets no counter file. */
+	rc = quota_open(g.home, g.agreement, &g.quota);
+	if (rc) {
+		fprintf(stderr, "govfs: %s/%s/%s: %s\n", g.home, HOME_QUOTA_DIR,
+			g.agreement, strerror(-rc));
 		return 1;
 	}
 	return 0;
