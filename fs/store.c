@@ -557,7 +557,8 @@ int store_open(struct store **out, const char *path, const uint8_t key[KEY_LEN],
 	if (!s)
 		return -ENOMEM;
 	memcpy(s->key, key, KEY_LEN);
-	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* The catalog names a file in store/, never a link out of it. */
+	s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (s->fd < 0) {
 		rc = -errno;
 		free(s);

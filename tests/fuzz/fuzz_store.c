@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,8 +55,8 @@ struct original {
 
 static struct original originals[2];
 static uint8_t test_key[KEY_LEN];
-static int memfd = -1;
-static char memfd_path[64];
+static int edited_fd = -1;
+static char edited_path[64];
 static struct block_decoder *decoder;
 
 static const char *const sample[][NCOLS] = {
@@ -123,6 +122,11 @@ static void make_original(const char *dir, struct original *o,
 	unlink(path);
 }
 
+static void remove_edited(void)
+{
+	unlink(edited_path);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -139,11 +143,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	make_original(dir, &originals[0], counts, NBLOCKS);
 	make_original(dir, &originals[1], counts, 0);
 	rmdir(dir);
-	memfd = memfd_create("fuzz_store", MFD_CLOEXEC);
+	/* The edited file lives in memory where there is a tmpfs. */
+	snprintf(edited_path, sizeof(edited_path), "%s/govfs-fuzz-store.%d",
+		 access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm", (int)getpid());
+	edited_fd =
+	    open(edited_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	decoder = block_decoder_new();
-	if (memfd < 0 || !decoder)
+	if (edited_fd < 0 || !decoder)
 		abort();
-	snprintf(memfd_path, sizeof(memfd_path), "/proc/self/fd/%d", memfd);
+	atexit(remove_edited);
 	return 0;
 }
 
@@ -302,9 +310,9 @@ static void fuzz_file(const uint8_t *data, size_t size)
 		;
 	if (data[0] & FLAG_DERIVED)
 		derive_expect(&e, &expect);
-	if (ftruncate(memfd, 0) || pwrite_all(memfd, e.bytes, e.len, 0))
+	if (ftruncate(edited_fd, 0) || pwrite_all(edited_fd, e.bytes, e.len, 0))
 		abort();
-	if (store_open(&s, memfd_path, test_key, &expect))
+	if (store_open(&s, edited_path, test_key, &expect))
 		return;
 	if (!same_info(&s->info, &o->info))
 		abort();

@@ -647,6 +647,20 @@ static void test_wrong_key_detected(void **state)
 	assert_int_equal(read_back(fx, fx->path, fx->key, &fx->info), 0);
 }
 
+/* A link in the store's place is refused, wherever it points. */
+static void test_symlink_refused(void **state)
+{
+	struct fixture *fx = *state;
+	char link[160];
+	struct store *s;
+
+	write_small_store(fx);
+	snprintf(link, sizeof(link), "%s/link.store", fx->dir);
+	assert_int_equal(symlink(fx->path, link), 0);
+	assert_int_equal(store_open(&s, link, fx->key, &fx->info), -ELOOP);
+	assert_int_equal(read_back(fx, fx->path, fx->key, &fx->info), 0);
+}
+
 static void test_wrong_expected_info_detected(void **state)
 {
 	struct fixture *fx = *state;
@@ -811,6 +825,7 @@ int main(void)
 	    T(test_swapped_blocks_detected),
 	    T(test_transplant_from_other_store_detected),
 	    T(test_wrong_key_detected),
+	    T(test_symlink_refused),
 	    T(test_wrong_expected_info_detected),
 	    T(test_many_blocks_any_worker_count),
 	};
