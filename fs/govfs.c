@@ -1461,6 +1461,29 @@ static void on_control(void *ctx, const char *request, struct buf *reply)
 		reply->len = 0;
 }
 
+/* Room for a path with every byte escaped. */
+#define SHOWN_MAX (PATH_MAX * 4)
+
+/*
+ * s for a one-line message: control bytes become \xHH, so that a mount
+ * point named with a newline cannot split (or forge) a line of output.
+ */
+static const char *printable(const char *s, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	for (; *s && o + 5 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
+		else
+			buf[o++] = (char)c;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 static const char usage_text[] =
     "usage: govfs --home DIR --agreement ID [--key-file F] [-f] "
     "[-o opts] MOUNTPOINT\n"
@@ -1510,6 +1533,7 @@ static int parse_args(int argc, char **argv, struct fuse_args *args)
 	};
 	const char *home =
 	    getenv("GOVFS_HOME") ? getenv("GOVFS_HOME") : HOME_DEFAULT;
+	static char shown[SHOWN_MAX];
 	int opt;
 
 	g.key_file = DEFAULT_KEY_FILE;
@@ -1555,18 +1579,20 @@ static int parse_args(int argc, char **argv, struct fuse_args *args)
 		return 1;
 	}
 	if (!realpath(home, g.home)) {
-		fprintf(stderr, "govfs: %s: %s\n", home, strerror(errno));
+		fprintf(stderr, "govfs: %s: %s\n",
+			printable(home, shown, sizeof(shown)), strerror(errno));
 		return 1;
 	}
 	if (!realpath(argv[optind], g.mountpoint)) {
+		printable(argv[optind], shown, sizeof(shown));
 		if (errno == ENOTCONN)
 			fprintf(stderr,
 				"govfs: %s: a stale mount (transport "
 				"endpoint not connected) is in the "
 				"way; run: fusermount3 -u %s\n",
-				argv[optind], argv[optind]);
+				shown, shown);
 		else
-			fprintf(stderr, "govfs: %s: %s\n", argv[optind],
+			fprintf(stderr, "govfs: %s: %s\n", shown,
 				strerror(errno));
 		return 1;
 	}
@@ -1628,16 +1654,20 @@ static bool path_within(const char *path, const char *dir)
  */
 static int check_mountpoint_place(void)
 {
+	static char mp[SHOWN_MAX], home[SHOWN_MAX];
+
+	printable(g.mountpoint, mp, sizeof(mp));
+	printable(g.home, home, sizeof(home));
 	if (path_within(g.home, g.mountpoint)) {
 		fprintf(stderr,
 			"govfs: %s: refused: mounting there would hide the "
 			"home %s\n",
-			g.mountpoint, g.home);
+			mp, home);
 		return 1;
 	}
 	if (path_within(g.mountpoint, g.home)) {
-		fprintf(stderr, "govfs: %s: refused: inside the home %s\n",
-			g.mountpoint, g.home);
+		fprintf(stderr, "govfs: %s: refused: inside the home %s\n", mp,
+			home);
 		return 1;
 	}
 	return 0;
@@ -1645,25 +1675,26 @@ static int check_mountpoint_place(void)
 
 static int check_mountpoint(void)
 {
+	static char mp[SHOWN_MAX];
 	struct stat st;
 
+	printable(g.mountpoint, mp, sizeof(mp));
 	if (stat(g.mountpoint, &st)) {
-		fprintf(stderr, "govfs: %s: %s%s\n", g.mountpoint,
-			strerror(errno),
+		fprintf(stderr, "govfs: %s: %s%s\n", mp, strerror(errno),
 			errno == ENOTCONN ? " (a stale mount: run fusermount3 "
 					    "-u on it)"
 					  : "");
 		return 1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "govfs: %s: not a directory\n", g.mountpoint);
+		fprintf(stderr, "govfs: %s: not a directory\n", mp);
 		return 1;
 	}
 	if (is_mount_point(g.mountpoint)) {
 		fprintf(stderr,
 			"govfs: %s: already a mount point; unmount it "
 			"first (fusermount3 -u %s)\n",
-			g.mountpoint, g.mountpoint);
+			mp, mp);
 		return 1;
 	}
 	return check_mountpoint_place();

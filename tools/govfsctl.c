@@ -152,6 +152,13 @@ int ctl_parse(struct ctl *ctl, int argc, char **argv, const struct option *own,
 				return EXIT_USAGE;
 		}
 	}
+	/* What follows "--" is positional, even if it starts with '-'. */
+	for (; optind < argc; optind++) {
+		if (*npos == max_pos)
+			return usage_error("unexpected argument '%s'",
+					   argv[optind]);
+		pos[(*npos)++] = argv[optind];
+	}
 	return 0;
 }
 

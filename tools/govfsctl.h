@@ -51,7 +51,8 @@ typedef int (*opt_fn)(void *ctx, int opt, const char *arg);
 /*
  * Parse a verb's arguments (argv[0] is the verb): --home, --key-file and
  * --json go into ctl, the verb's own options (ids >= 256) to on_opt, and
- * up to max_pos positional arguments into pos.  0 or EXIT_USAGE.
+ * up to max_pos positional arguments (all after "--") into pos.  0 or
+ * EXIT_USAGE.
  */
 int ctl_parse(struct ctl *ctl, int argc, char **argv, const struct option *own,
 	      opt_fn on_opt, void *ctx, char **pos, int max_pos, int *npos);

@@ -715,6 +715,10 @@ static void test_raw_text_refusals(void **state)
 			 -EINVAL);
 	assert_true(strncmp(err.msg, "line 3, column ", 15) == 0);
 	assert_empty(&agr);
+	/* jansson's text quotes the input raw: no newline may get through. */
+	assert_int_equal(parse("{\"id\": \"a\\u00\n\"}", &agr, &err), -EINVAL);
+	assert_null(strchr(err.msg, '\n'));
+	assert_non_null(strstr(err.msg, "\\x0a"));
 
 	/* a key given twice is refused, not silently overridden */
 	assert_true(asprintf(&dup, "{\"id\": \"b\", %s", spec_policy + 1) > 0);
