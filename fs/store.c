@@ -490,6 +490,16 @@ static int read_footer(struct store *s, const struct store_info *expect,
 		return -EIO;
 	*index_offset = get_u64(footer);
 	s->info = *expect;
+	/*
+	 * Neither the footer nor the catalog is sealed: bound their figures
+	 * by what the file can hold (each block takes an index entry and a
+	 * tag at least) before any sum that could wrap or any allocation
+	 * they size.
+	 */
+	if (*index_offset > (uint64_t)st.st_size ||
+	    expect->nblocks > ((uint64_t)st.st_size - HEADER_LEN - FOOTER_LEN) /
+				  (INDEX_ENTRY_LEN + AEAD_TAG_LEN))
+		return -EIO;
 	if (get_u32(footer + 8) != expect->nblocks ||
 	    get_u64(footer + 16) != expect->nrows ||
 	    get_u64(footer + 24) != expect->raw_bytes ||
