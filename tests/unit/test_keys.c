@@ -185,9 +185,9 @@ static void test_load_refuses_group_or_other_access(void **state)
 	scratch_path(state, "master.key", path, sizeof(path));
 	assert_int_equal(master_key_create(path), 0);
 	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
-		assert_int_equal(chmod(path, modes[i]), 0);
 		char want[128];
 
+		assert_int_equal(chmod(path, modes[i]), 0);
 		why[0] = '\0';
 		assert_int_equal(master_key_load(path, &key, why, sizeof(why)),
 				 -EPERM);
