@@ -145,6 +145,14 @@ static int open_db(const char *home, int flags, struct catalog **out)
 	}
 	sqlite3_busy_timeout(cat->db, BUSY_TIMEOUT_MS);
 	sqlite3_extended_result_codes(cat->db, 0);
+	/* Shredding relies on deleted rows being overwritten, not freed:
+	 * never leave it to how this SQLite was built. */
+	if (!(flags & SQLITE_OPEN_READONLY))
+		rc = exec(cat, "PRAGMA secure_delete=ON");
+	if (rc) {
+		catalog_close(cat);
+		return rc;
+	}
 	*out = cat;
 	return 0;
 }
@@ -1217,4 +1225,116 @@ int catalog_view_result_drop_all(struct catalog *cat, const char *agreement,
 				 struct catalog_files *freed)
 {
 	return view_results_delete(cat, "1", agreement, 0, freed);
+}
+
+/* ---- dataset drop: crypto-shredding every version of a dataset ---- */
+
+void dataset_drop_release(struct dataset_drop *d)
+{
+	for (size_t i = 0; i < d->nfiles; i++)
+		free(d->files[i]);
+	free(d->files);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Note every version's store file and size in d; -ENOENT if none. */
+static int note_dropped_versions(struct catalog *cat, const char *id,
+				 struct dataset_drop *d)
+{
+	struct dataset_version *v;
+	size_t n;
+	int rc = catalog_dataset_versions(cat, id, &v, &n);
+
+	if (rc)
+		return rc;
+	d->files = calloc(n ? n : 1, sizeof(*d->files));
+	rc = d->files ? 0 : -ENOMEM;
+	for (size_t i = 0; i < n && !rc; i++) {
+		d->files[i] = strdup(v[i].store_file);
+		if (!d->files[i])
+			rc = -ENOMEM;
+		d->nfiles++;
+		d->stored_bytes += v[i].store.file_bytes;
+	}
+	d->versions = n;
+	dataset_versions_free(v, n);
+	return !rc && n == 0 ? -ENOENT : rc;
+}
+
+/*
+ * Delete the view results computed over dataset id (with their wrapped
+ * keys) and add their files to d.  Live agreements cannot name a dropped
+ * dataset, so these are at most leftovers of ones that no longer do.
+ */
+static int drop_view_results_of(struct catalog *cat, const char *id,
+				struct dataset_drop *d)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat,
+			 "DELETE FROM view_results WHERE dataset = ?1"
+			 " RETURNING store_file, file_bytes",
+			 &st);
+
+	if (rc)
+		return rc;
+	bind_text(st, 1, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char **grown =
+		    realloc(d->files, (d->nfiles + 1) * sizeof(*d->files));
+		char *file =
+		    grown ? strdup((const char *)sqlite3_column_text(st, 0))
+			  : NULL;
+
+		if (grown)
+			d->files = grown;
+		if (!file) {
+			rc = -ENOMEM;
+			break;
+		}
+		d->files[d->nfiles++] = file;
+		d->stored_bytes += (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : rc < 0 ? rc : sql_rc(rc);
+}
+
+int catalog_dataset_drop(struct catalog *cat, const char *id,
+			 struct dataset_drop *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = note_dropped_versions(cat, id, out);
+	if (!rc)
+		rc = drop_view_results_of(cat, id, out);
+	if (!rc)
+		rc = change_for_agreement(
+		    cat, "DELETE FROM size_indexes WHERE dataset = ?1", id,
+		    &out->size_indexes);
+	if (!rc)
+		rc = change_for_agreement(
+		    cat, "DELETE FROM dataset_versions WHERE dataset = ?1", id,
+		    NULL);
+	if (!rc)
+		rc = change_for_agreement(
+		    cat, "DELETE FROM datasets WHERE id = ?1", id, NULL);
+	if (rc)
+		dataset_drop_release(out);
+	return rc;
+}
+
+int catalog_checkpoint(struct catalog *cat)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(cat, "PRAGMA wal_checkpoint(TRUNCATE)", &st);
+
+	if (rc)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_column_int(st, 0) ? -EBUSY : 0;
+	else
+		rc = sql_rc(rc == SQLITE_DONE ? SQLITE_ERROR : rc);
+	sqlite3_finalize(st);
+	return rc;
 }

@@ -279,4 +279,38 @@ int catalog_view_result_drop_all(struct catalog *cat, const char *agreement,
 				 struct catalog_files *freed)
     __attribute__((warn_unused_result));
 
+/* ---- dataset drop ---- */
+
+/* What catalog_dataset_drop deleted. */
+struct dataset_drop {
+	size_t versions;
+	uint64_t stored_bytes; /* of their store files */
+	size_t size_indexes;
+	char **files; /* nfiles store files, relative to the home */
+	size_t nfiles;
+};
+
+void dataset_drop_release(struct dataset_drop *d);
+
+/*
+ * Delete dataset id, inside the caller's transaction: every version with
+ * its wrapped data key (which crypto-shreds its store file), every size
+ * index computed for it, and the dataset itself.  out (release it) lists
+ * the store files, which the caller unlinks once the transaction commits;
+ * if it never gets there, home_cleanup removes them as unreferenced.
+ * Whether an agreement still names the dataset is the caller's to check,
+ * in the same transaction.  -ENOENT if the dataset has no version.
+ */
+int catalog_dataset_drop(struct catalog *cat, const char *id,
+			 struct dataset_drop *out)
+    __attribute__((warn_unused_result));
+
+/*
+ * Copy the write-ahead log into catalog.db and truncate it, so that rows
+ * deleted (and overwritten: writable connections use secure_delete) leave
+ * no older copy behind in catalog.db-wal.  Call outside a transaction.
+ * 0, or -EBUSY if a reader kept part of the log in use.
+ */
+int catalog_checkpoint(struct catalog *cat) __attribute__((warn_unused_result));
+
 #endif

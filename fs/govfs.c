@@ -27,6 +27,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "agreement.h"
 #include "audit.h"
 #include "blockcache.h"
 #include "caller.h"
@@ -35,6 +36,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "home.h"
+#include "jsonpath.h"
 #include "keys.h"
 #include "mount_state.h"
 #include "quota.h"
@@ -1548,6 +1550,29 @@ static void on_control(void *ctx, const char *request, struct buf *reply)
 		reply->len = 0;
 }
 
+/* Room for a path with every byte escaped. */
+#define SHOWN_MAX (PATH_MAX * 4)
+
+/*
+ * s for a one-line message: control bytes become \xHH, so that a mount
+ * point named with a newline cannot split (or forge) a line of output.
+ */
+static const char *printable(const char *s, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	for (; *s && o + 5 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
+		else
+			buf[o++] = (char)c;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 static const char usage_text[] =
     "usage: govfs --home DIR --agreement ID [--key-file F] [-f] "
     "[-o opts] MOUNTPOINT\n"
@@ -1597,6 +1622,7 @@ static int parse_args(int argc, char **argv, struct fuse_args *args)
 	};
 	const char *home =
 	    getenv("GOVFS_HOME") ? getenv("GOVFS_HOME") : HOME_DEFAULT;
+	static char shown[SHOWN_MAX];
 	int opt;
 
 	g.key_file = DEFAULT_KEY_FILE;
@@ -1631,30 +1657,53 @@ static int parse_args(int argc, char **argv, struct fuse_args *args)
 		fputs(usage_text, stderr);
 		return 2;
 	}
+	/* It names files under the home: never let it name others. */
 	if (!id_is_valid(g.agreement)) {
+		char q[QUOTE_LEN];
+
 		fprintf(stderr,
-			"govfs: --agreement '%s': not an agreement id "
-			"([a-z0-9][a-z0-9._-]{0,63})\n",
-			g.agreement);
-		return 2;
+			"govfs: agreement id '%s': want "
+			"[a-z0-9][a-z0-9._-]{0,63}\n",
+			text_quote(q, g.agreement));
+		return 1;
 	}
 	if (!realpath(home, g.home)) {
-		fprintf(stderr, "govfs: %s: %s\n", home, strerror(errno));
+		fprintf(stderr, "govfs: %s: %s\n",
+			printable(home, shown, sizeof(shown)), strerror(errno));
 		return 1;
 	}
 	if (!realpath(argv[optind], g.mountpoint)) {
+		printable(argv[optind], shown, sizeof(shown));
 		if (errno == ENOTCONN)
 			fprintf(stderr,
 				"govfs: %s: a stale mount (transport "
 				"endpoint not connected) is in the "
 				"way; run: fusermount3 -u %s\n",
-				argv[optind], argv[optind]);
+				shown, shown);
 		else
-			fprintf(stderr, "govfs: %s: %s\n", argv[optind],
+			fprintf(stderr, "govfs: %s: %s\n", shown,
 				strerror(errno));
 		return 1;
 	}
 	return 0;
+}
+
+/* Undo mountinfo's octal escapes ("\040" for a space) in place. */
+static void unescape_mountinfo(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
+					(s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
 }
 
 /* Whether path is already a mount point (of anything). */
@@ -1666,52 +1715,91 @@ static bool is_mount_point(const char *path)
 
 	if (!f)
 		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 &&
-		    !strcmp(mp, path))
-			found = true;
+	while (!found && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		unescape_mountinfo(mp);
+		found = !strcmp(mp, path);
+	}
 	fclose(f);
 	return found;
 }
 
+/* Whether path is dir or lies under it (both resolved, absolute). */
+static bool path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (n == 1)
+		return true; /* "/" */
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+/*
+ * A mount over the home (or one of its parents) would hide the catalog and
+ * the store from govfsctl and from this daemon's own reloads, which would
+ * then call into the mount they serve; one inside the home would put
+ * analysts' files among the admin's.
+ */
+static int check_mountpoint_place(void)
+{
+	static char mp[SHOWN_MAX], home[SHOWN_MAX];
+
+	printable(g.mountpoint, mp, sizeof(mp));
+	printable(g.home, home, sizeof(home));
+	if (path_within(g.home, g.mountpoint)) {
+		fprintf(stderr,
+			"govfs: %s: refused: mounting there would hide the "
+			"home %s\n",
+			mp, home);
+		return 1;
+	}
+	if (path_within(g.mountpoint, g.home)) {
+		fprintf(stderr, "govfs: %s: refused: inside the home %s\n", mp,
+			home);
+		return 1;
+	}
+	return 0;
+}
+
 static int check_mountpoint(void)
 {
+	static char mp[SHOWN_MAX];
 	struct stat st;
 
+	printable(g.mountpoint, mp, sizeof(mp));
 	if (stat(g.mountpoint, &st)) {
-		fprintf(stderr, "govfs: %s: %s%s\n", g.mountpoint,
-			strerror(errno),
+		fprintf(stderr, "govfs: %s: %s%s\n", mp, strerror(errno),
 			errno == ENOTCONN ? " (a stale mount: run fusermount3 "
 					    "-u on it)"
 					  : "");
 		return 1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "govfs: %s: not a directory\n", g.mountpoint);
+		fprintf(stderr, "govfs: %s: not a directory\n", mp);
 		return 1;
 	}
 	if (is_mount_point(g.mountpoint)) {
 		fprintf(stderr,
 			"govfs: %s: already a mount point; unmount it "
 			"first (fusermount3 -u %s)\n",
-			g.mountpoint, g.mountpoint);
+			mp, mp);
 		return 1;
 	}
-	return 0;
+	return check_mountpoint_place();
 }
 
 static int load_initial_state(void)
 {
 	char path[PATH_MAX], why[512];
-	const char *reason;
 	int rc;
 
-	if (home_check(g.home, path, sizeof(path), &reason)) {
-		fprintf(stderr, "govfs: %s: %s\n", path, reason);
+	if (home_check(g.home, path, sizeof(path), why, sizeof(why))) {
+		fprintf(stderr, "govfs: %s: %s\n", path, why);
 		return 1;
 	}
-	if (master_key_load(g.key_file, &g.mk, &reason)) {
-		fprintf(stderr, "govfs: %s: %s\n", g.key_file, reason);
+	if (master_key_load(g.key_file, &g.mk, why, sizeof(why))) {
+		fprintf(stderr, "govfs: %s: %s\n", g.key_file, why);
 		return 1;
 	}
 	rc = catalog_open(g.home, true, &g.cat);

@@ -65,46 +65,99 @@ int home_create(const char *home)
 	return rc;
 }
 
-static int check_private(const char *path, bool want_dir, const char **why)
+/* One path of the home that must be private to its owner. */
+struct home_entry {
+	const char *name; /* "" is the home itself */
+	bool dir;
+	bool required;
+};
+
+static const struct home_entry home_entries[] = {
+    {"", true, true},
+    {HOME_STORE_DIR, true, true},
+    {HOME_TMP_DIR, true, true},
+    {HOME_RUN_DIR, true, false},
+    {HOME_QUOTA_DIR, true, false},
+    {"catalog.db", false, true},
+    {"catalog.db-wal", false, false},
+    {"catalog.db-shm", false, false},
+    {"audit.db", false, false},
+    {"audit.db-wal", false, false},
+    {"audit.db-shm", false, false},
+    {"audit.key", false, false},
+    {"lock", false, false},
+};
+
+/*
+ * Check one path: what it is (never a symbolic link: it could be pointed
+ * elsewhere between the check and the use), who owns it and its mode.
+ */
+static int check_private(const char *path, const struct home_entry *e,
+			 char *why, size_t len)
 {
+	const char *want = e->dir ? "directory" : "regular file";
 	struct stat st;
 
 	if (lstat(path, &st)) {
-		*why = strerror(errno);
+		if (errno == ENOENT && !e->required)
+			return 0;
+		snprintf(why, len, "%s", strerror(errno));
 		return -errno;
 	}
-	if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
-		*why = want_dir ? "not a directory" : "not a regular file";
+	if (S_ISLNK(st.st_mode)) {
+		snprintf(why, len, "a symbolic link (refused: want a %s)",
+			 want);
+		return -ELOOP;
+	}
+	if (e->dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+		snprintf(why, len, "not a %s", want);
 		return -ENOTDIR;
 	}
 	if (st.st_uid != geteuid()) {
-		*why = "owned by another user";
+		snprintf(why, len, "owned by uid %u, not by uid %u (us)",
+			 (unsigned)st.st_uid, (unsigned)geteuid());
 		return -EPERM;
 	}
 	if (st.st_mode & 077) {
-		*why = want_dir ? "open to group or others (want mode 0700)"
-				: "open to group or others (want mode 0600)";
+		snprintf(why, len,
+			 "mode %04o: open to group or others (want %04o)",
+			 (unsigned)(st.st_mode & 07777), e->dir ? 0700 : 0600);
 		return -EPERM;
 	}
 	return 0;
 }
 
-int home_check(const char *home, char *pathbuf, size_t len, const char **why)
+int home_check(const char *home, char *path, size_t pathlen, char *why,
+	       size_t whylen)
 {
-	static const char *const subs[] = {"", HOME_STORE_DIR, HOME_TMP_DIR,
-					   "catalog.db"};
+	const size_t n = sizeof(home_entries) / sizeof(home_entries[0]);
 	int rc;
 
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		bool dir = i < 3;
+	for (size_t i = 0; i < n; i++) {
+		const struct home_entry *e = &home_entries[i];
 
-		snprintf(pathbuf, len, "%s%s%s", home, *subs[i] ? "/" : "",
-			 subs[i]);
-		rc = check_private(pathbuf, dir, why);
+		snprintf(path, pathlen, "%s%s%s", home, *e->name ? "/" : "",
+			 e->name);
+		rc = check_private(path, e, why, whylen);
 		if (rc)
 			return rc;
 	}
 	return 0;
+}
+
+int home_sync_subdir(const char *home, const char *sub)
+{
+	char path[PATH_MAX];
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", home, sub);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		rc = -errno;
+	close(fd);
+	return rc;
 }
 
 int home_lock(const char *home)
@@ -113,7 +166,7 @@ int home_lock(const char *home)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/lock", home);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
 	while (flock(fd, LOCK_EX)) {

@@ -24,15 +24,23 @@
 int home_create(const char *home) __attribute__((warn_unused_result));
 
 /*
- * Check that home exists, is a directory owned by the running user and
- * closed to group and others, and so are its catalog and store.  On error
- * *path and *why (static or in pathbuf) say which path and what is wrong.
+ * Check that home exists and is private to the running user: the home and
+ * its folders are directories, catalog.db, audit.db, their -wal and -shm
+ * files, audit.key and the lock are regular files (those that exist: only
+ * catalog.db, store/ and tmp/ must), none a symbolic link, each owned by
+ * the effective uid with no access for group or others.  On error path
+ * says which path and why what is wrong with it, with its mode or owner:
+ * "mode 0644: open to group or others (want 0600)".
  */
-int home_check(const char *home, char *pathbuf, size_t len, const char **why)
-    __attribute__((warn_unused_result));
+int home_check(const char *home, char *path, size_t pathlen, char *why,
+	       size_t whylen) __attribute__((warn_unused_result));
 
 /* Create home/sub (mode 0700) unless it exists; 0 or -errno. */
 int home_subdir(const char *home, const char *sub)
+    __attribute__((warn_unused_result));
+
+/* fsync home/sub, so that renames and unlinks in it are durable. */
+int home_sync_subdir(const char *home, const char *sub)
     __attribute__((warn_unused_result));
 
 /* Take the admin lock (blocking); returns the fd to pass to home_unlock. */

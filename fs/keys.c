@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -55,39 +56,101 @@ int master_key_create(const char *path)
 	return rc;
 }
 
-int master_key_load(const char *path, struct master_key *key, const char **why)
+/*
+ * The key's directory must not let anyone else swap the key: owned by us
+ * or root, and writable by group or others only if sticky (as /tmp is).
+ */
+static int check_key_dir(const char *path, char *why, size_t len)
+{
+	char copy[PATH_MAX];
+	const char *dir;
+	struct stat st;
+
+	if (strlen(path) >= sizeof(copy))
+		return -ENAMETOOLONG;
+	strcpy(copy, path);
+	dir = dirname(copy);
+	if (stat(dir, &st)) {
+		snprintf(why, len, "its directory %s: %s", dir,
+			 strerror(errno));
+		return -errno;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		snprintf(why, len,
+			 "its directory %s is owned by uid %u: anyone but us "
+			 "or root could swap the key",
+			 dir, (unsigned)st.st_uid);
+		return -EPERM;
+	}
+	if ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)) {
+		snprintf(why, len,
+			 "its directory %s has mode %04o: group or others "
+			 "could swap the key",
+			 dir, (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* What makes the opened key file unfit, if anything. */
+static int check_key_file(const struct stat *st, char *why, size_t len)
+{
+	if (!S_ISREG(st->st_mode)) {
+		snprintf(why, len, "not a regular file");
+		return -EPERM;
+	}
+	if (st->st_uid != geteuid()) {
+		snprintf(why, len, "owned by uid %u, not by uid %u (us)",
+			 (unsigned)st->st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (st->st_mode & 077) {
+		snprintf(why, len,
+			 "mode %04o: accessible to group or others (want "
+			 "0600)",
+			 (unsigned)(st->st_mode & 07777));
+		return -EPERM;
+	}
+	if (st->st_size != KEY_LEN) {
+		snprintf(why, len, "not a govfs master key (want %d bytes)",
+			 KEY_LEN);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int master_key_load(const char *path, struct master_key *key, char *why,
+		    size_t len)
 {
 	struct stat st;
 	ssize_t n;
-	int fd, rc = 0;
+	int fd, rc;
 
 	/* O_NONBLOCK: a FIFO put in the key's place must not hang us. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
-		*why = strerror(errno);
-		return -errno;
+		rc = -errno;
+		if (rc == -ELOOP)
+			snprintf(why, len,
+				 "a symbolic link (refused: want a regular "
+				 "file)");
+		else
+			snprintf(why, len, "%s", strerror(-rc));
+		return rc;
 	}
 	if (fstat(fd, &st)) {
 		rc = -errno;
-		*why = strerror(errno);
-	} else if (!S_ISREG(st.st_mode)) {
-		rc = -EPERM;
-		*why = "not a regular file";
-	} else if (st.st_uid != geteuid()) {
-		rc = -EPERM;
-		*why = "owned by another user";
-	} else if (st.st_mode & 077) {
-		rc = -EPERM;
-		*why = "accessible to group or others (want mode 0600)";
-	} else if (st.st_size != KEY_LEN) {
-		rc = -EINVAL;
-		*why = "not a govfs master key (want 32 bytes)";
+		snprintf(why, len, "%s", strerror(-rc));
+	} else {
+		rc = check_key_file(&st, why, len);
 	}
+	if (!rc)
+		rc = check_key_dir(path, why, len);
 	if (!rc) {
 		n = pread(fd, key->bytes, KEY_LEN, 0);
 		if (n != KEY_LEN) {
 			rc = -EIO;
-			*why = "short read";
+			snprintf(why, len, "short read");
 		}
 	}
 	close(fd);

@@ -30,12 +30,14 @@ int master_key_create(const char *path) __attribute__((warn_unused_result));
 
 /*
  * Load the key.  Refuses a symbolic link (-ELOOP), a file that is not a
- * regular file owned by the caller with no group or other access (-EPERM),
- * and a file of the wrong size (-EINVAL).  why is set to a one-line reason on
- * error.
+ * regular file owned by the caller with no group or other access, or whose
+ * directory someone else could write to (-EPERM), and a file of the wrong
+ * size (-EINVAL).  On error why (len bytes) gets a one-line reason, with
+ * the mode or owner at fault: "mode 0640: accessible to group or others
+ * (want 0600)".
  */
-int master_key_load(const char *path, struct master_key *key, const char **why)
-    __attribute__((warn_unused_result));
+int master_key_load(const char *path, struct master_key *key, char *why,
+		    size_t len) __attribute__((warn_unused_result));
 
 /* Fill buf with n cryptographically random bytes; 0 or -EIO. */
 int random_bytes(void *buf, size_t n) __attribute__((warn_unused_result));

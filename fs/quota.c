@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "agreement.h"
 #include "home.h"
 
 #define DAY_BITS 20
@@ -28,6 +29,9 @@ struct quota {
 static int counter_path(const char *home, const char *agreement, char *path,
 			size_t len)
 {
+	/* The id is a file name: never a path to somewhere else. */
+	if (!id_is_valid(agreement))
+		return -EINVAL;
 	if (snprintf(path, len, "%s/%s/%s", home, HOME_QUOTA_DIR, agreement) >=
 	    (int)len)
 		return -ENAMETOOLONG;

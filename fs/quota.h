@@ -17,12 +17,16 @@
 
 struct quota;
 
-/* Map the counter of agreement (creating it, 0600); *out is the caller's. */
+/*
+ * Map the counter of agreement (creating it, 0600); *out is the caller's.
+ * -EINVAL if agreement is not a valid id (it names a file: never a path).
+ */
 int quota_open(const char *home, const char *agreement, struct quota **out)
     __attribute__((warn_unused_result));
 void quota_close(struct quota *q);
 
-/* Remove the counter of agreement (revoke); 0 if there was none. */
+/* Remove the counter of agreement (revoke); 0 if there was none,
+ * -EINVAL if agreement is not a valid id. */
 int quota_remove(const char *home, const char *agreement)
     __attribute__((warn_unused_result));
 

@@ -496,6 +496,16 @@ static int read_footer(struct store *s, const struct store_info *expect,
 		return -EIO;
 	*index_offset = get_u64(footer);
 	s->info = *expect;
+	/*
+	 * Neither the footer nor the catalog is sealed: bound their figures
+	 * by what the file can hold (each block takes an index entry and a
+	 * tag at least) before any sum that could wrap or any allocation
+	 * they size.
+	 */
+	if (*index_offset > (uint64_t)st.st_size ||
+	    expect->nblocks > ((uint64_t)st.st_size - HEADER_LEN - FOOTER_LEN) /
+				  (INDEX_ENTRY_LEN + AEAD_TAG_LEN))
+		return -EIO;
 	if (get_u32(footer + 8) != expect->nblocks ||
 	    get_u64(footer + 16) != expect->nrows ||
 	    get_u64(footer + 24) != expect->raw_bytes ||
@@ -563,7 +573,8 @@ int store_open(struct store **out, const char *path, const uint8_t key[KEY_LEN],
 	if (!s)
 		return -ENOMEM;
 	memcpy(s->key, key, KEY_LEN);
-	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* The catalog names a file in store/, never a link out of it. */
+	s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (s->fd < 0) {
 		rc = -errno;
 		free(s);

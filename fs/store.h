@@ -79,7 +79,8 @@ struct store {
 
 /*
  * Open path and check it against what the catalog recorded in expect
- * (file id, blocks, rows, size).  -EIO if anything disagrees.
+ * (file id, blocks, rows, size).  -EIO if anything disagrees, -ELOOP if
+ * path is a symbolic link.
  */
 int store_open(struct store **out, const char *path, const uint8_t key[KEY_LEN],
 	       const struct store_info *expect)

@@ -1084,8 +1084,7 @@ int agreement_parse(const char *text, size_t len, struct agreement *out,
 	if (!root && json_error_code(&jerr) == json_error_out_of_memory)
 		return nomem(err);
 	if (!root)
-		return perr_set(err, "line %d, column %d: %s", jerr.line,
-				jerr.column, jerr.text);
+		return jsonpath_parse_error(err, &jerr);
 	rc = parse_agreement(root, &tmp, err);
 	json_decref(root);
 	if (rc) {

@@ -28,6 +28,25 @@ const char *text_quote(char *buf, const char *s)
 	return buf;
 }
 
+int jsonpath_parse_error(struct perr *err, const json_error_t *jerr)
+{
+	char text[sizeof(jerr->text) * 4];
+	size_t o = 0;
+
+	for (const char *p = jerr->text; *p && o + 5 < sizeof(text); p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(text + o, sizeof(text) - o,
+					      "\\x%02x", c);
+		else
+			text[o++] = (char)c;
+	}
+	text[o] = '\0';
+	return perr_set(err, "line %d, column %d: %s", jerr->line, jerr->column,
+			text);
+}
+
 /* Whether key can be written after a dot in a JSON path. */
 static bool key_is_plain(const char *key)
 {

@@ -26,6 +26,13 @@
  */
 const char *text_quote(char *buf, const char *s);
 
+/*
+ * Report a document jansson could not parse: "line L, column C: what",
+ * with the control bytes of jansson's text (which quotes the input near
+ * the fault, newlines included) written \xHH.  Returns -EINVAL.
+ */
+int jsonpath_parse_error(struct perr *err, const json_error_t *jerr);
+
 /* The path of member key of the object at base: "$.a.b" or "$.a['b c']";
  * dst holds JSONPATH_LEN bytes. */
 void jsonpath_key(char *dst, const char *base, const char *key);

@@ -143,8 +143,7 @@ int schema_from_json(const char *text, size_t len, struct schema *out,
 	if (!root && json_error_code(&jerr) == json_error_out_of_memory)
 		goto out_nomem;
 	if (!root)
-		return perr_set(err, "line %d, column %d: %s", jerr.line,
-				jerr.column, jerr.text);
+		return jsonpath_parse_error(err, &jerr);
 	rc = parse_root(root, &tmp, err);
 	json_decref(root);
 	if (rc == -ENOMEM)

@@ -621,6 +621,8 @@ int cmd_agreement(int argc, char **argv)
 	if (npos != (strcmp(verb, "show") ? 0 : 1))
 		return usage_error("usage: agreement list [--json] | agreement "
 				   "show ID [--json]");
+	if (npos && check_id("agreement", pos[0]))
+		return EXIT_REFUSED;
 	rc = ctl_open(&ctl, CTL_READ);
 	if (rc)
 		return rc;

@@ -1,16 +1,21 @@
 /*
- * cmd_dataset: `govfsctl dataset add|list|show|grade`.  Ingest itself is in
- * ingest.c; this file parses the verbs and prints the catalog.
+ * cmd_dataset: `govfsctl dataset add|list|show|grade|drop`.  Ingest itself
+ * is in ingest.c; this file parses the verbs, prints the catalog, regrades
+ * columns and drops datasets.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agreement.h"
 #include "audit.h"
 #include "clock.h"
 #include "govfsctl.h"
+#include "home.h"
+#include "jsonpath.h"
 #include "schema.h"
 
 enum { OPT_FILE = 256, OPT_SCHEMA, OPT_TITLE, OPT_PROVIDER };
@@ -280,7 +285,7 @@ static int regrade_versions(struct ctl *ctl, const char *id, const char *column,
 
 static int dataset_grade(struct ctl *ctl, char **pos)
 {
-	char reason[512];
+	char reason[512], q[QUOTE_LEN];
 	struct dataset_version latest;
 	struct schema s;
 	long level, col;
@@ -298,7 +303,8 @@ static int dataset_grade(struct ctl *ctl, char **pos)
 	col = schema_find(&s, pos[1]);
 	if (col < 0) {
 		schema_release(&s);
-		return fail("%s: no column '%s'", pos[0], pos[1]);
+		return fail("%s: no column '%s'", pos[0],
+			    text_quote(q, pos[1]));
 	}
 	s.cols[col].level = (int)level;
 	rc = check_agreements_with(ctl, pos[0], &s);
@@ -316,8 +322,137 @@ static int dataset_grade(struct ctl *ctl, char **pos)
 	}
 	printf("%s: column '%s' graded %ld\n", pos[0], pos[1], level);
 	snprintf(reason, sizeof(reason), "dataset %s column %s graded %ld",
-		 pos[0], pos[1], level);
+		 pos[0], text_quote(q, pos[1]), level);
 	return record_admin_action(ctl, "dataset.grade", NULL, AUDIT_NULL,
+				   reason);
+}
+
+/*
+ * The agreements, not revoked, whose current revision names dataset id:
+ * their ids, comma-separated, into names (cut short if long); *n of them.
+ */
+static int agreements_naming(struct ctl *ctl, const char *id, char *names,
+			     size_t len, size_t *n)
+{
+	struct agreement_record *all;
+	size_t count;
+	int rc = catalog_agreement_list(ctl->cat, &all, &count);
+
+	if (rc)
+		return fail("catalog: %s", strerror(-rc));
+	names[0] = '\0';
+	*n = 0;
+	for (size_t i = 0; i < count && !rc; i++) {
+		struct agreement agr;
+		size_t used = strlen(names);
+
+		if (!strcmp(all[i].state, "revoked"))
+			continue;
+		if (agreement_from_record(&all[i], &agr)) {
+			rc = fail("agreement '%s': stored revision unreadable",
+				  all[i].id);
+			break;
+		}
+		if (agreement_find_dataset(&agr, id)) {
+			snprintf(names + used, len - used, "%s'%s'",
+				 *n ? ", " : "", all[i].id);
+			(*n)++;
+		}
+		agreement_release(&agr);
+	}
+	agreement_records_free(all, count);
+	return rc;
+}
+
+/* Delete the dataset from the catalog in one transaction, if nothing
+ * names it; d says what went. */
+static int drop_from_catalog(struct ctl *ctl, const char *id,
+			     struct dataset_drop *d)
+{
+	char names[512];
+	size_t n = 0;
+	int rc = catalog_begin(ctl->cat);
+
+	if (rc)
+		return fail("catalog: %s", catalog_errmsg(ctl->cat));
+	rc = agreements_naming(ctl, id, names, sizeof(names), &n);
+	if (!rc && n)
+		rc = fail("dataset '%s': refused: named by agreement%s %s "
+			  "(revoke %s or remove the dataset from %s first)",
+			  id, n == 1 ? "" : "s", names, n == 1 ? "it" : "them",
+			  n == 1 ? "it" : "them");
+	if (!rc) {
+		rc = catalog_dataset_drop(ctl->cat, id, d);
+		if (rc == -ENOENT)
+			rc = fail("no such dataset '%s'", id);
+		else if (rc)
+			rc = fail("catalog: %s", catalog_errmsg(ctl->cat));
+	}
+	if (!rc && catalog_commit(ctl->cat)) {
+		dataset_drop_release(d);
+		rc = fail("catalog: %s", catalog_errmsg(ctl->cat));
+	}
+	if (rc)
+		catalog_rollback(ctl->cat);
+	return rc;
+}
+
+/* Unlink the dropped store files; how many could not be. */
+static size_t remove_store_files(struct ctl *ctl, const struct dataset_drop *d)
+{
+	char path[PATH_MAX];
+	size_t failed = 0;
+	int rc;
+
+	for (size_t i = 0; i < d->nfiles; i++) {
+		snprintf(path, sizeof(path), "%s/%s", ctl->home, d->files[i]);
+		if (unlink(path) && errno != ENOENT) {
+			fprintf(stderr, "govfsctl: %s: %s\n", path,
+				strerror(errno));
+			failed++;
+		}
+	}
+	/* The unlinks are made; only their durability is in doubt. */
+	rc = home_sync_subdir(ctl->home, HOME_STORE_DIR);
+	if (rc)
+		fprintf(stderr, "govfsctl: %s/%s: cannot sync: %s\n", ctl->home,
+			HOME_STORE_DIR, strerror(-rc));
+	return failed;
+}
+
+static int dataset_drop(struct ctl *ctl, const char *id)
+{
+	struct dataset_drop d;
+	char reason[256], bytes[32];
+	size_t left;
+	int rc = drop_from_catalog(ctl, id, &d);
+
+	if (rc)
+		return rc;
+	/* The keys are gone from the catalog; now from its log too. */
+	if (catalog_checkpoint(ctl->cat))
+		fprintf(stderr,
+			"govfsctl: %s/catalog.db-wal: busy; the wrapped keys "
+			"stay in it until its next checkpoint\n",
+			ctl->home);
+	left = remove_store_files(ctl, &d);
+	human_bytes(d.stored_bytes, bytes, sizeof(bytes));
+	printf("dataset %s dropped: %zu version%s, %s deleted (%zu data "
+	       "key%s crypto-shredded), %zu size ind%s\n",
+	       id, d.versions, d.versions == 1 ? "" : "s", bytes, d.versions,
+	       d.versions == 1 ? "" : "s", d.size_indexes,
+	       d.size_indexes == 1 ? "ex" : "exes");
+	if (left)
+		printf("%zu store file%s left behind: unreadable without "
+		       "%s key; the next change removes %s\n",
+		       left, left == 1 ? "" : "s", left == 1 ? "its" : "their",
+		       left == 1 ? "it" : "them");
+	snprintf(reason, sizeof(reason),
+		 "dataset %s: %zu version%s, %llu bytes deleted", id,
+		 d.versions, d.versions == 1 ? "" : "s",
+		 (unsigned long long)d.stored_bytes);
+	dataset_drop_release(&d);
+	return record_admin_action(ctl, "dataset.drop", NULL, AUDIT_NULL,
 				   reason);
 }
 
@@ -325,14 +460,15 @@ int cmd_dataset(int argc, char **argv)
 {
 	struct ctl ctl = {0};
 	const char *verb = argc > 1 ? argv[1] : "";
+	bool change = !strcmp(verb, "grade") || !strcmp(verb, "drop");
 	char *pos[3];
 	int npos, rc;
 
 	if (!strcmp(verb, "add"))
 		return dataset_add(argc - 1, argv + 1);
-	if (strcmp(verb, "list") && strcmp(verb, "show") &&
-	    strcmp(verb, "grade"))
-		return usage_error("usage: dataset add|list|show|grade ...");
+	if (strcmp(verb, "list") && strcmp(verb, "show") && !change)
+		return usage_error(
+		    "usage: dataset add|list|show|grade|drop ...");
 	rc = ctl_parse(&ctl, argc - 1, argv + 1, NULL, NULL, NULL, pos, 3,
 		       &npos);
 	if (rc)
@@ -343,15 +479,21 @@ int cmd_dataset(int argc, char **argv)
 		return usage_error("usage: dataset show ID [--json]");
 	if (!strcmp(verb, "grade") && npos != 3)
 		return usage_error("usage: dataset grade ID COLUMN LEVEL");
-	rc = ctl_open(&ctl, strcmp(verb, "grade") ? CTL_READ : CTL_CHANGE);
+	if (!strcmp(verb, "drop") && npos != 1)
+		return usage_error("usage: dataset drop ID");
+	if (npos && check_id("dataset", pos[0]))
+		return EXIT_REFUSED;
+	rc = ctl_open(&ctl, change ? CTL_CHANGE : CTL_READ);
 	if (rc)
 		return rc;
 	if (!strcmp(verb, "list"))
 		rc = dataset_list(&ctl);
 	else if (!strcmp(verb, "show"))
 		rc = dataset_show(&ctl, pos[0]);
-	else
+	else if (!strcmp(verb, "grade"))
 		rc = dataset_grade(&ctl, pos);
+	else
+		rc = dataset_drop(&ctl, pos[0]);
 	ctl_close(&ctl);
 	return rc;
 }

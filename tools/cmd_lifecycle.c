@@ -241,6 +241,12 @@ static int change_state(struct ctl *ctl, const struct lifecycle_args *a,
 		agreement_record_release(&rec);
 		return rc;
 	}
+	/* The pseudonym key is gone from the catalog; now from its log. */
+	if (revoke && catalog_checkpoint(ctl->cat))
+		fprintf(stderr,
+			"govfsctl: %s/catalog.db-wal: busy; the wrapped key "
+			"stays in it until its next checkpoint\n",
+			ctl->home);
 	rc = cut_mounts(ctl, id, !strcmp(a->verb, "resume") ? "resumed" : to,
 			start_ms);
 	if (revoke) {
@@ -281,6 +287,8 @@ int agreement_lifecycle(int argc, char **argv)
 	if (strcmp(a.verb, "resume") && (!a.reason || !a.reason[0]))
 		return usage_error("agreement %s: --reason TEXT is required",
 				   a.verb);
+	if (check_id("agreement", pos[0]))
+		return EXIT_REFUSED;
 	rc = ctl_open(&ctl, CTL_STATE);
 	if (rc)
 		return rc;

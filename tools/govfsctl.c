@@ -22,7 +22,7 @@ static const char usage_text[] =
     "  dataset add ID --file F.csv [--schema S.json] [--title T] "
     "[--provider P]\n"
     "  dataset list [--json] | dataset show ID [--json]\n"
-    "  dataset grade ID COLUMN LEVEL\n"
+    "  dataset grade ID COLUMN LEVEL | dataset drop ID\n"
     "  agreement apply FILE.json [--dry-run]\n"
     "  agreement list [--json] | agreement show ID [--json]\n"
     "  agreement suspend ID --reason TEXT | agreement resume ID "
@@ -38,15 +38,14 @@ static const char usage_text[] =
 int ctl_open(struct ctl *ctl, enum ctl_mode mode)
 {
 	bool write = mode == CTL_CHANGE;
-	char path[PATH_MAX];
-	const char *why;
+	char path[PATH_MAX], why[256];
 	int rc;
 
 	ctl->lock_fd = -1;
 	ctl->cat = NULL;
-	if (home_check(ctl->home, path, sizeof(path), &why))
+	if (home_check(ctl->home, path, sizeof(path), why, sizeof(why)))
 		return fail("%s: %s", path, why);
-	if (master_key_load(ctl->key_file, &ctl->mk, &why))
+	if (master_key_load(ctl->key_file, &ctl->mk, why, sizeof(why)))
 		return fail("%s: %s", ctl->key_file, why);
 	if (write) {
 		ctl->lock_fd = home_lock(ctl->home);
@@ -155,17 +154,24 @@ int ctl_parse(struct ctl *ctl, int argc, char **argv, const struct option *own,
 				return EXIT_USAGE;
 		}
 	}
+	/* What follows "--" is positional, even if it starts with '-'. */
+	for (; optind < argc; optind++) {
+		if (*npos == max_pos)
+			return usage_error("unexpected argument '%s'",
+					   argv[optind]);
+		pos[(*npos)++] = argv[optind];
+	}
 	return 0;
 }
 
 static int init_key(const char *key_file)
 {
 	struct master_key mk;
-	const char *why;
+	char why[256];
 	int rc = master_key_create(key_file);
 
 	if (rc == -EEXIST) {
-		if (master_key_load(key_file, &mk, &why))
+		if (master_key_load(key_file, &mk, why, sizeof(why)))
 			return fail("%s: %s", key_file, why);
 		memset(&mk, 0, sizeof(mk));
 		return 0;

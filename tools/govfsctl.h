@@ -51,7 +51,8 @@ typedef int (*opt_fn)(void *ctx, int opt, const char *arg);
 /*
  * Parse a verb's arguments (argv[0] is the verb): --home, --key-file and
  * --json go into ctl, the verb's own options (ids >= 256) to on_opt, and
- * up to max_pos positional arguments into pos.  0 or EXIT_USAGE.
+ * up to max_pos positional arguments (all after "--") into pos.  0 or
+ * EXIT_USAGE.
  */
 int ctl_parse(struct ctl *ctl, int argc, char **argv, const struct option *own,
 	      opt_fn on_opt, void *ctx, char **pos, int max_pos, int *npos);
@@ -63,6 +64,13 @@ bool parse_long(const char *s, long min, long max, long *out);
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print "govfsctl: <message>" on stderr; returns EXIT_USAGE. */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Refuse an id from the command line that does not follow SPEC's id
+ * pattern (what: "dataset" or "agreement"), quoting it safely: one line
+ * whatever it holds.  0 or EXIT_REFUSED.
+ */
+int check_id(const char *what, const char *id);
 
 /* Print a JSON value on stdout (indented), then a newline.  Steals v. */
 int print_json(json_t *v);

@@ -532,7 +532,8 @@ static int ingest_locked(struct ctl *ctl, struct ingest *in, int fd)
 		unlink(p.tmp);
 		return fail("out of memory");
 	}
-	if (rename(p.tmp, p.final) || fsync_dir(ctl->home, HOME_STORE_DIR)) {
+	if (rename(p.tmp, p.final) ||
+	    home_sync_subdir(ctl->home, HOME_STORE_DIR)) {
 		rc = fail("%s: %s", p.final, strerror(errno));
 		unlink(p.tmp);
 		goto out_free;
@@ -560,9 +561,8 @@ int ingest_dataset(struct ctl *ctl, const struct ingest_args *args)
 	struct ingest in = {.args = args};
 	int fd, rc;
 
-	if (!id_is_valid(args->id))
-		return fail("dataset id '%s': want [a-z0-9][a-z0-9._-]{0,63}",
-			    args->id);
+	if (check_id("dataset", args->id))
+		return EXIT_REFUSED;
 	if (args->schema_file) {
 		rc = load_declared_schema(&in);
 		if (rc)

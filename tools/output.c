@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "govfsctl.h"
+#include "jsonpath.h"
 
 static void vreport(const char *fmt, va_list ap)
 {
@@ -33,6 +34,16 @@ int usage_error(const char *fmt, ...)
 	vreport(fmt, ap);
 	va_end(ap);
 	return EXIT_USAGE;
+}
+
+int check_id(const char *what, const char *id)
+{
+	char q[QUOTE_LEN];
+
+	if (id_is_valid(id))
+		return 0;
+	return fail("%s id '%s': want [a-z0-9][a-z0-9._-]{0,63}", what,
+		    text_quote(q, id));
 }
 
 int print_json(json_t *v)

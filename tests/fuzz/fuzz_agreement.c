@@ -1,6 +1,7 @@
 /*
  * libFuzzer target for policy/agreement: agreement_parse on the input
- * bytes; an agreement that parses is checked against a fixed catalog of
+ * bytes; a refusal must be one line with no control byte; an agreement
+ * that parses is checked against a fixed catalog of
  * two datasets, its rules are written back as text (which must parse to
  * the same rule), bucket widths are applied to a few values, and its row
  * filters are compiled against the dataset's schema and evaluated.
@@ -101,8 +102,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct agreement agr;
 	struct perr err;
 
-	if (agreement_parse((const char *)data, size, &agr, &err) != 0)
+	if (agreement_parse((const char *)data, size, &agr, &err) != 0) {
+		/* A refusal is one line, with nothing a terminal acts on. */
+		for (const char *p = err.msg; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				abort();
 		return 0;
+	}
 	(void)agreement_check(&agr, lookup, NULL, &err);
 	for (size_t i = 0; i < agr.ndatasets; i++) {
 		const struct agreement_dataset *ds = &agr.datasets[i];

@@ -715,6 +715,10 @@ static void test_raw_text_refusals(void **state)
 			 -EINVAL);
 	assert_true(strncmp(err.msg, "line 3, column ", 15) == 0);
 	assert_empty(&agr);
+	/* jansson's text quotes the input raw: no newline may get through. */
+	assert_int_equal(parse("{\"id\": \"a\\u00\n\"}", &agr, &err), -EINVAL);
+	assert_null(strchr(err.msg, '\n'));
+	assert_non_null(strstr(err.msg, "\\x0a"));
 
 	/* a key given twice is refused, not silently overridden */
 	assert_true(asprintf(&dup, "{\"id\": \"b\", %s", spec_policy + 1) > 0);
@@ -1426,6 +1430,16 @@ static void test_ids(void **state)
 	assert_false(id_is_valid("a b"));
 	assert_false(id_is_valid("a/b"));
 	assert_false(id_is_valid("caf\xc3\xa9"));
+	/* Hostile: paths, control bytes and look-alikes of valid ids. */
+	assert_false(id_is_valid("../x"));
+	assert_false(id_is_valid("x/.."));
+	assert_false(id_is_valid("/etc"));
+	assert_false(id_is_valid("a\nb"));
+	assert_false(id_is_valid("a\x1b[2J"));
+	assert_false(id_is_valid("\xef\xbd\x81gr"));  /* fullwidth a */
+	assert_false(id_is_valid("\xd0\xb0gr"));      /* Cyrillic a */
+	assert_false(id_is_valid("agr\xe2\x80\x8b")); /* zero-width space */
+	assert_false(id_is_valid("pengu\xc4\xb1ns")); /* dotless i */
 
 	memset(id, 'a', 64);
 	id[64] = '\0';

@@ -1,9 +1,12 @@
 /*
  * test_catalog: the SQLite catalog backend through its interface: create
  * and reopen, dataset versions, agreement revisions, size indexes and view
- * results with their pruning, and transactions that roll back whole.
+ * results with their pruning, transactions that roll back whole, and
+ * dropping a dataset so that no copy of its wrapped keys is left in
+ * catalog.db or its log.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <fcntl.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -358,6 +363,159 @@ static void test_data_version_moves_on_foreign_commit(void **state)
 	catalog_close(reader);
 }
 
+/* A wrapped key that cannot occur by chance: the dataset's id, repeated. */
+static void mark_key(struct dataset_version *v, const char *id, char fill)
+{
+	for (size_t i = 0; i < WRAPPED_KEY_LEN; i++)
+		v->wrapped_key[i] = i % 8 ? (uint8_t)fill : (uint8_t)id[0];
+}
+
+/* Whether file dir/name holds the bytes of needle (absent file: no). */
+static bool file_holds(const char *dir, const char *name, const uint8_t *needle,
+		       size_t len)
+{
+	char path[256];
+	struct stat st;
+	uint8_t *data;
+	bool found;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	assert_int_equal(fstat(fd, &st), 0);
+	data = malloc((size_t)st.st_size + 1);
+	assert_non_null(data);
+	assert_int_equal(read(fd, data, (size_t)st.st_size), st.st_size);
+	close(fd);
+	found = memmem(data, (size_t)st.st_size, needle, len) != NULL;
+	free(data);
+	return found;
+}
+
+static void add_two_datasets(struct fixture *f, uint8_t dropped_key[],
+			     uint8_t kept_key[])
+{
+	uint64_t blocks[1] = {10};
+	struct size_index si = {
+	    .rows = 1, .nblocks = 1, .block_bytes = blocks, .total_bytes = 10};
+	struct dataset_version v;
+
+	make_version(&v, "d", "store/d1.gvs", 10);
+	mark_key(&v, "d", 'K');
+	memcpy(dropped_key, v.wrapped_key, WRAPPED_KEY_LEN);
+	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
+	make_version(&v, "d", "store/d2.gvs", 20);
+	v.store.file_bytes = 1000;
+	mark_key(&v, "d", 'L');
+	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
+	make_version(&v, "e", "store/e1.gvs", 5);
+	mark_key(&v, "e", 'M');
+	memcpy(kept_key, v.wrapped_key, WRAPPED_KEY_LEN);
+	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
+	assert_int_equal(catalog_size_index_put(f->cat, "agr", 1, "d", 2, &si),
+			 0);
+	assert_int_equal(catalog_size_index_put(f->cat, "agr", 1, "e", 1, &si),
+			 0);
+}
+
+static void test_drop_deletes_every_version(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t dropped[WRAPPED_KEY_LEN], kept[WRAPPED_KEY_LEN];
+	struct dataset_version got, *all;
+	struct size_index si;
+	struct dataset_drop d;
+	size_t n;
+
+	add_two_datasets(f, dropped, kept);
+	assert_int_equal(catalog_begin(f->cat), 0);
+	assert_int_equal(catalog_dataset_drop(f->cat, "d", &d), 0);
+	assert_int_equal(catalog_commit(f->cat), 0);
+	assert_int_equal(d.versions, 2);
+	assert_int_equal(d.stored_bytes, 123 + 1000);
+	assert_int_equal(d.size_indexes, 1);
+	assert_int_equal(d.nfiles, 2);
+	assert_string_equal(d.files[0], "store/d1.gvs");
+	assert_string_equal(d.files[1], "store/d2.gvs");
+	dataset_drop_release(&d);
+	assert_int_equal(catalog_dataset_latest(f->cat, "d", &got), -ENOENT);
+	assert_int_equal(catalog_size_index_get(f->cat, "agr", 1, "d", 2, &si),
+			 -ENOENT);
+	/* The other dataset is untouched, and the dropped one is gone from
+	 * the list, not left as an empty entry. */
+	assert_int_equal(catalog_size_index_get(f->cat, "agr", 1, "e", 1, &si),
+			 0);
+	size_index_release(&si);
+	assert_int_equal(catalog_dataset_list(f->cat, &all, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(all[0].dataset, "e");
+	assert_memory_equal(all[0].wrapped_key, kept, WRAPPED_KEY_LEN);
+	dataset_versions_free(all, n);
+	/* A dataset of the same id starts again at version 1. */
+	make_version(&got, "d", "store/d3.gvs", 1);
+	assert_int_equal(catalog_dataset_add_version(f->cat, &got), 0);
+	assert_int_equal(got.version, 1);
+}
+
+static void test_drop_unknown_dataset(void **state)
+{
+	struct fixture *f = *state;
+	struct dataset_drop d;
+
+	assert_int_equal(catalog_dataset_drop(f->cat, "nope", &d), -ENOENT);
+	assert_int_equal(d.nfiles, 0);
+	assert_null(d.files);
+}
+
+static void test_drop_rolled_back_keeps_everything(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t dropped[WRAPPED_KEY_LEN], kept[WRAPPED_KEY_LEN];
+	struct dataset_version *all;
+	struct dataset_drop d;
+	size_t n;
+
+	add_two_datasets(f, dropped, kept);
+	assert_int_equal(catalog_begin(f->cat), 0);
+	assert_int_equal(catalog_dataset_drop(f->cat, "d", &d), 0);
+	dataset_drop_release(&d);
+	catalog_rollback(f->cat);
+	assert_int_equal(catalog_dataset_versions(f->cat, "d", &all, &n), 0);
+	assert_int_equal(n, 2);
+	assert_memory_equal(all[0].wrapped_key, dropped, WRAPPED_KEY_LEN);
+	dataset_versions_free(all, n);
+}
+
+static void test_drop_leaves_no_copy_of_the_keys(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t dropped[WRAPPED_KEY_LEN], kept[WRAPPED_KEY_LEN];
+	struct catalog *reader;
+	struct dataset_drop d;
+	int64_t version;
+
+	add_two_datasets(f, dropped, kept);
+	/* A daemon has the catalog open, as in real life. */
+	assert_int_equal(catalog_open(f->dir, true, &reader), 0);
+	assert_int_equal(catalog_data_version(reader, &version), 0);
+	assert_true(
+	    file_holds(f->dir, "catalog.db-wal", dropped, sizeof(dropped)));
+	assert_int_equal(catalog_begin(f->cat), 0);
+	assert_int_equal(catalog_dataset_drop(f->cat, "d", &d), 0);
+	assert_int_equal(catalog_commit(f->cat), 0);
+	dataset_drop_release(&d);
+	assert_int_equal(catalog_checkpoint(f->cat), 0);
+	assert_false(
+	    file_holds(f->dir, "catalog.db", dropped, sizeof(dropped)));
+	assert_false(
+	    file_holds(f->dir, "catalog.db-wal", dropped, sizeof(dropped)));
+	/* What was kept is still there to be found. */
+	assert_true(file_holds(f->dir, "catalog.db", kept, sizeof(kept)));
+	catalog_close(reader);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +538,14 @@ int main(void)
 		test_view_results_table_added_on_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_data_version_moves_on_foreign_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drop_deletes_every_version,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drop_unknown_dataset, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_drop_rolled_back_keeps_everything, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_drop_leaves_no_copy_of_the_keys, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /*
  * test_home: the layout of a home (home_create), the checks that it is
- * private (home_check: each path, each reason), the admin lock held
+ * private (home_check: each path, symbolic links, each reason with the mode
+ * or owner at fault), the admin lock held
  * across processes (home_lock), the clean-up of leftovers (home_cleanup)
  * and the identity written into the catalog (admin_identity).
  */
@@ -197,11 +198,11 @@ static void test_create_missing_parent(void **state)
 static void assert_check(const struct fixture *f, int want_rc,
 			 const char *want_sub, const char *want_why)
 {
-	char pathbuf[PATH_MAX], want_path[PATH_MAX];
-	const char *why = NULL;
+	char pathbuf[PATH_MAX], want_path[PATH_MAX], why[256] = "";
 
-	assert_int_equal(home_check(f->home, pathbuf, sizeof(pathbuf), &why),
-			 want_rc);
+	assert_int_equal(
+	    home_check(f->home, pathbuf, sizeof(pathbuf), why, sizeof(why)),
+	    want_rc);
 	if (!want_rc)
 		return;
 	if (*want_sub)
@@ -209,12 +210,16 @@ static void assert_check(const struct fixture *f, int want_rc,
 	else
 		snprintf(want_path, sizeof(want_path), "%s", f->home);
 	assert_string_equal(pathbuf, want_path);
-	assert_non_null(why);
 	assert_string_equal(why, want_why);
 }
 
-static const char dir_open[] = "open to group or others (want mode 0700)";
-static const char file_open[] = "open to group or others (want mode 0600)";
+/* The reason home_check gives for a path of the mode. */
+static const char *mode_why(mode_t mode, bool dir, char *buf, size_t len)
+{
+	snprintf(buf, len, "mode %04o: open to group or others (want %s)",
+		 (unsigned)mode, dir ? "0700" : "0600");
+	return buf;
+}
 
 static void test_check_accepts_private_home(void **state)
 {
@@ -265,7 +270,47 @@ static void test_check_refuses_symlinked_home(void **state)
 	snprintf(real, sizeof(real), "%s/real", f->dir);
 	assert_int_equal(home_create(real), 0);
 	assert_int_equal(symlink(real, f->home), 0);
-	assert_check(f, -ENOTDIR, "", "not a directory");
+	assert_check(f, -ELOOP, "",
+		     "a symbolic link (refused: want a directory)");
+}
+
+/* Replace sub of a good home by a link to a private copy: refused. */
+static void expect_link_refused(const struct fixture *f, const char *sub,
+				bool dir)
+{
+	char path[PATH_MAX], target[PATH_MAX], why[128];
+
+	path_in(f, sub, path, sizeof(path));
+	snprintf(target, sizeof(target), "%s/elsewhere", f->dir);
+	if (dir)
+		assert_int_equal(mkdir(target, 0700), 0);
+	else
+		touch(target);
+	if (exists(path))
+		assert_int_equal(dir ? rmdir(path) : unlink(path), 0);
+	assert_int_equal(symlink(target, path), 0);
+	snprintf(why, sizeof(why), "a symbolic link (refused: want a %s)",
+		 dir ? "directory" : "regular file");
+	assert_check(f, -ELOOP, sub, why);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rename(target, path), 0);
+	assert_check(f, 0, NULL, NULL);
+}
+
+static void test_check_refuses_symlinks_inside(void **state)
+{
+	static const char *const files[] = {
+	    "catalog.db",   "catalog.db-wal", "catalog.db-shm", "audit.db",
+	    "audit.db-wal", "audit.db-shm",   "audit.key",	"lock"};
+	static const char *const dirs[] = {HOME_STORE_DIR, HOME_TMP_DIR,
+					   HOME_RUN_DIR, HOME_QUOTA_DIR};
+	struct fixture *f = *state;
+
+	make_home(f);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		expect_link_refused(f, dirs[i], true);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		expect_link_refused(f, files[i], false);
 }
 
 static void test_check_catalog_not_a_file(void **state)
@@ -281,9 +326,9 @@ static void test_check_catalog_not_a_file(void **state)
 
 /* Open one path of a good home to group or others: refused, named. */
 static void expect_mode_refused(const struct fixture *f, const char *sub,
-				mode_t mode, const char *why)
+				mode_t mode)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], why[128];
 	mode_t good;
 
 	if (*sub)
@@ -292,7 +337,8 @@ static void expect_mode_refused(const struct fixture *f, const char *sub,
 		snprintf(path, sizeof(path), "%s", f->home);
 	good = mode_of(path);
 	assert_int_equal(chmod(path, mode), 0);
-	assert_check(f, -EPERM, sub, why);
+	assert_check(f, -EPERM, sub,
+		     mode_why(mode, is_dir(path), why, sizeof(why)));
 	assert_int_equal(chmod(path, good), 0);
 	assert_check(f, 0, NULL, NULL);
 }
@@ -302,15 +348,43 @@ static void test_check_group_and_other_bits(void **state)
 	struct fixture *f = *state;
 
 	make_home(f);
-	expect_mode_refused(f, "", 0750, dir_open);
-	expect_mode_refused(f, "", 0701, dir_open);
-	expect_mode_refused(f, HOME_STORE_DIR, 0710, dir_open);
-	expect_mode_refused(f, HOME_STORE_DIR, 0705, dir_open);
-	expect_mode_refused(f, HOME_TMP_DIR, 0770, dir_open);
-	expect_mode_refused(f, HOME_TMP_DIR, 0702, dir_open);
-	expect_mode_refused(f, "catalog.db", 0640, file_open);
-	expect_mode_refused(f, "catalog.db", 0604, file_open);
-	expect_mode_refused(f, "catalog.db", 0620, file_open);
+	expect_mode_refused(f, "", 0750);
+	expect_mode_refused(f, "", 0701);
+	expect_mode_refused(f, HOME_STORE_DIR, 0710);
+	expect_mode_refused(f, HOME_STORE_DIR, 0705);
+	expect_mode_refused(f, HOME_TMP_DIR, 0770);
+	expect_mode_refused(f, HOME_TMP_DIR, 0702);
+	expect_mode_refused(f, HOME_RUN_DIR, 0755);
+	expect_mode_refused(f, HOME_QUOTA_DIR, 0711);
+	expect_mode_refused(f, "catalog.db", 0640);
+	expect_mode_refused(f, "catalog.db", 0604);
+	expect_mode_refused(f, "catalog.db", 0620);
+}
+
+/* The audit log, its key, the databases' logs and the lock, once there. */
+static void test_check_optional_files(void **state)
+{
+	static const char *const files[] = {
+	    "catalog.db-wal", "catalog.db-shm", "audit.db", "audit.db-wal",
+	    "audit.db-shm",   "audit.key",	"lock"};
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+
+	make_home(f);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		path_in(f, files[i], path, sizeof(path));
+		if (!exists(path))
+			touch(path);
+		expect_mode_refused(f, files[i], 0644);
+		expect_mode_refused(f, files[i], 0660);
+		expect_mode_refused(f, files[i], 0606);
+		assert_int_equal(unlink(path), 0);
+		assert_int_equal(mkdir(path, 0700), 0);
+		assert_check(f, -ENOTDIR, files[i], "not a regular file");
+		assert_int_equal(rmdir(path), 0);
+	}
+	/* Absent, they are no fault: the home is as init makes it. */
+	assert_check(f, 0, NULL, NULL);
 }
 
 static void test_check_owner(void **state)
@@ -326,10 +400,11 @@ static void test_check_owner(void **state)
 	make_home(f);
 	path_in(f, "catalog.db", path, sizeof(path));
 	assert_int_equal(chown(path, 65534, (gid_t)-1), 0);
-	assert_check(f, -EPERM, "catalog.db", "owned by another user");
+	assert_check(f, -EPERM, "catalog.db",
+		     "owned by uid 65534, not by uid 0 (us)");
 	assert_int_equal(chown(path, geteuid(), (gid_t)-1), 0);
 	assert_int_equal(chown(f->home, 65534, (gid_t)-1), 0);
-	assert_check(f, -EPERM, "", "owned by another user");
+	assert_check(f, -EPERM, "", "owned by uid 65534, not by uid 0 (us)");
 }
 
 /* Read one byte from fd within ms milliseconds: 1 if one came, else 0. */
@@ -407,6 +482,20 @@ static void test_lock_released_when_holder_dies(void **state)
 	fd = home_lock(f->home);
 	assert_true(fd >= 0);
 	home_unlock(fd);
+}
+
+/* A lock file swapped for a link must not make us create its target. */
+static void test_lock_refuses_symlink(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX], target[PATH_MAX];
+
+	make_home(f);
+	path_in(f, "lock", path, sizeof(path));
+	snprintf(target, sizeof(target), "%s/planted", f->dir);
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(home_lock(f->home), -ELOOP);
+	assert_false(exists(target));
 }
 
 static void test_lock_missing_home(void **state)
@@ -606,11 +695,14 @@ int main(void)
 	    T(test_check_missing),
 	    T(test_check_not_a_dir),
 	    T(test_check_refuses_symlinked_home),
+	    T(test_check_refuses_symlinks_inside),
+	    T(test_check_optional_files),
 	    T(test_check_catalog_not_a_file),
 	    T(test_check_group_and_other_bits),
 	    T(test_check_owner),
 	    T(test_lock_excludes_other_process),
 	    T(test_lock_released_when_holder_dies),
+	    T(test_lock_refuses_symlink),
 	    T(test_lock_missing_home),
 	    T(test_cleanup_removes_leftovers_only),
 	    T(test_cleanup_empty_home),

@@ -1,6 +1,7 @@
 /*
  * Unit tests of fs/keys: the master key file (created 0600, never
- * overwritten, loaded only from a private regular file of the right size),
+ * overwritten, loaded only from a private regular file of the right size
+ * in a directory nobody else can write to, refusals naming the mode),
  * AES-256-GCM sealing against a published test vector and against every
  * kind of tampering, and data keys bound to their label and master key.
  */
@@ -156,19 +157,19 @@ static void test_load_reads_created_key(void **state)
 	char path[128];
 	uint8_t bytes[KEY_LEN];
 	struct master_key key;
-	const char *why = NULL;
+	char why[256] = "";
 
 	scratch_path(state, "master.key", path, sizeof(path));
 	assert_int_equal(master_key_create(path), 0);
 	read_file(path, bytes, sizeof(bytes));
 	memset(&key, 0, sizeof(key));
-	assert_int_equal(master_key_load(path, &key, &why), 0);
+	assert_int_equal(master_key_load(path, &key, why, sizeof(why)), 0);
 	assert_memory_equal(key.bytes, bytes, KEY_LEN);
 
 	/* Read-only for the owner is private enough. */
 	assert_int_equal(chmod(path, 0400), 0);
 	memset(&key, 0, sizeof(key));
-	assert_int_equal(master_key_load(path, &key, &why), 0);
+	assert_int_equal(master_key_load(path, &key, why, sizeof(why)), 0);
 	assert_memory_equal(key.bytes, bytes, KEY_LEN);
 }
 
@@ -178,19 +179,26 @@ static void test_load_refuses_group_or_other_access(void **state)
 				       0601, 0620, 0602, 0670, 0607, 0666};
 	char path[128];
 	struct master_key key;
-	const char *why;
+	char why[256];
 	size_t i;
 
 	scratch_path(state, "master.key", path, sizeof(path));
 	assert_int_equal(master_key_create(path), 0);
 	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		char want[128];
+
 		assert_int_equal(chmod(path, modes[i]), 0);
-		why = NULL;
-		assert_int_equal(master_key_load(path, &key, &why), -EPERM);
-		assert_non_null(why);
+		why[0] = '\0';
+		assert_int_equal(master_key_load(path, &key, why, sizeof(why)),
+				 -EPERM);
+		/* Says which mode is wrong, and what it should be. */
+		snprintf(want, sizeof(want),
+			 "mode %04o: accessible to group or others (want 0600)",
+			 (unsigned)modes[i]);
+		assert_string_equal(why, want);
 	}
 	assert_int_equal(chmod(path, 0600), 0);
-	assert_int_equal(master_key_load(path, &key, &why), 0);
+	assert_int_equal(master_key_load(path, &key, why, sizeof(why)), 0);
 }
 
 static void test_load_refuses_wrong_size(void **state)
@@ -200,7 +208,7 @@ static void test_load_refuses_wrong_size(void **state)
 	uint8_t data[2 * KEY_LEN];
 	char path[128];
 	struct master_key key;
-	const char *why;
+	char why[256];
 	size_t i;
 
 	memset(data, 0x42, sizeof(data));
@@ -210,14 +218,15 @@ static void test_load_refuses_wrong_size(void **state)
 		snprintf(name, sizeof(name), "key%zu", sizes[i]);
 		scratch_path(state, name, path, sizeof(path));
 		write_file(path, data, sizes[i], 0600);
-		why = NULL;
-		assert_int_equal(master_key_load(path, &key, &why), -EINVAL);
-		assert_non_null(why);
+		why[0] = '\0';
+		assert_int_equal(master_key_load(path, &key, why, sizeof(why)),
+				 -EINVAL);
+		assert_true(why[0] != '\0');
 	}
 	/* The same bytes at the right size load. */
 	scratch_path(state, "right", path, sizeof(path));
 	write_file(path, data, KEY_LEN, 0600);
-	assert_int_equal(master_key_load(path, &key, &why), 0);
+	assert_int_equal(master_key_load(path, &key, why, sizeof(why)), 0);
 	assert_memory_equal(key.bytes, data, KEY_LEN);
 }
 
@@ -226,7 +235,7 @@ static void test_load_refuses_symlink(void **state)
 	char target[128], link[128];
 	struct master_key key;
 	uint8_t untouched[KEY_LEN];
-	const char *why = NULL;
+	char why[256] = "";
 	int rc;
 
 	scratch_path(state, "master.key", target, sizeof(target));
@@ -235,27 +244,28 @@ static void test_load_refuses_symlink(void **state)
 	assert_int_equal(symlink(target, link), 0);
 	memset(&key, 0x5a, sizeof(key));
 	memset(untouched, 0x5a, sizeof(untouched));
-	rc = master_key_load(link, &key, &why);
-	/* Refused however it is reported (O_NOFOLLOW gives ELOOP). */
-	assert_true(rc == -ELOOP || rc == -EPERM);
-	assert_non_null(why);
+	rc = master_key_load(link, &key, why, sizeof(why));
+	assert_int_equal(rc, -ELOOP);
+	assert_string_equal(why,
+			    "a symbolic link (refused: want a regular file)");
 	assert_memory_equal(key.bytes, untouched, KEY_LEN);
 	/* The target itself is fine. */
-	assert_int_equal(master_key_load(target, &key, &why), 0);
+	assert_int_equal(master_key_load(target, &key, why, sizeof(why)), 0);
 }
 
 static void test_load_refuses_non_regular(void **state)
 {
 	char path[128];
 	struct master_key key;
-	const char *why = NULL;
+	char why[256] = "";
 
 	scratch_path(state, "dir.key", path, sizeof(path));
 	assert_int_equal(mkdir(path, 0700), 0);
-	assert_int_equal(master_key_load(path, &key, &why), -EPERM);
-	assert_non_null(why);
+	assert_int_equal(master_key_load(path, &key, why, sizeof(why)), -EPERM);
+	assert_true(why[0] != '\0');
 	scratch_path(state, "missing.key", path, sizeof(path));
-	assert_int_equal(master_key_load(path, &key, &why), -ENOENT);
+	assert_int_equal(master_key_load(path, &key, why, sizeof(why)),
+			 -ENOENT);
 }
 
 /*
@@ -276,9 +286,11 @@ static void test_load_refuses_fifo_without_blocking(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct master_key key;
-		const char *why = NULL;
+		char why[256] = "";
 
-		_exit(master_key_load(path, &key, &why) == -EPERM ? 0 : 1);
+		_exit(master_key_load(path, &key, why, sizeof(why)) == -EPERM
+			  ? 0
+			  : 1);
 	}
 	while (waitpid(pid, &status, WNOHANG) == 0 && waited_ms < 3000) {
 		const struct timespec ms = {0, 1000000};
@@ -299,15 +311,61 @@ static void test_load_refuses_other_owner(void **state)
 {
 	char path[128];
 	struct master_key key;
-	const char *why = NULL;
+	char why[256] = "";
 
 	if (geteuid() != 0)
 		skip();
 	scratch_path(state, "master.key", path, sizeof(path));
 	assert_int_equal(master_key_create(path), 0);
 	assert_int_equal(chown(path, 12345, 12345), 0);
-	assert_int_equal(master_key_load(path, &key, &why), -EPERM);
-	assert_non_null(why);
+	assert_int_equal(master_key_load(path, &key, why, sizeof(why)), -EPERM);
+	assert_true(why[0] != '\0');
+}
+
+/* A key in a directory that others may write to could be swapped. */
+static void test_load_refuses_open_directory(void **state)
+{
+	struct scratch *s = *state;
+	char dir[128], path[160], want[256];
+	struct master_key key;
+	char why[256] = "";
+
+	snprintf(dir, sizeof(dir), "%s/keys", s->dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/master.key", dir);
+	assert_int_equal(master_key_create(path), 0);
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(master_key_load(path, &key, why, sizeof(why)), -EPERM);
+	snprintf(want, sizeof(want),
+		 "its directory %s has mode 0777: group or others could swap "
+		 "the key",
+		 dir);
+	assert_string_equal(why, want);
+	assert_int_equal(chmod(dir, 0720), 0);
+	assert_int_equal(master_key_load(path, &key, why, sizeof(why)), -EPERM);
+	/* Sticky, as /tmp is: others cannot remove or rename our file. */
+	assert_int_equal(chmod(dir, 01777), 0);
+	assert_int_equal(master_key_load(path, &key, why, sizeof(why)), 0);
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(master_key_load(path, &key, why, sizeof(why)), 0);
+}
+
+static void test_load_refuses_directory_of_another_user(void **state)
+{
+	struct scratch *s = *state;
+	char dir[128], path[160];
+	struct master_key key;
+	char why[256] = "";
+
+	if (geteuid() != 0)
+		skip();
+	snprintf(dir, sizeof(dir), "%s/keys", s->dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/master.key", dir);
+	assert_int_equal(master_key_create(path), 0);
+	assert_int_equal(chown(dir, 12345, 12345), 0);
+	assert_int_equal(master_key_load(path, &key, why, sizeof(why)), -EPERM);
+	assert_non_null(strstr(why, "owned by uid 12345"));
 }
 
 static void hex(const char *s, uint8_t *out, size_t len)
@@ -609,6 +667,11 @@ int main(void)
 		scratch_teardown),
 	    cmocka_unit_test_setup_teardown(test_load_refuses_other_owner,
 					    scratch_setup, scratch_teardown),
+	    cmocka_unit_test_setup_teardown(test_load_refuses_open_directory,
+					    scratch_setup, scratch_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_load_refuses_directory_of_another_user, scratch_setup,
+		scratch_teardown),
 	    cmocka_unit_test(test_aead_known_answer),
 	    cmocka_unit_test(test_aead_round_trip_lengths),
 	    cmocka_unit_test(test_aead_detects_tampering),

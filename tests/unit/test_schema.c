@@ -191,6 +191,25 @@ static void test_syntax_errors_name_line_and_column(void **state)
 	assert_true(strncmp(err.msg, "line 1, column 0: ", 18) == 0);
 }
 
+/*
+ * jansson quotes the input near a fault, raw: a newline or an escape
+ * sequence there must not reach the one-line error (found by fuzz_schema).
+ */
+static void test_syntax_error_text_is_one_line(void **state)
+{
+	struct perr err = {{0}};
+	struct schema s;
+
+	(void)state;
+	assert_int_equal(parse("{\"\\u00\n9s\": []}", &s, &err), -EINVAL);
+	assert_string_equal(err.msg, "line 2, column 0: invalid escape near "
+				     "'\"\\u00\\x0a'");
+	assert_int_equal(parse("{\"a\": \x1b[2J}", &s, &err), -EINVAL);
+	for (const char *p = err.msg; *p; p++)
+		assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
+	assert_non_null(strstr(err.msg, "\\x1b"));
+}
+
 static void test_duplicate_keys_refused(void **state)
 {
 	struct perr err = {{0}};
@@ -312,6 +331,7 @@ int main(void)
 	    cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_long_key_is_cut),
 	    cmocka_unit_test(test_syntax_errors_name_line_and_column),
+	    cmocka_unit_test(test_syntax_error_text_is_one_line),
 	    cmocka_unit_test(test_duplicate_keys_refused),
 	    cmocka_unit_test(test_to_json_exact),
 	    cmocka_unit_test(test_to_json_round_trip),

@@ -647,6 +647,56 @@ static void test_wrong_key_detected(void **state)
 	assert_int_equal(read_back(fx, fx->path, fx->key, &fx->info), 0);
 }
 
+/* Write the little-endian n-byte v at off of path. */
+static void patch_le(const char *path, uint64_t off, uint64_t v, size_t n)
+{
+	uint8_t b[8];
+	int fd = open(path, O_WRONLY);
+
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, b, n, (off_t)off), (ssize_t)n);
+	close(fd);
+}
+
+/*
+ * A footer (and a catalog row to match: neither is sealed) claiming 2^32-1
+ * blocks, its index offset chosen so that the size check wraps around to
+ * the true size: refused from the figures alone, before they size any
+ * allocation (it was 137 GB).
+ */
+static void test_footer_claiming_too_many_blocks(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_info claimed;
+	uint64_t size, footer;
+
+	write_small_store(fx);
+	size = fx->info.file_bytes;
+	footer = size - 40;
+	claimed = fx->info;
+	claimed.nblocks = UINT32_MAX;
+	patch_le(fx->path, footer + 8, claimed.nblocks, 4);
+	patch_le(fx->path, footer,
+		 size - 40 - 16 - (uint64_t)claimed.nblocks * 32, 8);
+	assert_int_equal(read_back(fx, fx->path, fx->key, &claimed), -EIO);
+}
+
+/* A link in the store's place is refused, wherever it points. */
+static void test_symlink_refused(void **state)
+{
+	struct fixture *fx = *state;
+	char link[160];
+	struct store *s;
+
+	write_small_store(fx);
+	snprintf(link, sizeof(link), "%s/link.store", fx->dir);
+	assert_int_equal(symlink(fx->path, link), 0);
+	assert_int_equal(store_open(&s, link, fx->key, &fx->info), -ELOOP);
+	assert_int_equal(read_back(fx, fx->path, fx->key, &fx->info), 0);
+}
+
 static void test_wrong_expected_info_detected(void **state)
 {
 	struct fixture *fx = *state;
@@ -811,6 +861,8 @@ int main(void)
 	    T(test_swapped_blocks_detected),
 	    T(test_transplant_from_other_store_detected),
 	    T(test_wrong_key_detected),
+	    T(test_symlink_refused),
+	    T(test_footer_claiming_too_many_blocks),
 	    T(test_wrong_expected_info_detected),
 	    T(test_many_blocks_any_worker_count),
 	};
