@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -28,6 +27,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "scratch.h"
 
 #include "audit.h"
 
@@ -52,15 +53,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
@@ -70,7 +62,7 @@ static int teardown(void **state)
 	snprintf(small, sizeof(small), "%s/small", f->home);
 	umount2(small, MNT_DETACH);
 
-	nftw(f->home, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	scratch_remove(f->home);
 	free(f);
 	return 0;
 }

@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -29,6 +28,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "scratch.h"
 
 #include "blockcache.h"
 #include "catalog.h"
@@ -218,15 +219,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
@@ -236,7 +228,7 @@ static int teardown(void **state)
 	catalog_close(f->cat);
 	for (uint32_t b = 0; b < NBLOCKS; b++)
 		buf_release(&f->want[b]);
-	rc = nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rc = scratch_remove(f->dir);
 	free(f);
 	return rc;
 }

@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,6 +22,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "scratch.h"
 
 #include "keys.h"
 
@@ -46,19 +47,10 @@ static int scratch_setup(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int scratch_teardown(void **state)
 {
 	struct scratch *s = *state;
-	int rc = nftw(s->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = scratch_remove(s->dir);
 
 	free(s);
 	return rc;

@@ -8,7 +8,6 @@
  * file_view reuse and currency across revisions, and time phases.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -22,6 +21,8 @@
 #include <sys/stat.h>
 
 #include <cmocka.h>
+
+#include "scratch.h"
 
 #include "catalog.h"
 #include "clock.h"
@@ -75,22 +76,13 @@ static int setup(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	int rc;
 
 	catalog_close(f->cat);
-	rc = nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rc = scratch_remove(f->dir);
 	free(f);
 	return rc;
 }

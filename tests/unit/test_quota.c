@@ -9,7 +9,6 @@
  * around midnight, before 1970 too.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -25,6 +24,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "scratch.h"
 
 #include "quota.h"
 
@@ -57,19 +58,10 @@ static int setup(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	int rc = nftw(f->home, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = scratch_remove(f->home);
 
 	free(f);
 	return rc;

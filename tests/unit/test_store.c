@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -24,6 +23,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "scratch.h"
 
 #include "keys.h"
 #include "rowfmt.h"
@@ -67,19 +68,10 @@ static int fixture_setup(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int fixture_teardown(void **state)
 {
 	struct fixture *fx = *state;
-	int rc = nftw(fx->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = scratch_remove(fx->dir);
 	size_t i;
 
 	for (i = 0; i < fx->nblocks; i++)
