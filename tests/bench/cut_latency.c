@@ -4,7 +4,7 @@
  *
  *   cut-latency --ctl GOVFSCTL --home DIR --key-file F --agreement ID
  *               [--reps N] [--readers-per-file K] [--hammer]
- *               [--ctl-nice N] [--verbose] FILE...
+ *               [--ctl-nice N] [--same-session] [--verbose] FILE...
  *
  * K reader threads per FILE (a data.csv on each mount of the agreement)
  * each open their own handle and pread 4 KiB in a tight loop, walking the
@@ -18,6 +18,11 @@
  * tight loop, as a careless script would).  Prints p50, p99 and max of the
  * latency, of govfsctl's own wall time and of the time govfsctl reports
  * ("cut in X ms"), in milliseconds.
+ *
+ * govfsctl runs in a session of its own, as an admin's command does (the
+ * analysts' readers run in their sandbox, not in the admin's login): with
+ * the kernel's autogroup scheduling a session shares the CPU as one.
+ * --same-session starts it among the readers instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,8 +64,9 @@ static int nreaders;
 static _Atomic int rep;	    /* the repetition being cut, from 1 */
 static _Atomic int resumed; /* the last repetition resumed */
 static _Atomic bool stopping;
-static bool hammer;  /* keep reading once refused */
-static bool verbose; /* one line per repetition */
+static bool hammer;	  /* keep reading once refused */
+static bool verbose;	  /* one line per repetition */
+static bool same_session; /* govfsctl among the readers' session */
 
 static int64_t now_ns(void)
 {
@@ -151,6 +157,8 @@ static int run_ctl(const struct ctl_args *a, const char *verb, int nice_inc,
 	}
 	if (!pid) {
 		dup2(pipefd[1], STDOUT_FILENO);
+		if (!same_session && setsid() < 0)
+			_exit(126);
 		if (nice_inc && setpriority(PRIO_PROCESS, 0, nice_inc))
 			_exit(126);
 		execv(a->ctl, argv);
@@ -230,6 +238,7 @@ static bool all_read_since(int64_t t)
 static const char usage[] =
     "usage: cut-latency --ctl GOVFSCTL --home DIR --key-file F --agreement "
     "ID [--reps N] [--readers-per-file K] [--hammer] [--ctl-nice N] "
+    "[--same-session] "
     "[--verbose] FILE...\n";
 
 int main(int argc, char **argv)
@@ -243,6 +252,7 @@ int main(int argc, char **argv)
 	    {"readers-per-file", required_argument, NULL, 'r'},
 	    {"hammer", no_argument, NULL, 'h'},
 	    {"ctl-nice", required_argument, NULL, 'N'},
+	    {"same-session", no_argument, NULL, 'S'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -273,6 +283,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			hammer = true;
+			break;
+		case 'S':
+			same_session = true;
 			break;
 		case 'N':
 			nice_inc = atoi(optarg);
