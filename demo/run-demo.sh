@@ -51,6 +51,19 @@ run head -n 4 "$demo/penguins/penguins/data.csv"
 run head -n 5 "$demo/visits/health.visits/views/cost_by_district.csv"
 run cat "$demo/penguins/penguins/views/mass_by_species.csv"
 run wc -c "$demo/penguins/penguins/data.csv"
+
+echo
+echo "== a live cut: suspend the visits agreement, see it refused, resume"
+ctl_run() {
+	run build/govfsctl --home "$demo/home" --key-file "$demo/master.key" "$@"
+}
+ctl_run mounts
+ctl_run agreement suspend agr-demo-visits --reason "demo: report overdue"
+run head -c 80 "$demo/visits/health.visits/data.csv" || true
+run grep -A1 "^State" "$demo/visits/README.txt"
+ctl_run agreement resume agr-demo-visits
+run head -n 2 "$demo/visits/health.visits/data.csv"
+ctl_run audit tail -n 6
 cat <<MSG
 
 Next:
