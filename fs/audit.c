@@ -388,20 +388,6 @@ static bool same_public_key(EVP_PKEY *a, EVP_PKEY *b)
 	       memcmp(ra, rb, la) == 0;
 }
 
-/* Make the names of new files in dir durable. */
-static int sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
 /* Write key as PEM to a new file path (O_EXCL, mode 0600), synced. */
 static int key_file_create(const char *path, EVP_PKEY *key)
 {
@@ -1061,7 +1047,7 @@ int audit_create(const char *home, int retention_days)
 	if (sqlite3_close(db) != SQLITE_OK && !rc)
 		rc = -EIO;
 	if (!rc)
-		rc = sync_dir(home);
+		rc = fsync_dir(home, ".");
 	if (!rc) {
 		EVP_PKEY_free(key);
 		return 0;

@@ -959,16 +959,6 @@ int catalog_agreement_claim_expiry(struct catalog *cat, const char *id,
 	return rc;
 }
 
-void mount_records_free(struct mount_record *m, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(m[i].agreement);
-		free(m[i].mountpoint);
-		free(m[i].socket);
-	}
-	free(m);
-}
-
 int catalog_mount_register(struct catalog *cat, const struct mount_record *m)
 {
 	sqlite3_stmt *st;
@@ -1015,6 +1005,13 @@ static void mount_release_elem(void *elem)
 	free(m->agreement);
 	free(m->mountpoint);
 	free(m->socket);
+}
+
+void mount_records_free(struct mount_record *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mount_release_elem(&m[i]);
+	free(m);
 }
 
 int catalog_mount_list(struct catalog *cat, const char *agreement,

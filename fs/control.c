@@ -321,3 +321,16 @@ void control_call_all(struct control_call *calls, size_t n, const char *request,
 	}
 	free(fds);
 }
+
+struct control_call *control_call_mounts(const struct mount_record *m, size_t n,
+					 const char *request, int timeout_ms)
+{
+	struct control_call *calls = calloc(n ? n : 1, sizeof(*calls));
+
+	if (!calls)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		calls[i].socket = m[i].socket;
+	control_call_all(calls, n, request, timeout_ms);
+	return calls;
+}

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "catalog.h"
 
 #define CONTROL_LINE_MAX 4096
 
@@ -51,5 +52,12 @@ struct control_call {
  */
 void control_call_all(struct control_call *calls, size_t n, const char *request,
 		      int timeout_ms);
+
+/*
+ * control_call_all to every mount of m: calls[i] answers for m[i].  The
+ * array is the caller's to free; NULL if out of memory.
+ */
+struct control_call *control_call_mounts(const struct mount_record *m, size_t n,
+					 const char *request, int timeout_ms);
 
 #endif

@@ -21,8 +21,8 @@ int pwrite_all(int fd, const void *data, size_t len, uint64_t off)
 int pread_all(int fd, void *data, size_t len, uint64_t off)
     __attribute__((warn_unused_result));
 
-/* fsync the directory home/sub, so that a rename into it is durable;
- * 0 or -errno. */
+/* fsync the directory home/sub, so that renames, creations and unlinks
+ * in it are durable; 0 or -errno. */
 int fsync_dir(const char *home, const char *sub)
     __attribute__((warn_unused_result));
 

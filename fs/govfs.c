@@ -334,8 +334,14 @@ static int readme_now(const struct mount_state *st, struct buf *out);
 static int stat_readme(const struct mount_state *st, struct stat *stbuf)
 {
 	struct buf text = BUF_INIT;
-	int rc = readme_now(st, &text);
+	int rc;
 
+	/* Without a quota the text is the state's own: no copy to size it. */
+	if (!st->agr.has_quota) {
+		fill_file(stbuf, INO_README, st->readme.len, st->mtime_ns);
+		return 0;
+	}
+	rc = readme_now(st, &text);
 	if (!rc)
 		fill_file(stbuf, INO_README, text.len, st->mtime_ns);
 	buf_release(&text);
@@ -1892,11 +1898,7 @@ static void mark_dead_mounts(void)
 
 	if (catalog_mount_list(g.cat_rw, NULL, &m, &n))
 		return;
-	calls = calloc(n ? n : 1, sizeof(*calls));
-	for (size_t i = 0; calls && i < n; i++)
-		calls[i].socket = m[i].socket;
-	if (calls)
-		control_call_all(calls, n, "stats", 1000);
+	calls = control_call_mounts(m, n, "stats", 1000);
 	for (size_t i = 0; calls && i < n; i++)
 		if (calls[i].rc == -ECONNREFUSED || calls[i].rc == -ENOENT)
 			mark_missing_unmount(&m[i]);

@@ -145,21 +145,6 @@ int home_check(const char *home, char *path, size_t pathlen, char *why,
 	return 0;
 }
 
-int home_sync_subdir(const char *home, const char *sub)
-{
-	char path[PATH_MAX];
-	int fd, rc = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", home, sub);
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
 int home_lock(const char *home)
 {
 	char path[PATH_MAX];

@@ -39,10 +39,6 @@ int home_check(const char *home, char *path, size_t pathlen, char *why,
 int home_subdir(const char *home, const char *sub)
     __attribute__((warn_unused_result));
 
-/* fsync home/sub, so that renames and unlinks in it are durable. */
-int home_sync_subdir(const char *home, const char *sub)
-    __attribute__((warn_unused_result));
-
 /* Take the admin lock (blocking); returns the fd to pass to home_unlock. */
 int home_lock(const char *home) __attribute__((warn_unused_result));
 void home_unlock(int fd);

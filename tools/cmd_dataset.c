@@ -13,6 +13,7 @@
 #include "agreement.h"
 #include "audit.h"
 #include "clock.h"
+#include "fileio.h"
 #include "govfsctl.h"
 #include "home.h"
 #include "jsonpath.h"
@@ -413,7 +414,7 @@ static size_t remove_store_files(struct ctl *ctl, const struct dataset_drop *d)
 		}
 	}
 	/* The unlinks are made; only their durability is in doubt. */
-	rc = home_sync_subdir(ctl->home, HOME_STORE_DIR);
+	rc = fsync_dir(ctl->home, HOME_STORE_DIR);
 	if (rc)
 		fprintf(stderr, "govfsctl: %s/%s: cannot sync: %s\n", ctl->home,
 			HOME_STORE_DIR, strerror(-rc));

@@ -48,20 +48,6 @@ static bool daemon_gone(const struct mount_record *m, int rc)
 	       (kill((pid_t)m->pid, 0) && errno == ESRCH);
 }
 
-/* Send request to every mount; calls[i] answers for m[i]. */
-static struct control_call *call_mounts(const struct mount_record *m, size_t n,
-					const char *request, int timeout_ms)
-{
-	struct control_call *calls = calloc(n ? n : 1, sizeof(*calls));
-
-	if (!calls)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		calls[i].socket = m[i].socket;
-	control_call_all(calls, n, request, timeout_ms);
-	return calls;
-}
-
 /*
  * Tell every live mount of id to cut over to the catalog's state.  Prints
  * what was cut and how long it took since start_ms; EXIT_REFUSED if a
@@ -77,7 +63,7 @@ static int cut_mounts(struct ctl *ctl, const char *id, const char *what,
 
 	if (rc)
 		return fail("catalog: %s", strerror(-rc));
-	calls = call_mounts(m, n, "cut", CUT_TIMEOUT_MS);
+	calls = control_call_mounts(m, n, "cut", CUT_TIMEOUT_MS);
 	for (size_t i = 0; calls && i < n; i++) {
 		if (!calls[i].rc && !strncmp(calls[i].reply, "ok ", 3)) {
 			cut++;
@@ -357,7 +343,7 @@ static int list_mounts(struct ctl *ctl)
 		json_decref(arr);
 		return fail("catalog: %s", strerror(-rc));
 	}
-	calls = call_mounts(m, n, "stats", STATS_TIMEOUT_MS);
+	calls = control_call_mounts(m, n, "stats", STATS_TIMEOUT_MS);
 	for (size_t i = 0; calls && i < n; i++)
 		if (!calls[i].rc || !daemon_gone(&m[i], calls[i].rc))
 			json_array_append_new(arr,

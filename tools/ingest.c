@@ -532,8 +532,7 @@ static int ingest_locked(struct ctl *ctl, struct ingest *in, int fd)
 		unlink(p.tmp);
 		return fail("out of memory");
 	}
-	if (rename(p.tmp, p.final) ||
-	    home_sync_subdir(ctl->home, HOME_STORE_DIR)) {
+	if (rename(p.tmp, p.final) || fsync_dir(ctl->home, HOME_STORE_DIR)) {
 		rc = fail("%s: %s", p.final, strerror(errno));
 		unlink(p.tmp);
 		goto out_free;
