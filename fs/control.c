@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +25,8 @@
 
 #include "home.h"
 
-/* The control thread's nice value: it runs before the readers. */
-#define CONTROL_NICE -15
+/* Where real-time scheduling is refused: ahead, but fair. */
+#define AHEAD_NICE -15
 
 /* How long a connected peer may take to send its request line. */
 #define REQUEST_TIMEOUT_MS 2000
@@ -142,17 +143,39 @@ static void answer(struct control *c, int fd)
 	buf_release(&reply);
 }
 
+void control_run_ahead(struct control_sched *was)
+{
+	struct sched_param rt = {.sched_priority =
+				     sched_get_priority_min(SCHED_FIFO)};
+	struct sched_param param;
+	pid_t tid = gettid();
+
+	if (was) {
+		pthread_getschedparam(pthread_self(), &was->policy, &param);
+		was->priority = param.sched_priority;
+		errno = 0;
+		was->nice = getpriority(PRIO_PROCESS, (id_t)tid);
+	}
+	if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &rt) &&
+	    setpriority(PRIO_PROCESS, (id_t)tid, AHEAD_NICE))
+		errno = 0;
+}
+
+void control_run_as_before(const struct control_sched *was)
+{
+	struct sched_param param = {.sched_priority = was->priority};
+
+	if (pthread_setschedparam(pthread_self(), was->policy, &param))
+		errno = 0;
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), was->nice))
+		errno = 0;
+}
+
 static void *control_main(void *arg)
 {
 	struct control *c = arg;
 
-	/*
-	 * A cut must not queue behind the readers it cuts: with many busy
-	 * readers on few cores a thread at the default weight waits tens of
-	 * milliseconds for the CPU.  Best effort (needs CAP_SYS_NICE).
-	 */
-	if (setpriority(PRIO_PROCESS, (id_t)gettid(), CONTROL_NICE))
-		errno = 0;
+	control_run_ahead(NULL);
 	for (;;) {
 		struct pollfd p[2] = {{.fd = c->listen_fd, .events = POLLIN},
 				      {.fd = c->stop_fd, .events = POLLIN}};

@@ -60,4 +60,23 @@ void control_call_all(struct control_call *calls, size_t n, const char *request,
 struct control_call *control_call_mounts(const struct mount_record *m, size_t n,
 					 const char *request, int timeout_ms);
 
+/* How a thread was scheduled before control_run_ahead. */
+struct control_sched {
+	int policy;
+	int priority;
+	int nice;
+};
+
+/*
+ * Run the calling thread ahead of ordinary work, so that a cut does not
+ * queue for the CPU behind the readers it cuts: real-time (SCHED_FIFO at
+ * the lowest priority) where allowed, else nice -15, else as it was.
+ * *was (may be NULL) gets what to restore.  Every cut path only sleeps or
+ * does bounded work while ahead.
+ */
+void control_run_ahead(struct control_sched *was);
+
+/* Schedule the calling thread as it was before control_run_ahead. */
+void control_run_as_before(const struct control_sched *was);
+
 #endif

@@ -82,11 +82,13 @@ struct govfs {
 	struct audit_log *audit;
 
 	/*
-	 * The current state.  Readers hold serve_lock shared from their
-	 * access check to their reply; a swap takes it exclusive, so when
-	 * swap_state returns no reply decided under the old state is still
-	 * in flight (the drain of a cut).  It prefers writers, so a stream
-	 * of reads cannot hold a cut off.
+	 * The current state.  A read is checked and gathered under the
+	 * state it found, then holds serve_lock shared while it checks
+	 * again under the current one and replies; a swap takes it
+	 * exclusive, so when swap_state returns no reply decided under the
+	 * old state is still in flight (the drain of a cut), and the drain
+	 * waits for replies being written, not for reads being gathered.
+	 * It prefers writers, so a stream of reads cannot hold a cut off.
 	 */
 	pthread_rwlock_t serve_lock;
 	struct mount_state *state;
@@ -978,6 +980,13 @@ static int audit_read_refusal(fuse_req_t req, struct handle *h, off_t off,
 	return err;
 }
 
+/* Refuse a read with err, recorded under the caller refused. */
+static void refuse_read(fuse_req_t req, struct handle *h, off_t off,
+			size_t size, int err)
+{
+	fuse_reply_err(req, audit_read_refusal(req, h, off, size, err));
+}
+
 /*
  * Charge a read of [off, *end) to the agreement's daily quota, cutting
  * *end short at the quota; -EDQUOT once it is used up.  *granted is what
@@ -998,14 +1007,35 @@ static int charge_quota(const struct mount_state *st, uint64_t off,
 	return 0;
 }
 
-/* Serve a read of data.csv that passed every check under st. */
+/* Record the read of [off, end) (or its failure err) and reply. */
+static void reply_data(fuse_req_t req, struct handle *h,
+		       const struct read_reply *r, off_t off, size_t size,
+		       uint64_t end, int err)
+{
+	int rc = audit_read(h, off, size,
+			    err ? 0 : (size_t)(end - (uint64_t)off), -err);
+
+	if (!rc)
+		atomic_fetch_add(&g.bytes_served, end - (uint64_t)off);
+	if (rc)
+		fuse_reply_err(req, rc);
+	else if (r->copying)
+		fuse_reply_buf(req, (const char *)r->copy.data, r->copy.len);
+	else
+		fuse_reply_iov(req, r->iov, (int)r->niov);
+}
+
+/*
+ * Serve a read of data.csv that passed every check under st, unless the
+ * state that is current when it replies refuses it.
+ */
 static void read_data(fuse_req_t req, struct handle *h,
 		      const struct mount_state *st, size_t size, off_t off)
 {
 	struct read_reply r = {0};
 	uint64_t end, granted;
 	int64_t day = 0;
-	int rc;
+	int rc, refused;
 
 	end =
 	    (uint64_t)off < h->fv->size ? (uint64_t)off + size : (uint64_t)off;
@@ -1015,18 +1045,16 @@ static void read_data(fuse_req_t req, struct handle *h,
 	if (!rc)
 		rc = gather_data(h, (uint64_t)off, end,
 				 is_sequential(h, off, end), &r);
-	if (rc && granted)
+	/* Held from the second check to the reply: a cut waits for it. */
+	pthread_rwlock_rdlock(&g.serve_lock);
+	refused = rc || g.state == st ? 0 : read_refusal(req, h, g.state);
+	if ((rc || refused) && granted)
 		quota_give_back(g.quota, day, granted);
-	rc = audit_read(h, off, size, rc ? 0 : (size_t)(end - (uint64_t)off),
-			-rc);
-	if (!rc)
-		atomic_fetch_add(&g.bytes_served, end - (uint64_t)off);
-	if (rc)
-		fuse_reply_err(req, rc);
-	else if (r.copying)
-		fuse_reply_buf(req, (const char *)r.copy.data, r.copy.len);
+	if (refused)
+		refuse_read(req, h, off, size, refused);
 	else
-		fuse_reply_iov(req, r.iov, (int)r.niov);
+		reply_data(req, h, &r, off, size, end, rc);
+	pthread_rwlock_unlock(&g.serve_lock);
 	reply_release(&r);
 }
 
@@ -1054,23 +1082,40 @@ static void read_text(fuse_req_t req, struct handle *h, size_t size, off_t off)
 	buf_release(&copy);
 }
 
+/* A text file is at hand: checked and replied under one hold. */
+static void read_text_checked(fuse_req_t req, struct handle *h, size_t size,
+			      off_t off)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&g.serve_lock);
+	rc = read_refusal(req, h, g.state);
+	if (rc)
+		refuse_read(req, h, off, size, rc);
+	else
+		read_text(req, h, size, off);
+	pthread_rwlock_unlock(&g.serve_lock);
+}
+
 static void govfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)fi->fh;
+	struct mount_state *st;
 	int rc;
 
 	(void)ino;
-	/* Held from the check to the reply: a cut waits for this read. */
-	pthread_rwlock_rdlock(&g.serve_lock);
-	rc = read_refusal(req, h, g.state);
+	if (h->kind != HANDLE_DATA) {
+		read_text_checked(req, h, size, off);
+		return;
+	}
+	st = current_state();
+	rc = read_refusal(req, h, st);
 	if (rc)
-		fuse_reply_err(req, audit_read_refusal(req, h, off, size, rc));
-	else if (h->kind == HANDLE_DATA)
-		read_data(req, h, g.state, size, off);
+		refuse_read(req, h, off, size, rc);
 	else
-		read_text(req, h, size, off);
-	pthread_rwlock_unlock(&g.serve_lock);
+		read_data(req, h, st, size, off);
+	mount_state_put(st);
 }
 
 /* close(): the handle's read records are durable before it returns. */

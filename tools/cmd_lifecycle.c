@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +20,6 @@
 #include "mount_state.h"
 #include "quota.h"
 #include "viewstore.h"
-
-/* A cut must not wait for CPU behind the readers it cuts. */
-#define LIFECYCLE_NICE -15
 
 /* How long a daemon may take to confirm a cut. */
 #define CUT_TIMEOUT_MS 5000
@@ -92,6 +88,7 @@ enum { OPT_REASON = 256 };
 struct lifecycle_args {
 	const char *verb;
 	const char *reason;
+	struct control_sched sched; /* as the verb was started */
 };
 
 static int lifecycle_option(void *ctx, int opt, const char *arg)
@@ -235,6 +232,7 @@ static int change_state(struct ctl *ctl, const struct lifecycle_args *a,
 			ctl->home);
 	rc = cut_mounts(ctl, id, !strcmp(a->verb, "resume") ? "resumed" : to,
 			start_ms);
+	control_run_as_before(&a->sched);
 	if (revoke) {
 		shred_derived(ctl, id, &shred);
 		print_receipt(id, &shred);
@@ -253,13 +251,12 @@ int agreement_lifecycle(int argc, char **argv)
 	};
 	struct lifecycle_args a = {.verb = argv[0]};
 	double start_ms = monotonic_ms();
-
-	/* Run ahead of the readers being cut (best effort, as root). */
-	if (setpriority(PRIO_PROCESS, 0, LIFECYCLE_NICE))
-		errno = 0;
 	struct ctl ctl = {0};
 	char *pos[1];
 	int npos, rc;
+
+	/* Ahead of the readers being cut until the cut is confirmed. */
+	control_run_ahead(&a.sched);
 
 	rc = ctl_parse(&ctl, argc, argv, own, lifecycle_option, &a, pos, 1,
 		       &npos);

@@ -8,7 +8,8 @@
  *
  * K reader threads per FILE (a data.csv on each mount of the agreement)
  * each open their own handle and pread 4 KiB in a tight loop, walking the
- * file.  Each repetition: note CLOCK_MONOTONIC t0, fork and exec govfsctl
+ * file.  Each repetition: an admin's shell (a process of its own, see
+ * launcher_start) notes CLOCK_MONOTONIC t0, forks and execs govfsctl
  * suspend (--ctl-nice: at that nice value, to see what CPU contention
  * costs); every reader notes the time of its first failed read; the
  * latency is the latest of those first failures minus t0.  Then resume and
@@ -19,10 +20,10 @@
  * latency, of govfsctl's own wall time and of the time govfsctl reports
  * ("cut in X ms"), in milliseconds.
  *
- * govfsctl runs in a session of its own, as an admin's command does (the
- * analysts' readers run in their sandbox, not in the admin's login): with
- * the kernel's autogroup scheduling a session shares the CPU as one.
- * --same-session starts it among the readers instead.
+ * The admin's shell runs in a session of its own, as an admin's login
+ * does (the analysts' readers run in their sandbox): with the kernel's
+ * autogroup scheduling a session shares the CPU as one.  --same-session
+ * keeps it in the readers' session instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -66,7 +68,7 @@ static _Atomic int resumed; /* the last repetition resumed */
 static _Atomic bool stopping;
 static bool hammer;	  /* keep reading once refused */
 static bool verbose;	  /* one line per repetition */
-static bool same_session; /* govfsctl among the readers' session */
+static bool same_session; /* the admin's shell in the readers' session */
 
 static int64_t now_ns(void)
 {
@@ -121,17 +123,30 @@ struct ctl_args {
 	const char *ctl, *home, *key, *agreement;
 };
 
+/* What the admin's shell is asked to run, and what came of it. */
+struct launch_request {
+	char verb[16];
+	int nice_inc;
+};
+
+struct launch_result {
+	int64_t t0, t1;	    /* govfsctl's fork and its exit, CLOCK_MONOTONIC */
+	double reported_ms; /* the "cut in X ms" it printed, or -1 */
+	int ok;
+};
+
+static int launcher_fd = -1; /* the readers' end of the admin's shell */
+
 /*
  * Run govfsctl agreement VERB ID --reason ... (fork and exec, as a shell
- * would; at nice_inc if not 0); its exit status, and the "cut in X ms" it
- * printed in *reported_ms (-1 if none).
+ * would; at nice_inc if not 0) and fill *res.
  */
-static int run_ctl(const struct ctl_args *a, const char *verb, int nice_inc,
-		   double *reported_ms)
+static void run_ctl(const struct ctl_args *a, const struct launch_request *q,
+		    struct launch_result *res)
 {
 	char *argv[] = {(char *)a->ctl,
 			"agreement",
-			(char *)verb,
+			(char *)q->verb,
 			(char *)a->agreement,
 			"--reason",
 			"cut-latency benchmark",
@@ -146,20 +161,20 @@ static int run_ctl(const struct ctl_args *a, const char *verb, int nice_inc,
 	pid_t pid;
 	const char *at;
 
-	*reported_ms = -1;
+	res->ok = 0;
+	res->reported_ms = -1;
 	if (pipe2(pipefd, O_CLOEXEC))
-		return -1;
+		return;
+	res->t0 = now_ns();
 	pid = fork();
 	if (pid < 0) {
 		close(pipefd[0]);
 		close(pipefd[1]);
-		return -1;
+		return;
 	}
 	if (!pid) {
 		dup2(pipefd[1], STDOUT_FILENO);
-		if (!same_session && setsid() < 0)
-			_exit(126);
-		if (nice_inc && setpriority(PRIO_PROCESS, 0, nice_inc))
+		if (q->nice_inc && setpriority(PRIO_PROCESS, 0, q->nice_inc))
 			_exit(126);
 		execv(a->ctl, argv);
 		_exit(127);
@@ -180,15 +195,65 @@ static int run_ctl(const struct ctl_args *a, const char *verb, int nice_inc,
 	close(pipefd[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	res->t1 = now_ns();
 	at = strstr(out, " cut in ");
 	if (at)
-		*reported_ms = strtod(at + 8, NULL);
-	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		res->reported_ms = strtod(at + 8, NULL);
+	res->ok = WIFEXITED(status) && !WEXITSTATUS(status);
+	if (!res->ok)
 		fprintf(stderr, "cut-latency: govfsctl agreement %s: %s\n",
-			verb, out);
+			q->verb, out);
+}
+
+/*
+ * The admin's shell: a process of its own, forked before the readers
+ * start, that runs each govfsctl.  Unless --same-session it is in a
+ * session of its own, as an admin's login is (the analysts' readers run
+ * in their sandbox): with the kernel's autogroup scheduling a session
+ * shares the CPU as one.  So neither the fork nor the start of govfsctl
+ * happens among the readers' threads.
+ */
+static int launcher_start(const struct ctl_args *a)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
 		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid) {
+		close(sv[1]);
+		launcher_fd = sv[0];
+		return 0;
 	}
-	return 0;
+	close(sv[0]);
+	if (!same_session && setsid() < 0)
+		_exit(1);
+	for (;;) {
+		struct launch_request q;
+		struct launch_result res;
+
+		if (read(sv[1], &q, sizeof(q)) != (ssize_t)sizeof(q))
+			_exit(0);
+		q.verb[sizeof(q.verb) - 1] = 0;
+		run_ctl(a, &q, &res);
+		if (write(sv[1], &res, sizeof(res)) != (ssize_t)sizeof(res))
+			_exit(1);
+	}
+}
+
+/* Have the admin's shell run govfsctl agreement VERB; 0 if it succeeded. */
+static int launch(const char *verb, int nice_inc, struct launch_result *res)
+{
+	struct launch_request q = {.nice_inc = nice_inc};
+
+	snprintf(q.verb, sizeof(q.verb), "%s", verb);
+	if (write(launcher_fd, &q, sizeof(q)) != (ssize_t)sizeof(q) ||
+	    read(launcher_fd, res, sizeof(*res)) != (ssize_t)sizeof(*res))
+		return -1;
+	return res->ok ? 0 : -1;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -311,6 +376,10 @@ int main(int argc, char **argv)
 	if (!lat || !wall || !reported || !resume_wall)
 		return 1;
 
+	if (launcher_start(&a)) {
+		perror("cut-latency: admin's shell");
+		return 1;
+	}
 	for (int f = 0; f < nfiles; f++) {
 		for (int k = 0; k < per_file; k++) {
 			struct reader *r = &readers[nreaders];
@@ -351,14 +420,16 @@ int main(int argc, char **argv)
 	}
 
 	for (int i = 0; i < reps; i++) {
+		struct launch_result res;
 		int64_t t0, t1, t2;
 		double ms;
 
 		atomic_store(&rep, i + 1);
-		t0 = now_ns();
-		if (run_ctl(&a, "suspend", nice_inc, &reported[i]))
+		if (launch("suspend", nice_inc, &res))
 			return 1;
-		t1 = now_ns();
+		t0 = res.t0;
+		t1 = res.t1;
+		reported[i] = res.reported_ms;
 		while (!all_failed(i + 1)) {
 			if (now_ns() - t0 > WAIT_LIMIT_NS) {
 				fprintf(stderr,
@@ -400,12 +471,11 @@ int main(int argc, char **argv)
 			printf("\n");
 		}
 
-		t1 = now_ns();
-		if (run_ctl(&a, "resume", nice_inc, &ms))
+		if (launch("resume", nice_inc, &res))
 			return 1;
-		t2 = now_ns();
+		t2 = res.t1;
 		atomic_store(&resumed, i + 1);
-		resume_wall[i] = (double)(t2 - t1) / 1e6;
+		resume_wall[i] = (double)(t2 - res.t0) / 1e6;
 		while (!all_read_since(t2)) {
 			if (now_ns() - t2 > WAIT_LIMIT_NS) {
 				fprintf(stderr,
