@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # What the audit log costs, run by hand as root: sequential and 4 KiB random
 # reads of data.csv with the log on (build/) and off (build-noaudit/, the
-# bench_audit_off option, never deployed), side by side on the same home;
-# then the log's size per record and its rate under a read flood.
-#   tests/bench/audit.sh [SIZE_BYTES]      (default 1000000000)
+# bench_audit_off option, never deployed), both mounted on the same home at
+# once and read in alternation; then the log's size per record and its rate
+# under a read flood.
+#   tests/bench/audit.sh [SIZE_BYTES [ROUNDS]]   (default 1000000000, 10)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 size=${1:-1000000000}
+rounds=${2:-10}
 . tests/bench/lib.sh
 mnt=$work/mnt
 mkdir -p "$mnt"
@@ -24,25 +26,52 @@ ctl agreement apply "$work/agr.json" >/dev/null
 echo "machine: $(nproc) cores, $(uname -r), $(date -u +%FT%TZ); data.csv of $size bytes"
 
 p50() { sed -n 's/^p50 \([0-9.]*\) us.*/\1/p'; }
-measure() { # label, govfs binary
-	local label=$1 bin=$2 data=$mnt/bench/data.csv a b c w1 w2 w3
-	"$bin" --home "$work/home" --key-file "$work/key" --agreement agr-bench "$mnt"
-	a=$(secs dd if="$data" of=/dev/null bs=1M)
-	b=$(secs dd if="$data" of=/dev/null bs=1M)
-	c=$(secs dd if="$data" of=/dev/null bs=1M)
-	w1=$(build/tests/bench/pread-lat "$data" 20000 --window 33554432 --warm --seed 1 | p50)
-	w2=$(build/tests/bench/pread-lat "$data" 20000 --window 33554432 --warm --seed 2 | p50)
-	w3=$(build/tests/bench/pread-lat "$data" 20000 --window 33554432 --warm --seed 3 | p50)
-	printf '  %-8s dd bs=1M median %s s; 4 KiB warm p50 median %s us; cold: %s\n' \
-		"$label" "$(median3 "$a" "$b" "$c")" "$(median3 "$w1" "$w2" "$w3")" \
-		"$(build/tests/bench/pread-lat "$data" 3000 --seed 5)"
-	fusermount3 -u "$mnt"
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+	print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# Both side by side for the whole run, so neither pays a mount the other
+# does not; each round alternates which goes first (off-on, on-off, ...),
+# so a drift of the machine falls on both alike.
+off=$work/mnt-off
+on=$work/mnt-on
+mkdir -p "$off" "$on"
+MOUNTS=("$off" "$on" "$mnt")
+build-noaudit/govfs --home "$work/home" --key-file "$work/key" --agreement agr-bench "$off"
+build/govfs --home "$work/home" --key-file "$work/key" --agreement agr-bench "$on"
+in_order() { # round: the two mounts, the first one first
+	if (($1 % 2)); then echo "$off $on"; else echo "$on $off"; fi
 }
-echo "reads with the audit log off and on, alternating, medians of 3:"
-for round in 1 2; do
-	measure "off #$round" build-noaudit/govfs
-	measure "on #$round" build/govfs
+echo "4 KiB random reads, cold (nothing cached yet), 3000 each:"
+echo "  log off: $(build/tests/bench/pread-lat "$off/bench/data.csv" 3000 --seed 5)"
+echo "  log on:  $(build/tests/bench/pread-lat "$on/bench/data.csv" 3000 --seed 5)"
+echo "sequential: dd bs=1M of data.csv, $rounds rounds, the two alternating:"
+seq_off=() seq_on=() ratios=()
+for ((r = 1; r <= rounds; r++)); do
+	for m in $(in_order "$r"); do
+		t=$(secs dd if="$m/bench/data.csv" of=/dev/null bs=1M)
+		if [ "$m" = "$off" ]; then a=$t; else b=$t; fi
+	done
+	seq_off+=("$a") seq_on+=("$b")
+	ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.4f", b / a }')")
+	echo "  round $r: off $a s, on $b s"
 done
+awk -v a="$(median "${seq_off[@]}")" -v b="$(median "${seq_on[@]}")" \
+	-v r="$(median "${ratios[@]}")" 'BEGIN {
+	printf "  median: off %.3f s, on %.3f s (%+.1f %%); median of the rounds'"'"' on/off: %+.1f %%\n",
+		a, b, (b / a - 1) * 100, (r - 1) * 100 }'
+echo "4 KiB random reads within 32 MiB, warm, 20000 each, $rounds rounds alternating:"
+warm_off=() warm_on=()
+for ((r = 1; r <= rounds; r++)); do
+	for m in $(in_order "$r"); do
+		t=$(build/tests/bench/pread-lat "$m/bench/data.csv" 20000 --window 33554432 --warm --seed "$r" | p50)
+		if [ "$m" = "$off" ]; then warm_off+=("$t"); else warm_on+=("$t"); fi
+	done
+done
+awk -v a="$(median "${warm_off[@]}")" -v b="$(median "${warm_on[@]}")" 'BEGIN {
+	printf "  median of the p50s: off %.1f us, on %.1f us (%+.1f %%)\n", a, b, (b / a - 1) * 100 }'
+echo "  p50s off: ${warm_off[*]}"
+echo "  p50s on:  ${warm_on[*]}"
+fusermount3 -u "$off"
+fusermount3 -u "$on"
 
 before=$(ctl audit export | wc -l)
 build/govfs --home "$work/home" --key-file "$work/key" --agreement agr-bench "$mnt"
