@@ -7,6 +7,8 @@
 # the daemons' drain and cache invalidation.  Not a timed test: it prints
 # numbers (and fails if a read succeeded after suspend returned).
 #   tests/bench/cut.sh [REPS]      (default 50)
+# READERS_PER_FILE (default 4) and CUT_ARGS (more cut-latency options, such
+# as --verbose or --ctl-nice N) change the setting.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 reps=${1:-50}
@@ -30,5 +32,5 @@ echo "agr-bench: $(ctl mounts | tail -n +2 | wc -l) live mounts (background govf
 echo "$reps x (suspend, every reader refused, resume, every reader reads again):"
 build/tests/bench/cut-latency --ctl build/govfsctl --home "$work/home" \
 	--key-file "$work/key" --agreement agr-bench --reps "$reps" \
-	--readers-per-file 4 ${CUT_ARGS:-} "$m1/bench/data.csv" "$m2/bench/data.csv"
+	--readers-per-file ${READERS_PER_FILE:-4} ${CUT_ARGS:-} "$m1/bench/data.csv" "$m2/bench/data.csv"
 echo "(target: p99 <= 10 ms from the start of suspend to every reader refused)"

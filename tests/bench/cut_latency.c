@@ -10,8 +10,7 @@
  * each open their own handle and pread 4 KiB in a tight loop, walking the
  * file.  Each repetition: an admin's shell (a process of its own, see
  * launcher_start) notes CLOCK_MONOTONIC t0, forks and execs govfsctl
- * suspend (--ctl-nice: at that nice value, to see what CPU contention
- * costs); every reader notes the time of its first failed read; the
+ * suspend; every reader notes the time of its first failed read; the
  * latency is the latest of those first failures minus t0.  Then resume and
  * wait until every reader has read successfully again (a read that started
  * after resume returned), and go on.  A refused reader waits for the
@@ -23,7 +22,9 @@
  * The admin's shell runs in a session of its own, as an admin's login
  * does (the analysts' readers run in their sandbox): with the kernel's
  * autogroup scheduling a session shares the CPU as one.  --same-session
- * keeps it in the readers' session instead.
+ * keeps it in the readers' session instead.  --ctl-nice N runs the admin's
+ * shell, and the session it leads, at nice N (as `nice` and
+ * /proc/self/autogroup would), to see what CPU priority buys.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -126,7 +127,6 @@ struct ctl_args {
 /* What the admin's shell is asked to run, and what came of it. */
 struct launch_request {
 	char verb[16];
-	int nice_inc;
 };
 
 struct launch_result {
@@ -139,7 +139,7 @@ static int launcher_fd = -1; /* the readers' end of the admin's shell */
 
 /*
  * Run govfsctl agreement VERB ID --reason ... (fork and exec, as a shell
- * would; at nice_inc if not 0) and fill *res.
+ * would) and fill *res.
  */
 static void run_ctl(const struct ctl_args *a, const struct launch_request *q,
 		    struct launch_result *res)
@@ -174,8 +174,6 @@ static void run_ctl(const struct ctl_args *a, const struct launch_request *q,
 	}
 	if (!pid) {
 		dup2(pipefd[1], STDOUT_FILENO);
-		if (q->nice_inc && setpriority(PRIO_PROCESS, 0, q->nice_inc))
-			_exit(126);
 		execv(a->ctl, argv);
 		_exit(127);
 	}
@@ -213,7 +211,27 @@ static void run_ctl(const struct ctl_args *a, const struct launch_request *q,
  * shares the CPU as one.  So neither the fork nor the start of govfsctl
  * happens among the readers' threads.
  */
-static int launcher_start(const struct ctl_args *a)
+/* Run this process, and the session it leads if it does, at nice n. */
+static int renice_session(int n)
+{
+	char value[16];
+	int fd, len = snprintf(value, sizeof(value), "%d", n);
+
+	if (setpriority(PRIO_PROCESS, 0, n))
+		return -1;
+	if (same_session)
+		return 0;
+	fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (write(fd, value, (size_t)len) != len) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+static int launcher_start(const struct ctl_args *a, int nice)
 {
 	int sv[2];
 	pid_t pid;
@@ -231,6 +249,10 @@ static int launcher_start(const struct ctl_args *a)
 	close(sv[0]);
 	if (!same_session && setsid() < 0)
 		_exit(1);
+	if (nice && renice_session(nice)) {
+		perror("cut-latency: --ctl-nice");
+		_exit(1);
+	}
 	for (;;) {
 		struct launch_request q;
 		struct launch_result res;
@@ -245,9 +267,9 @@ static int launcher_start(const struct ctl_args *a)
 }
 
 /* Have the admin's shell run govfsctl agreement VERB; 0 if it succeeded. */
-static int launch(const char *verb, int nice_inc, struct launch_result *res)
+static int launch(const char *verb, struct launch_result *res)
 {
-	struct launch_request q = {.nice_inc = nice_inc};
+	struct launch_request q;
 
 	snprintf(q.verb, sizeof(q.verb), "%s", verb);
 	if (write(launcher_fd, &q, sizeof(q)) != (ssize_t)sizeof(q) ||
@@ -376,7 +398,7 @@ int main(int argc, char **argv)
 	if (!lat || !wall || !reported || !resume_wall)
 		return 1;
 
-	if (launcher_start(&a)) {
+	if (launcher_start(&a, nice_inc)) {
 		perror("cut-latency: admin's shell");
 		return 1;
 	}
@@ -425,7 +447,7 @@ int main(int argc, char **argv)
 		double ms;
 
 		atomic_store(&rep, i + 1);
-		if (launch("suspend", nice_inc, &res))
+		if (launch("suspend", &res))
 			return 1;
 		t0 = res.t0;
 		t1 = res.t1;
@@ -471,7 +493,7 @@ int main(int argc, char **argv)
 			printf("\n");
 		}
 
-		if (launch("resume", nice_inc, &res))
+		if (launch("resume", &res))
 			return 1;
 		t2 = res.t1;
 		atomic_store(&resumed, i + 1);
