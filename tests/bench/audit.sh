@@ -12,9 +12,7 @@ mnt=$work/mnt
 mkdir -p "$mnt"
 MOUNTS=("$mnt")
 
-[ -f build-noaudit/build.ninja ] ||
-	meson setup build-noaudit -Dbench_audit_off=true >/dev/null
-ninja -C build-noaudit govfs >/dev/null
+bench_build build-noaudit bench_audit_off govfs
 
 build/gen-visits --bytes "$size" --seed 42 >"$shm/visits.csv"
 ctl init >/dev/null 2>&1
