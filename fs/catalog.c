@@ -21,6 +21,9 @@
 
 struct catalog {
 	sqlite3 *db;
+	/* A home whose size indexes an earlier govfs kept in clear, opened
+	 * read-only: it has no sealed ones to give. */
+	bool clear_sizes;
 };
 
 static const char schema_sql[] =
@@ -49,21 +52,20 @@ static const char schema_sql[] =
     " agreement TEXT NOT NULL REFERENCES agreements(id),"
     " revision INTEGER NOT NULL, applied_ns INTEGER NOT NULL,"
     " applied_by TEXT NOT NULL, policy_json TEXT NOT NULL,"
-    " PRIMARY KEY(agreement, revision));"
-    "CREATE TABLE size_indexes("
-    " agreement TEXT NOT NULL, revision INTEGER NOT NULL,"
-    " dataset TEXT NOT NULL, version INTEGER NOT NULL,"
-    " rows INTEGER NOT NULL,"
-    " header_bytes INTEGER NOT NULL, total_bytes INTEGER NOT NULL,"
-    " block_bytes BLOB NOT NULL,"
-    " PRIMARY KEY(agreement, revision, dataset, version));";
+    " PRIMARY KEY(agreement, revision));";
 
 /*
- * View results and live mounts came after version 1 of the schema: a home
- * made before gets their tables the first time it is opened for writing
- * (before that it holds nothing to look up in them).
+ * View results, live mounts and sealed size indexes came after version 1
+ * of the schema: a home made before gets their tables the first time it
+ * is opened for writing (before that it holds nothing to look up in
+ * them).  A size index is a sealed blob (sizeindex.h).
  */
 static const char later_tables_sql[] =
+    "CREATE TABLE IF NOT EXISTS size_indexes("
+    " agreement TEXT NOT NULL, revision INTEGER NOT NULL,"
+    " dataset TEXT NOT NULL, version INTEGER NOT NULL,"
+    " sealed BLOB NOT NULL,"
+    " PRIMARY KEY(agreement, revision, dataset, version));"
     "CREATE TABLE IF NOT EXISTS mounts("
     " socket TEXT PRIMARY KEY, agreement TEXT NOT NULL,"
     " pid INTEGER NOT NULL, mountpoint TEXT NOT NULL,"
@@ -75,9 +77,7 @@ static const char later_tables_sql[] =
     " store_file TEXT NOT NULL UNIQUE, file_id BLOB NOT NULL,"
     " nblocks INTEGER NOT NULL, nrows INTEGER NOT NULL,"
     " raw_bytes INTEGER NOT NULL, file_bytes INTEGER NOT NULL,"
-    " wrapped_key BLOB NOT NULL,"
-    " groups INTEGER NOT NULL, header_bytes INTEGER NOT NULL,"
-    " total_bytes INTEGER NOT NULL, block_bytes BLOB NOT NULL,"
+    " wrapped_key BLOB NOT NULL, sealed_sizes BLOB NOT NULL,"
     " sha256 BLOB NOT NULL,"
     " PRIMARY KEY(agreement, revision, dataset, version, view));";
 
@@ -122,6 +122,23 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
 	else
 		sqlite3_bind_null(st, i);
+}
+
+/* Bind b's bytes (an empty blob, not NULL, when it has none). */
+static void bind_blob(sqlite3_stmt *st, int i, const struct buf *b)
+{
+	sqlite3_bind_blob64(st, i, b->len ? (const void *)b->data : "",
+			    (sqlite3_uint64)b->len, SQLITE_TRANSIENT);
+}
+
+/* Copy column i's bytes into out (emptied first). */
+static int col_blob(sqlite3_stmt *st, int i, struct buf *out)
+{
+	const void *data = sqlite3_column_blob(st, i);
+	size_t len = (size_t)sqlite3_column_bytes(st, i);
+
+	out->len = 0;
+	return len ? buf_append(out, data, len) : 0;
 }
 
 static int open_db(const char *home, int flags, struct catalog **out)
@@ -199,11 +216,55 @@ out_close:
 	return rc;
 }
 
+/* Whether table holds size indexes in clear, as an earlier govfs kept
+ * them (their block_bytes column). */
+static bool has_clear_sizes(struct catalog *cat, const char *table)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "SELECT block_bytes FROM %s LIMIT 0", table);
+	return exec(cat, sql) == 0;
+}
+
+static bool home_has_clear_sizes(struct catalog *cat)
+{
+	return has_clear_sizes(cat, "size_indexes") ||
+	       has_clear_sizes(cat, "view_results");
+}
+
+/*
+ * Drop the tables that hold size indexes in clear, in one transaction
+ * with the sealed tables that replace them.  View results go too, their
+ * wrapped keys with them (their files are then unreferenced, and the next
+ * change removes them).  secure_delete overwrites what is dropped.
+ */
+static int drop_clear_sizes(struct catalog *cat)
+{
+	int rc;
+
+	if (!home_has_clear_sizes(cat))
+		return 0;
+	rc = exec(cat, "BEGIN IMMEDIATE");
+	if (!rc && has_clear_sizes(cat, "size_indexes"))
+		rc = exec(cat, "DROP TABLE size_indexes");
+	if (!rc && has_clear_sizes(cat, "view_results"))
+		rc = exec(cat, "DROP TABLE view_results");
+	if (!rc)
+		rc = exec(cat, later_tables_sql);
+	if (!rc)
+		rc = exec(cat, "COMMIT");
+	if (rc)
+		catalog_rollback(cat);
+	return rc;
+}
+
 /* Bring a home made by an earlier govfs up to this schema. */
 static int add_later_schema(struct catalog *cat)
 {
-	int rc = exec(cat, later_tables_sql);
+	int rc = drop_clear_sizes(cat);
 
+	if (!rc)
+		rc = exec(cat, later_tables_sql);
 	if (!rc && exec(cat, "SELECT expiry_noted_ns FROM agreements LIMIT 0"))
 		rc = exec(cat, "ALTER TABLE agreements ADD COLUMN "
 			       "expiry_noted_ns INTEGER");
@@ -228,6 +289,8 @@ int catalog_open(const char *home, bool read_only, struct catalog **out)
 		rc = -EPROTO;
 	if (!rc && !read_only)
 		rc = add_later_schema(cat);
+	if (!rc && read_only)
+		cat->clear_sizes = home_has_clear_sizes(cat);
 	free(version);
 	if (rc) {
 		catalog_close(cat);
@@ -796,49 +859,15 @@ int catalog_agreement_add_revision(struct catalog *cat,
 	return step_done(st);
 }
 
-void size_index_release(struct size_index *si)
-{
-	free(si->block_bytes);
-	memset(si, 0, sizeof(*si));
-}
-
 int catalog_size_index_put(struct catalog *cat, const char *agreement,
 			   int64_t revision, const char *dataset,
-			   int64_t version, const struct size_index *si)
+			   int64_t version, const struct buf *sealed)
 {
 	sqlite3_stmt *st;
-	int rc = prepare(
-	    cat,
-	    "INSERT OR REPLACE INTO size_indexes(agreement,"
-	    " revision, dataset, version, header_bytes,"
-	    " total_bytes, block_bytes, rows) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-	    &st);
-
-	if (rc)
-		return rc;
-	bind_text(st, 1, agreement);
-	sqlite3_bind_int64(st, 2, revision);
-	bind_text(st, 3, dataset);
-	sqlite3_bind_int64(st, 4, version);
-	sqlite3_bind_int64(st, 5, (int64_t)si->header_bytes);
-	sqlite3_bind_int64(st, 6, (int64_t)si->total_bytes);
-	sqlite3_bind_blob64(
-	    st, 7, si->block_bytes ? (void *)si->block_bytes : "",
-	    (sqlite3_uint64)si->nblocks * sizeof(uint64_t), SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 8, (int64_t)si->rows);
-	return step_done(st);
-}
-
-int catalog_size_index_get(struct catalog *cat, const char *agreement,
-			   int64_t revision, const char *dataset,
-			   int64_t version, struct size_index *out)
-{
-	sqlite3_stmt *st;
-	size_t bytes;
 	int rc = prepare(cat,
-			 "SELECT header_bytes, total_bytes, block_bytes, rows"
-			 " FROM size_indexes WHERE agreement = ?"
-			 " AND revision = ? AND dataset = ? AND version = ?",
+			 "INSERT OR REPLACE INTO size_indexes(agreement,"
+			 " revision, dataset, version, sealed)"
+			 " VALUES(?, ?, ?, ?, ?)",
 			 &st);
 
 	if (rc)
@@ -847,21 +876,35 @@ int catalog_size_index_get(struct catalog *cat, const char *agreement,
 	sqlite3_bind_int64(st, 2, revision);
 	bind_text(st, 3, dataset);
 	sqlite3_bind_int64(st, 4, version);
+	bind_blob(st, 5, sealed);
+	return step_done(st);
+}
+
+int catalog_size_index_get(struct catalog *cat, const char *agreement,
+			   int64_t revision, const char *dataset,
+			   int64_t version, struct buf *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	out->len = 0;
+	if (cat->clear_sizes)
+		return -ENOENT;
+	rc = prepare(cat,
+		     "SELECT sealed FROM size_indexes WHERE agreement = ?"
+		     " AND revision = ? AND dataset = ? AND version = ?",
+		     &st);
+	if (rc)
+		return rc;
+	bind_text(st, 1, agreement);
+	sqlite3_bind_int64(st, 2, revision);
+	bind_text(st, 3, dataset);
+	sqlite3_bind_int64(st, 4, version);
 	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_finalize(st);
-		return rc == SQLITE_DONE ? -ENOENT : sql_rc(rc);
-	}
-	memset(out, 0, sizeof(*out));
-	out->header_bytes = (uint64_t)sqlite3_column_int64(st, 0);
-	out->total_bytes = (uint64_t)sqlite3_column_int64(st, 1);
-	out->rows = (uint64_t)sqlite3_column_int64(st, 3);
-	bytes = (size_t)sqlite3_column_bytes(st, 2);
-	out->nblocks = (uint32_t)(bytes / sizeof(uint64_t));
-	out->block_bytes = malloc(bytes ? bytes : 1);
-	rc = out->block_bytes ? 0 : -ENOMEM;
-	if (!rc && bytes)
-		memcpy(out->block_bytes, sqlite3_column_blob(st, 2), bytes);
+	if (rc == SQLITE_ROW)
+		rc = col_blob(st, 0, out);
+	else
+		rc = rc == SQLITE_DONE ? -ENOENT : sql_rc(rc);
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -1037,7 +1080,7 @@ void view_result_release(struct view_result *r)
 	free(r->dataset);
 	free(r->view);
 	free(r->store_file);
-	size_index_release(&r->sizes);
+	buf_release(&r->sealed_sizes);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -1048,9 +1091,8 @@ int catalog_view_result_put(struct catalog *cat, const struct view_result *r)
 	    cat,
 	    "INSERT OR REPLACE INTO view_results(agreement, revision, dataset,"
 	    " version, view, store_file, file_id, nblocks, nrows, raw_bytes,"
-	    " file_bytes, wrapped_key, groups, header_bytes, total_bytes,"
-	    " block_bytes, sha256) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-	    " ?, ?, ?, ?, ?)",
+	    " file_bytes, wrapped_key, sealed_sizes, sha256) VALUES(?, ?, ?, ?,"
+	    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	    &st);
 
 	if (rc)
@@ -1069,21 +1111,13 @@ int catalog_view_result_put(struct catalog *cat, const struct view_result *r)
 	sqlite3_bind_int64(st, 11, (int64_t)r->store.file_bytes);
 	sqlite3_bind_blob(st, 12, r->wrapped_key, WRAPPED_KEY_LEN,
 			  SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 13, (int64_t)r->sizes.rows);
-	sqlite3_bind_int64(st, 14, (int64_t)r->sizes.header_bytes);
-	sqlite3_bind_int64(st, 15, (int64_t)r->sizes.total_bytes);
-	sqlite3_bind_blob64(
-	    st, 16, r->sizes.block_bytes ? (void *)r->sizes.block_bytes : "",
-	    (sqlite3_uint64)r->sizes.nblocks * sizeof(uint64_t),
-	    SQLITE_TRANSIENT);
-	sqlite3_bind_blob(st, 17, r->sha256, VIEW_SHA256_LEN, SQLITE_TRANSIENT);
+	bind_blob(st, 13, &r->sealed_sizes);
+	sqlite3_bind_blob(st, 14, r->sha256, VIEW_SHA256_LEN, SQLITE_TRANSIENT);
 	return step_done(st);
 }
 
 static int view_result_from_row(sqlite3_stmt *st, struct view_result *r)
 {
-	size_t bytes = (size_t)sqlite3_column_bytes(st, 15);
-
 	memset(r, 0, sizeof(*r));
 	r->agreement = col_strdup(st, 0);
 	r->revision = sqlite3_column_int64(st, 1);
@@ -1093,8 +1127,7 @@ static int view_result_from_row(sqlite3_stmt *st, struct view_result *r)
 	r->store_file = col_strdup(st, 5);
 	if (sqlite3_column_bytes(st, 6) != STORE_FILE_ID_LEN ||
 	    sqlite3_column_bytes(st, 11) != WRAPPED_KEY_LEN ||
-	    sqlite3_column_bytes(st, 16) != VIEW_SHA256_LEN ||
-	    bytes % sizeof(uint64_t))
+	    sqlite3_column_bytes(st, 13) != VIEW_SHA256_LEN)
 		return -EIO;
 	memcpy(r->store.file_id, sqlite3_column_blob(st, 6), STORE_FILE_ID_LEN);
 	r->store.nblocks = (uint32_t)sqlite3_column_int64(st, 7);
@@ -1102,19 +1135,10 @@ static int view_result_from_row(sqlite3_stmt *st, struct view_result *r)
 	r->store.raw_bytes = (uint64_t)sqlite3_column_int64(st, 9);
 	r->store.file_bytes = (uint64_t)sqlite3_column_int64(st, 10);
 	memcpy(r->wrapped_key, sqlite3_column_blob(st, 11), WRAPPED_KEY_LEN);
-	r->sizes.rows = (uint64_t)sqlite3_column_int64(st, 12);
-	r->sizes.header_bytes = (uint64_t)sqlite3_column_int64(st, 13);
-	r->sizes.total_bytes = (uint64_t)sqlite3_column_int64(st, 14);
-	r->sizes.nblocks = (uint32_t)(bytes / sizeof(uint64_t));
-	r->sizes.block_bytes = malloc(bytes ? bytes : 1);
-	memcpy(r->sha256, sqlite3_column_blob(st, 16), VIEW_SHA256_LEN);
-	if (!r->agreement || !r->dataset || !r->view || !r->store_file ||
-	    !r->sizes.block_bytes)
+	memcpy(r->sha256, sqlite3_column_blob(st, 13), VIEW_SHA256_LEN);
+	if (!r->agreement || !r->dataset || !r->view || !r->store_file)
 		return -ENOMEM;
-	if (bytes)
-		memcpy(r->sizes.block_bytes, sqlite3_column_blob(st, 15),
-		       bytes);
-	return 0;
+	return col_blob(st, 12, &r->sealed_sizes);
 }
 
 int catalog_view_result_get(struct catalog *cat, const char *agreement,
@@ -1123,11 +1147,15 @@ int catalog_view_result_get(struct catalog *cat, const char *agreement,
 			    struct view_result *out)
 {
 	sqlite3_stmt *st;
-	int rc = prepare(
+	int rc;
+
+	if (cat->clear_sizes)
+		return -ENOENT;
+	rc = prepare(
 	    cat,
 	    "SELECT agreement, revision, dataset, version, view, store_file,"
 	    " file_id, nblocks, nrows, raw_bytes, file_bytes, wrapped_key,"
-	    " groups, header_bytes, total_bytes, block_bytes, sha256"
+	    " sealed_sizes, sha256"
 	    " FROM view_results WHERE agreement = ? AND revision = ?"
 	    " AND dataset = ? AND version = ? AND view = ?",
 	    &st);

@@ -1,10 +1,13 @@
 /*
  * catalog: everything govfs knows about datasets, their versions, agreements
- * and their revisions, the precomputed file sizes of each data.csv, and
- * the computed results of each aggregation view.  This is
+ * and their revisions, the size index of each data.csv, and the computed
+ * results of each aggregation view.  This is
  * the one interface to catalog storage; this build keeps it in SQLite
  * (HOME/catalog.db, WAL), and a second backend would implement the same
  * functions.  Readers (the daemon) never block on writers (govfsctl).
+ *
+ * The catalog does no cryptography: wrapped keys and sealed size indexes
+ * (sizeindex.h) are bytes it keeps without looking inside.
  *
  * Strings and buffers returned in structs are owned by the struct and freed
  * by its *_release function.  Times are Unix nanoseconds.
@@ -16,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "keys.h"
 #include "store.h"
 
@@ -25,7 +29,14 @@ struct catalog;
 int catalog_create(const char *home, struct catalog **out)
     __attribute__((warn_unused_result));
 
-/* Open HOME/catalog.db; read-only opens never write. */
+/*
+ * Open HOME/catalog.db; read-only opens never write.  A writable open
+ * brings a home made by an earlier govfs up to this schema.  Size indexes
+ * that it kept in clear (of data.csv files, and of view results in their
+ * rows) are then dropped, not sealed as they are: nothing vouches for
+ * them, and `agreement apply` computes them again from the sealed store.
+ * Until then (and in a read-only open of such a home) there are none.
+ */
 int catalog_open(const char *home, bool read_only, struct catalog **out)
     __attribute__((warn_unused_result));
 
@@ -142,26 +153,23 @@ int catalog_agreement_add_revision(struct catalog *cat,
 				   struct agreement_record *a)
     __attribute__((warn_unused_result));
 
-/* Size index of one data.csv: header bytes, then each block's bytes. */
-struct size_index {
-	uint64_t rows; /* records shown */
-	uint64_t header_bytes;
-	uint32_t nblocks;
-	uint64_t *block_bytes; /* nblocks entries */
-	uint64_t total_bytes;
-};
-
-void size_index_release(struct size_index *si);
-
+/*
+ * The size index of the data.csv of dataset version under agreement
+ * revision, sealed (sizeindex.h): an opaque blob here.
+ */
 int catalog_size_index_put(struct catalog *cat, const char *agreement,
 			   int64_t revision, const char *dataset,
-			   int64_t version, const struct size_index *si)
+			   int64_t version, const struct buf *sealed)
     __attribute__((warn_unused_result));
 
-/* -ENOENT if none was computed for that pair. */
+/*
+ * The blob put for that pair into out (emptied first; release it).
+ * -ENOENT if none was: never computed, or kept in clear by an older
+ * govfs (see catalog_open).
+ */
 int catalog_size_index_get(struct catalog *cat, const char *agreement,
 			   int64_t revision, const char *dataset,
-			   int64_t version, struct size_index *out)
+			   int64_t version, struct buf *out)
     __attribute__((warn_unused_result));
 
 /* Drop the size indexes of agreement other than (revision, its datasets'
@@ -227,7 +235,7 @@ int catalog_mount_list(struct catalog *cat, const char *agreement,
  * The result of one view of one agreement revision over one dataset
  * version: a store file of its output records (rowfmt, sealed under its
  * own data key, wrapped by the master key), the size index of its CSV
- * (sizes.rows is the groups shown), and the SHA-256 of the CSV bytes.
+ * (sealed: sizeindex.h), and the SHA-256 of the CSV bytes.
  */
 struct view_result {
 	char *agreement;
@@ -238,7 +246,7 @@ struct view_result {
 	char *store_file; /* relative to the home */
 	struct store_info store;
 	uint8_t wrapped_key[WRAPPED_KEY_LEN];
-	struct size_index sizes;
+	struct buf sealed_sizes;
 	uint8_t sha256[VIEW_SHA256_LEN];
 };
 
@@ -248,7 +256,8 @@ void view_result_release(struct view_result *r);
 int catalog_view_result_put(struct catalog *cat, const struct view_result *r)
     __attribute__((warn_unused_result));
 
-/* -ENOENT if none was computed for those five keys. */
+/* -ENOENT if none was computed for those five keys (or an older govfs
+ * kept its size index in clear: see catalog_open). */
 int catalog_view_result_get(struct catalog *cat, const char *agreement,
 			    int64_t revision, const char *dataset,
 			    int64_t version, const char *view,

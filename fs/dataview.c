@@ -88,7 +88,8 @@ static int copy_sizes(struct size_index *dst, const struct size_index *src)
 int dataview_open_result(struct dataview *dv, const char *home,
 			 const struct master_key *mk,
 			 const struct view_result *r,
-			 const struct schema *out_schema)
+			 const struct schema *out_schema,
+			 const struct size_index *sizes)
 {
 	uint8_t key[KEY_LEN];
 	char label[128], path[PATH_MAX];
@@ -106,7 +107,7 @@ int dataview_open_result(struct dataview *dv, const char *home,
 	if (!rc)
 		rc = render_plan_init_keep_all(&dv->plan, &dv->schema);
 	if (!rc)
-		rc = copy_sizes(&dv->sizes, &r->sizes);
+		rc = copy_sizes(&dv->sizes, sizes);
 	if (!rc && (dv->sizes.nblocks != dv->store->info.nblocks ||
 		    dv->sizes.header_bytes != dv->plan.header.len))
 		rc = -EIO;

@@ -17,6 +17,7 @@
 #include "perr.h"
 #include "render.h"
 #include "schema.h"
+#include "sizeindex.h"
 #include "store.h"
 
 struct dataview {
@@ -57,12 +58,14 @@ int dataview_open(struct dataview *dv, const char *home,
  * Open the result of an aggregation view: unwrap its data key (wrapped
  * for r->agreement), open and check its store file, and build the plan
  * that writes out_schema's columns (the view's output) as stored.  The
- * size index is copied from r.  -EIO if the key, file or sizes disagree.
+ * size index is copied from sizes (r's, opened).  -EIO if the key, file
+ * or sizes disagree.
  */
 int dataview_open_result(struct dataview *dv, const char *home,
 			 const struct master_key *mk,
 			 const struct view_result *r,
-			 const struct schema *out_schema)
+			 const struct schema *out_schema,
+			 const struct size_index *sizes)
     __attribute__((warn_unused_result));
 
 /* Render every block once (on all cores) to fill dv->sizes. */

@@ -688,19 +688,24 @@ static int open_node(const struct mount_state *st, fuse_ino_t ino,
 		     struct handle **out)
 {
 	const struct dataset_state *d = NULL;
-	struct file_view *view = view_node(st, ino);
-	enum node_kind kind = view ? NODE_DATA : NODE_DIR;
+	struct file_view *fv = view_node(st, ino);
+	enum node_kind kind = fv ? NODE_DATA : NODE_DIR;
 	struct handle *h;
 
-	if (ino != INO_README && !view) {
+	if (ino != INO_README && !fv) {
 		d = node_of(st, ino, &kind);
 		if (!d || (kind == NODE_DATA && !d->data))
 			return -ENOENT;
 		if (kind == NODE_DIR || kind == NODE_VIEWS)
 			return -EISDIR;
+		if (kind == NODE_DATA)
+			fv = d->data;
 	}
 	if (ino != INO_README && !data_readable(st))
 		return -EACCES;
+	/* Its size index did not open: nothing of it is served. */
+	if (fv && fv->fault)
+		return -EIO;
 	if (kind == NODE_DATA && quota_used_up(st))
 		return -EDQUOT;
 	h = handle_new(ino == INO_README   ? HANDLE_README
@@ -709,7 +714,7 @@ static int open_node(const struct mount_state *st, fuse_ino_t ino,
 	if (!h)
 		return -ENOMEM;
 	if (h->kind == HANDLE_DATA) {
-		h->fv = file_view_get(view ? view : d->data);
+		h->fv = file_view_get(fv);
 		atomic_init(&h->checked_revision, h->fv->revision);
 	} else if (d ? buf_append(&h->text, d->schema_json.data,
 				  d->schema_json.len)
@@ -1397,6 +1402,50 @@ static void note_expiry(const struct mount_state *st)
 		fprintf(stderr, "govfs: audit log: cannot record the expiry\n");
 }
 
+/* Whether prev served fv already (so its fault was said then). */
+static bool served_before(const struct mount_state *prev,
+			  const struct file_view *fv)
+{
+	const struct dataset_state *d =
+	    prev ? mount_state_dataset(prev, fv->dataset) : NULL;
+
+	if (!d)
+		return false;
+	return fv == (fv->view ? mount_state_view(prev, fv->dataset, fv->view)
+			       : d->data);
+}
+
+static void report_fault(const struct mount_state *prev,
+			 const struct file_view *fv)
+{
+	if (!fv || !fv->fault || served_before(prev, fv))
+		return;
+	if (fv->view)
+		fprintf(stderr,
+			"govfs: %s/views/%s.csv: %s; serving nothing of it\n",
+			fv->dataset, fv->view, fv->fault);
+	else
+		fprintf(stderr,
+			"govfs: %s/data.csv: %s; serving nothing of it\n",
+			fv->dataset, fv->fault);
+}
+
+/*
+ * Say once on stderr which files of next serve nothing, and why (opens of
+ * them fail with EIO, recorded in the audit log).
+ */
+static void report_faults(const struct mount_state *prev,
+			  const struct mount_state *next)
+{
+	for (size_t i = 0; i < next->ndatasets; i++) {
+		const struct dataset_state *d = &next->datasets[i];
+
+		report_fault(prev, d->data);
+		for (size_t j = 0; d->views && j < d->ds->nviews; j++)
+			report_fault(prev, d->views[j]);
+	}
+}
+
 /*
  * Load the agreement from the catalog and serve it if anything changed.
  * Call with reload_lock held.  0, or -errno with the last good state kept.
@@ -1422,6 +1471,7 @@ static int reload_locked(void)
 	} else if (mount_state_same(st, next)) {
 		mount_state_put(next);
 	} else {
+		report_faults(st, next);
 		swap_state(next);
 	}
 	mount_state_put(st);
@@ -1873,6 +1923,7 @@ static int load_initial_state(void)
 		fprintf(stderr, "govfs: %s\n", why);
 		return 1;
 	}
+	report_faults(NULL, g.state);
 	/* Only for an agreement that exists and may be served. */
 	rc = quota_open(g.home, g.agreement, &g.quota);
 	if (rc) {

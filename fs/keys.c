@@ -1,7 +1,7 @@
 /*
- * keys: the master key file, data-key wrapping and AES-256-GCM.  OpenSSL's
- * EVP interface only; a cipher context is made per call, which costs far
- * less than the block it seals.
+ * keys: the master key file, data-key wrapping, key derivation and
+ * AES-256-GCM.  OpenSSL's EVP interface only; a cipher context is made per
+ * call, which costs far less than the block it seals.
  */
 #include "keys.h"
 
@@ -11,7 +11,9 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -205,6 +207,27 @@ int aead_open(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
 
 	memcpy(t, tag, sizeof(t));
 	return aead_run(false, key, nonce, aad, aad_len, in, len, out, t);
+}
+
+int key_derive(const uint8_t key[KEY_LEN], const char *purpose,
+	       uint8_t out[KEY_LEN])
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM params[] = {
+	    OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+					     (char *)"SHA256", 0),
+	    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key,
+					      KEY_LEN),
+	    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+					      (void *)purpose, strlen(purpose)),
+	    OSSL_PARAM_construct_end(),
+	};
+	int ok = ctx && EVP_KDF_derive(ctx, out, KEY_LEN, params) == 1;
+
+	EVP_KDF_CTX_free(ctx);
+	EVP_KDF_free(kdf);
+	return ok ? 0 : -EIO;
 }
 
 int data_key_new(const struct master_key *mk, const char *label,

@@ -57,6 +57,14 @@ int aead_open(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
 	      const uint8_t tag[AEAD_TAG_LEN], uint8_t *out)
     __attribute__((warn_unused_result));
 
+/*
+ * Derive from key the key of one purpose (HKDF-SHA256, purpose as its
+ * info), so that one secret serves several uses that never share a key.
+ * 0 or -EIO.
+ */
+int key_derive(const uint8_t key[KEY_LEN], const char *purpose,
+	       uint8_t out[KEY_LEN]) __attribute__((warn_unused_result));
+
 /* Make a fresh data key and its wrapped form, bound to label. */
 int data_key_new(const struct master_key *mk, const char *label,
 		 uint8_t key[KEY_LEN], uint8_t wrapped[WRAPPED_KEY_LEN])

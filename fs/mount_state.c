@@ -16,6 +16,10 @@
 #include "readme.h"
 #include "render.h"
 
+/* The fault of a file whose size index does not open. */
+#define FAULT_SIZES                                                            \
+	"its size index does not open (altered, or moved from another file)"
+
 static atomic_uint_fast64_t next_view_id = 1;
 
 struct file_view *file_view_get(struct file_view *fv)
@@ -113,6 +117,27 @@ static struct file_view *file_view_new(const struct mount_state *st,
 	return fv;
 }
 
+/*
+ * Open the sealed size index of fv (under st's revision) into out; -EIO,
+ * with fv's fault set, if it does not open.
+ */
+static int open_sizes(const struct mount_state *st, struct file_view *fv,
+		      const struct buf *sealed, struct size_index *out)
+{
+	const struct size_index_place at = {
+	    .agreement = st->rec.id,
+	    .revision = st->rec.revision,
+	    .dataset = fv->dataset,
+	    .version = fv->version,
+	    .view = fv->view,
+	};
+	int rc = size_index_open(st->size_key, &at, sealed, out);
+
+	if (rc == -EIO)
+		fv->fault = FAULT_SIZES;
+	return rc;
+}
+
 /* Open the data.csv of version v under revision rec of entry ds. */
 static int file_view_open(struct catalog *cat, const char *home,
 			  const struct master_key *mk,
@@ -123,6 +148,7 @@ static int file_view_open(struct catalog *cat, const char *home,
 {
 	const struct agreement_record *rec = &st->rec;
 	struct file_view *fv = file_view_new(st, v, NULL);
+	struct buf sealed = BUF_INIT;
 	struct perr err;
 	int rc;
 
@@ -137,13 +163,19 @@ static int file_view_open(struct catalog *cat, const char *home,
 		return rc;
 	}
 	rc = catalog_size_index_get(cat, rec->id, rec->revision, v->dataset,
-				    v->version, &fv->dv.sizes);
+				    v->version, &sealed);
+	if (!rc)
+		rc = open_sizes(st, fv, &sealed, &fv->dv.sizes);
+	buf_release(&sealed);
 	if (!rc && fv->dv.sizes.nblocks != fv->dv.store->info.nblocks)
 		rc = -EIO;
 	if (!rc && fv->dv.sizes.header_bytes != fv->dv.plan.header.len)
 		rc = -EIO;
 	if (!rc)
 		rc = file_view_fill_ends(fv);
+	/* A file with a fault is loaded: it serves nothing, the rest does. */
+	if (fv->fault)
+		rc = 0;
 	if (!rc && render_fingerprint(&fv->dv.schema, ds, &fv->fingerprint))
 		rc = -ENOMEM;
 	if (rc) {
@@ -190,6 +222,7 @@ static int view_file_open(struct catalog *cat, const char *home,
 {
 	struct file_view *fv = file_view_new(st, v, view->name);
 	struct schema out_schema = {0};
+	struct size_index sizes = {0};
 	struct view_result r;
 	int rc;
 
@@ -208,12 +241,19 @@ static int view_file_open(struct catalog *cat, const char *home,
 	}
 	rc = view_output_schema(v, view, &out_schema);
 	if (!rc)
-		rc = dataview_open_result(&fv->dv, home, mk, &r, &out_schema);
+		rc = open_sizes(st, fv, &r.sealed_sizes, &sizes);
+	if (!rc)
+		rc = dataview_open_result(&fv->dv, home, mk, &r, &out_schema,
+					  &sizes);
 	if (!rc)
 		rc = file_view_fill_ends(fv);
+	/* One that serves nothing still lists its columns. */
+	if (fv->fault)
+		rc = schema_copy(&fv->dv.schema, &out_schema);
 	if (!rc && agg_fingerprint(view, ds->rows, &fv->fingerprint))
 		rc = -ENOMEM;
 	memcpy(fv->sha256, r.sha256, sizeof(fv->sha256));
+	size_index_release(&sizes);
 	view_result_release(&r);
 	schema_release(&out_schema);
 	if (rc) {
@@ -388,6 +428,31 @@ enum time_phase time_phase_at(const struct agreement *agr, int64_t now_ns)
 	return PHASE_VALID;
 }
 
+/*
+ * The agreement's plain pseudonym key and the size key derived from it.
+ * A revoked agreement has none, and shows nothing that needs them; any
+ * other whose key does not unwrap is not loaded.
+ */
+static int load_keys(const struct master_key *mk, struct mount_state *st,
+		     char *why, size_t whylen)
+{
+	int rc = pseudonym_key_unwrap(mk, &st->rec, st->pseudonym_key);
+
+	if (rc == -ENOKEY && !strcmp(st->rec.state, "revoked"))
+		return 0;
+	if (!rc)
+		rc = size_key_derive(st->pseudonym_key, st->size_key);
+	if (rc) {
+		snprintf(why, whylen,
+			 "agreement '%s': its pseudonym key does not unwrap "
+			 "with this master key",
+			 st->rec.id);
+		return -EIO;
+	}
+	st->has_key = true;
+	return 0;
+}
+
 static int load_agreement(struct catalog *cat, const struct master_key *mk,
 			  const char *id, struct mount_state *st, char *why,
 			  size_t whylen)
@@ -407,8 +472,8 @@ static int load_agreement(struct catalog *cat, const struct master_key *mk,
 			     &st->agr, &err);
 	if (rc)
 		snprintf(why, whylen, "agreement '%s': %s", id, err.msg);
-	st->has_key =
-	    !rc && !pseudonym_key_unwrap(mk, &st->rec, st->pseudonym_key);
+	if (!rc)
+		rc = load_keys(mk, st, why, whylen);
 	st->active = !strcmp(st->rec.state, "active");
 	st->mtime_ns = st->rec.applied_ns > st->rec.state_since_ns
 			   ? st->rec.applied_ns
@@ -480,6 +545,7 @@ void mount_state_put(struct mount_state *st)
 	agreement_release(&st->agr);
 	agreement_record_release(&st->rec);
 	OPENSSL_cleanse(st->pseudonym_key, sizeof(st->pseudonym_key));
+	OPENSSL_cleanse(st->size_key, sizeof(st->size_key));
 	free(st);
 }
 

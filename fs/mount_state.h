@@ -30,6 +30,11 @@ struct mount_state;
  * One data file: a data.csv (a dataset version rendered under one
  * agreement revision), or a views/<name>.csv (the stored result of a view
  * over that version under that revision, served the same way).
+ *
+ * A file whose sealed size index does not open (altered, or moved from
+ * another file's row) has a fault: it serves nothing (opens fail with
+ * EIO), its size is 0, and README.txt says why, while the rest of the
+ * mount is served.
  */
 struct file_view {
 	atomic_uint refs;
@@ -46,6 +51,7 @@ struct file_view {
 	 * agg_fingerprint of its definition and the rows filter. */
 	struct buf fingerprint;
 	uint8_t sha256[VIEW_SHA256_LEN]; /* a view's bytes */
+	const char *fault; /* NULL, or why it serves nothing (static text) */
 };
 
 /*
@@ -96,8 +102,9 @@ struct mount_state {
 	atomic_uint refs;
 	struct agreement agr;
 	struct agreement_record rec;
-	bool has_key;
+	bool has_key;			/* false only when revoked */
 	uint8_t pseudonym_key[KEY_LEN]; /* plain: wiped when freed */
+	uint8_t size_key[KEY_LEN];	/* derived from it; wiped too */
 	bool active;			/* state is "active" */
 	enum time_phase phase;
 	size_t ndatasets;
@@ -125,7 +132,10 @@ bool mount_state_same(const struct mount_state *a, const struct mount_state *b);
  * views where nothing changed (prev may be NULL).  audit_low_space: the
  * audit log's file system is low on space (audit_log_low_space), which
  * README.txt then says.  A revoked agreement loads with no datasets.
- * -ENOENT for an unknown agreement; why says more on any error.
+ * -ENOENT for an unknown agreement, or a file without a size index (none
+ * computed, or an older govfs kept it in clear); -EIO for an agreement
+ * whose key does not unwrap; why says more on any error.  A file whose
+ * size index does not open loads with a fault (struct file_view).
  */
 int mount_state_load(struct catalog *cat, const char *home,
 		     const struct master_key *mk, const char *id,

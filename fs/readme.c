@@ -133,9 +133,12 @@ static int put_group_key(const struct group_key *k, bool first, struct buf *out)
 static int put_view(const struct view *v, const struct file_view *fv,
 		    struct buf *out)
 {
-	int rc = put(out, "  views/%s.csv  %llu bytes, %llu groups\n", v->name,
-		     (unsigned long long)fv->size,
-		     (unsigned long long)fv->dv.sizes.rows);
+	int rc = fv->fault
+		     ? put(out, "  views/%s.csv  unavailable: %s\n", v->name,
+			   fv->fault)
+		     : put(out, "  views/%s.csv  %llu bytes, %llu groups\n",
+			   v->name, (unsigned long long)fv->size,
+			   (unsigned long long)fv->dv.sizes.rows);
 
 	if (!rc)
 		rc = put(out, "    grouped by  %s",
@@ -165,7 +168,10 @@ static int put_dataset(const struct dataset_state *d, struct buf *out)
 	int rc;
 
 	rc = put(out, "\n%s/\n", d->ds->dataset);
-	if (!rc && d->data)
+	if (!rc && d->data && d->data->fault)
+		rc = put(out, "  data.csv     unavailable: %s\n",
+			 d->data->fault);
+	else if (!rc && d->data)
 		rc = put(out,
 			 "  data.csv     %llu bytes, %llu of %llu rows of "
 			 "dataset version %lld\n",

@@ -4,6 +4,7 @@
  */
 #include "store.h"
 
+#include "byteorder.h"
 #include "fileio.h"
 
 #include <errno.h>
@@ -72,36 +73,49 @@ struct block_decoder {
 	struct buf raw;
 };
 
-static void put_u32(uint8_t *p, uint32_t v)
+static size_t index_aad(uint8_t *aad, const struct store_info *info,
+			uint64_t index_offset)
 {
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	memcpy(aad, "idx", 3);
+	memcpy(aad + 3, info->file_id, STORE_FILE_ID_LEN);
+	put_u32(aad + 19, info->nblocks);
+	put_u64(aad + 23, info->nrows);
+	put_u64(aad + 31, info->raw_bytes);
+	put_u64(aad + 39, index_offset);
+	return 47;
 }
 
-static void put_u64(uint8_t *p, uint64_t v)
+static void index_nonce(uint8_t nonce[AEAD_NONCE_LEN])
 {
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	memset(nonce, 0xff, AEAD_NONCE_LEN);
 }
 
-static uint32_t get_u32(const uint8_t *p)
+#ifdef GOVFS_BENCH_CRYPT_OFF
+/*
+ * The benchmark's build without encryption at rest (meson option
+ * bench_crypt_off, never deployed): blocks are stored compressed but in
+ * clear, with a zeroed tag, and read back unchecked, to measure what
+ * sealing costs.
+ */
+static int seal_block(const struct store_writer *w, const struct slot *sl,
+		      const uint8_t *compressed, size_t len, uint8_t *out)
 {
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
+	(void)w;
+	(void)sl;
+	memcpy(out, compressed, len);
+	memset(out + len, 0, AEAD_TAG_LEN);
+	return 0;
 }
 
-static uint64_t get_u64(const uint8_t *p)
+static int open_block(const struct store *s, uint32_t idx,
+		      struct block_decoder *d, const uint8_t **compressed)
 {
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
+	(void)s;
+	(void)idx;
+	*compressed = d->sealed.data;
+	return 0;
 }
-
+#else
 static void block_nonce(uint8_t nonce[AEAD_NONCE_LEN], uint32_t idx)
 {
 	memset(nonce, 0, AEAD_NONCE_LEN);
@@ -126,22 +140,36 @@ static size_t block_aad(uint8_t *aad, const uint8_t *file_id, uint32_t idx,
 	return 43;
 }
 
-static size_t index_aad(uint8_t *aad, const struct store_info *info,
-			uint64_t index_offset)
+/* Seal a slot's compressed bytes into out, its tag after them. */
+static int seal_block(const struct store_writer *w, const struct slot *sl,
+		      const uint8_t *compressed, size_t len, uint8_t *out)
 {
-	memcpy(aad, "idx", 3);
-	memcpy(aad + 3, info->file_id, STORE_FILE_ID_LEN);
-	put_u32(aad + 19, info->nblocks);
-	put_u64(aad + 23, info->nrows);
-	put_u64(aad + 31, info->raw_bytes);
-	put_u64(aad + 39, index_offset);
-	return 47;
+	uint8_t nonce[AEAD_NONCE_LEN], aad[64];
+
+	block_nonce(nonce, sl->idx);
+	return aead_seal(w->key, nonce, aad,
+			 block_aad(aad, w->info.file_id, sl->idx, &sl->meta),
+			 compressed, len, out, out + len);
 }
 
-static void index_nonce(uint8_t nonce[AEAD_NONCE_LEN])
+/*
+ * Authenticate and decrypt block idx, read into d->sealed, into d->plain;
+ * *compressed points to its compressed bytes.  -EIO if it was altered.
+ */
+static int open_block(const struct store *s, uint32_t idx,
+		      struct block_decoder *d, const uint8_t **compressed)
 {
-	memset(nonce, 0xff, AEAD_NONCE_LEN);
+	const struct store_block_meta *m = &s->blocks[idx];
+	uint8_t nonce[AEAD_NONCE_LEN], aad[64];
+
+	block_nonce(nonce, idx);
+	*compressed = d->plain.data;
+	return aead_open(s->key, nonce, aad,
+			 block_aad(aad, s->info.file_id, idx, m),
+			 d->sealed.data, m->sealed_len,
+			 d->sealed.data + m->sealed_len, d->plain.data);
 }
+#endif
 
 static void *writer_worker(void *arg);
 
@@ -249,7 +277,6 @@ static int writer_grow_index(struct store_writer *w)
 static int seal_slot(struct store_writer *w, struct slot *sl, ZSTD_CCtx *cctx)
 {
 	size_t bound = ZSTD_compressBound(sl->rows.len);
-	uint8_t nonce[AEAD_NONCE_LEN], aad[64];
 	struct buf plain = BUF_INIT;
 	size_t clen;
 	int rc;
@@ -267,11 +294,7 @@ static int seal_slot(struct store_writer *w, struct slot *sl, ZSTD_CCtx *cctx)
 		goto out_free;
 	}
 	sl->meta.sealed_len = (uint32_t)clen;
-	block_nonce(nonce, sl->idx);
-	rc = aead_seal(w->key, nonce, aad,
-		       block_aad(aad, w->info.file_id, sl->idx, &sl->meta),
-		       plain.data, clen, sl->sealed.data,
-		       sl->sealed.data + clen);
+	rc = seal_block(w, sl, plain.data, clen, sl->sealed.data);
 	sl->sealed.len = clen + AEAD_TAG_LEN;
 out_free:
 	buf_release(&plain);
@@ -630,7 +653,7 @@ int store_read_block(const struct store *s, uint32_t idx,
 		     struct block_decoder *d, const uint8_t **rows, size_t *len)
 {
 	const struct store_block_meta *m;
-	uint8_t nonce[AEAD_NONCE_LEN], aad[64];
+	const uint8_t *compressed;
 	size_t n;
 	int rc;
 
@@ -648,15 +671,10 @@ int store_read_block(const struct store *s, uint32_t idx,
 			       (size_t)m->sealed_len + AEAD_TAG_LEN, m->offset);
 	if (rc)
 		return rc == -ENOMEM ? rc : -EIO;
-	block_nonce(nonce, idx);
-	rc = aead_open(s->key, nonce, aad,
-		       block_aad(aad, s->info.file_id, idx, m), d->sealed.data,
-		       m->sealed_len, d->sealed.data + m->sealed_len,
-		       d->plain.data);
-	if (rc)
+	if (open_block(s, idx, d, &compressed))
 		return -EIO;
 	n = ZSTD_decompressDCtx(d->dctx, d->raw.data, m->raw_len + 1,
-				d->plain.data, m->sealed_len);
+				compressed, m->sealed_len);
 	if (ZSTD_isError(n) || n != m->raw_len)
 		return -EIO;
 	*rows = d->raw.data;

@@ -817,13 +817,13 @@ static int write_groups(struct build *b, struct agg_table *final,
 
 /* ---- the result ---- */
 
-/* Render the result's blocks once: its size index and SHA-256. */
+/* Render the result's blocks once: its size index si and SHA-256. */
 static int measure(const char *path, const uint8_t key[KEY_LEN],
-		   const struct schema *out_schema, struct view_result *out)
+		   const struct schema *out_schema, struct view_result *out,
+		   struct size_index *si)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	struct block_decoder *d = block_decoder_new();
-	struct size_index *si = &out->sizes;
 	struct buf csv = BUF_INIT;
 	struct render_plan rp;
 	struct store *s = NULL;
@@ -875,7 +875,8 @@ out_free:
 /* Write the result file under a new data key, and measure it. */
 static int write_result(struct build *b, const struct master_key *mk,
 			const char *agreement, struct agg_table *final,
-			char path[PATH_MAX], struct view_result *out)
+			char path[PATH_MAX], struct view_result *out,
+			struct size_index *sizes)
 {
 	struct schema out_schema;
 	struct rec_writer rw;
@@ -894,7 +895,7 @@ static int write_result(struct build *b, const struct master_key *mk,
 		rc = rw_close(&rw, rc, &out->store);
 	}
 	if (!rc)
-		rc = measure(path, key, &out_schema, out);
+		rc = measure(path, key, &out_schema, out, sizes);
 	OPENSSL_cleanse(key, sizeof(key));
 	schema_release(&out_schema);
 	return rc;
@@ -922,7 +923,8 @@ static int publish(const char *home, const char *tmp, struct view_result *out)
 }
 
 static int compute(struct build *b, const struct master_key *mk,
-		   const char *agreement, struct view_result *out)
+		   const char *agreement, struct view_result *out,
+		   struct size_index *sizes)
 {
 	struct worker w[MAX_WORKERS];
 	struct agg_table *final = NULL;
@@ -939,7 +941,7 @@ static int compute(struct build *b, const struct master_key *mk,
 	if (!rc)
 		rc = count_pairs(b, final);
 	if (!rc)
-		rc = write_result(b, mk, agreement, final, path, out);
+		rc = write_result(b, mk, agreement, final, path, out, sizes);
 	agg_table_free(final);
 	runs_remove(&b->group_runs);
 	runs_remove(&b->pair_runs);
@@ -951,7 +953,8 @@ static int compute(struct build *b, const struct master_key *mk,
 int view_build(const char *home, const struct master_key *mk,
 	       const char *agreement, const struct dataview *src,
 	       const struct view *view, const struct view_build_opts *opts,
-	       struct view_result *out, struct perr *err)
+	       struct view_result *out, struct size_index *sizes,
+	       struct perr *err)
 {
 	struct agg_plan plan;
 	struct build b = {.home = home, .src = src, .opts = opts};
@@ -959,6 +962,7 @@ int view_build(const char *home, const struct master_key *mk,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	memset(sizes, 0, sizeof(*sizes));
 	rc = agg_plan_init(&plan, &src->schema, view, src->plan.filter, err);
 	if (rc)
 		return rc;
@@ -970,12 +974,14 @@ int view_build(const char *home, const struct master_key *mk,
 	pthread_mutex_init(&b.lock, NULL);
 	rc = random_bytes(b.spill_key, KEY_LEN);
 	if (!rc)
-		rc = compute(&b, mk, agreement, out);
+		rc = compute(&b, mk, agreement, out, sizes);
 	OPENSSL_cleanse(b.spill_key, KEY_LEN);
 	remove_temps(&b);
 	pthread_mutex_destroy(&b.lock);
 	agg_plan_release(&plan);
-	if (rc)
+	if (rc) {
 		view_result_release(out);
+		size_index_release(sizes);
+	}
 	return rc;
 }

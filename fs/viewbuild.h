@@ -18,7 +18,8 @@
  * The result is a store file of the view's output records, sealed under a
  * fresh data key wrapped by the master key for the agreement
  * (viewstore.h), moved into HOME/store; the exact size index and the
- * SHA-256 of its CSV are computed before it is recorded anywhere.
+ * SHA-256 of its CSV are computed before it is recorded anywhere (the
+ * size index is sealed as it is recorded: sizeindex.h).
  */
 #ifndef GOVFS_VIEWBUILD_H
 #define GOVFS_VIEWBUILD_H
@@ -51,15 +52,17 @@ struct view_build_opts {
  * Compute view over src (a dataset version opened under the agreement's
  * dataset entry, whose rows filter src->plan.filter applies first) for
  * agreement, and fill out: store_file (under HOME/store), store, wrapped
- * key, sizes and sha256; the caller sets the names and numbers it is
- * recorded under.  Nothing is left under HOME/tmp, whatever happens; on
- * error no result file is left either.  Returns 0, -EINVAL (err says what
- * in the view does not fit the version's schema), or -errno.
+ * key and sha256; and sizes, the plain size index of its CSV.  The caller
+ * sets the names and numbers out is recorded under, and seals sizes for
+ * them into out->sealed_sizes.  Nothing is left under HOME/tmp, whatever
+ * happens; on error no result file is left either.  Returns 0, -EINVAL
+ * (err says what in the view does not fit the version's schema), or
+ * -errno.
  */
 int view_build(const char *home, const struct master_key *mk,
 	       const char *agreement, const struct dataview *src,
 	       const struct view *view, const struct view_build_opts *opts,
-	       struct view_result *out, struct perr *err)
-    __attribute__((warn_unused_result));
+	       struct view_result *out, struct size_index *sizes,
+	       struct perr *err) __attribute__((warn_unused_result));
 
 #endif

@@ -2,8 +2,9 @@
  * cmd_agreement: `govfsctl agreement apply|list|show`.  apply validates a
  * policy file on its own and against the catalog, computes the exact size
  * of every data.csv it will show and the result of every view, and
- * records a new revision in one transaction; an identical file changes
- * nothing.
+ * records a new revision in one transaction, the size indexes sealed; an
+ * identical file changes nothing, unless a size index of the current
+ * revision is missing or does not open (then it is applied all the same).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -242,19 +243,22 @@ static void print_plan(const struct agreement *agr, const struct agreement *old,
 }
 
 static int record_files(struct ctl *ctl, struct agreement_record *rec,
-			struct planned *p, size_t n,
-			struct catalog_files *freed)
+			const uint8_t size_key[KEY_LEN], struct planned *p,
+			size_t n, struct catalog_files *freed)
 {
 	int rc = 0;
 
 	for (size_t i = 0; i < n && !rc; i++) {
-		if (p[i].ds->records)
-			rc = catalog_size_index_put(
-			    ctl->cat, rec->id, rec->revision, p[i].v.dataset,
-			    p[i].v.version, &p[i].si);
-		if (!rc)
-			rc = record_views(ctl->cat, &p[i].views, rec->revision,
-					  p[i].v.version);
+		const struct size_index_place at = {
+		    .agreement = rec->id,
+		    .revision = rec->revision,
+		    .dataset = p[i].v.dataset,
+		    .version = p[i].v.version,
+		};
+
+		rc = record_version_files(ctl->cat, size_key, &at,
+					  p[i].ds->records ? &p[i].si : NULL,
+					  &p[i].views);
 	}
 	if (!rc)
 		rc = catalog_size_index_prune(ctl->cat, rec->id, rec->revision);
@@ -265,7 +269,8 @@ static int record_files(struct ctl *ctl, struct agreement_record *rec,
 }
 
 static int record_revision(struct ctl *ctl, struct agreement_record *rec,
-			   struct planned *p, size_t n)
+			   const uint8_t size_key[KEY_LEN], struct planned *p,
+			   size_t n)
 {
 	struct catalog_files freed = {0};
 	int rc = catalog_begin(ctl->cat);
@@ -273,7 +278,7 @@ static int record_revision(struct ctl *ctl, struct agreement_record *rec,
 	if (!rc)
 		rc = catalog_agreement_add_revision(ctl->cat, rec);
 	if (!rc)
-		rc = record_files(ctl, rec, p, n, &freed);
+		rc = record_files(ctl, rec, size_key, p, n, &freed);
 	if (!rc)
 		rc = catalog_commit(ctl->cat);
 	if (rc) {
@@ -295,9 +300,11 @@ struct apply_state {
 	const char *file;
 	bool dry_run;
 	/* The pseudonym key: the agreement's own, or a new one for a new
-	 * agreement (wrapped into wrapped_key). */
+	 * agreement (wrapped into wrapped_key); and the size key derived
+	 * from it. */
 	uint8_t key[KEY_LEN];
 	uint8_t wrapped_key[WRAPPED_KEY_LEN];
+	uint8_t size_key[KEY_LEN];
 	struct agreement agr;
 	char *canonical;
 	struct agreement_record old;
@@ -332,7 +339,7 @@ static int apply_checked(struct ctl *ctl, struct apply_state *st)
 	rec.policy_json = st->canonical;
 	rec.has_pseudonym_key = true;
 	memcpy(rec.pseudonym_key, st->wrapped_key, WRAPPED_KEY_LEN);
-	rc = record_revision(ctl, &rec, p, n);
+	rc = record_revision(ctl, &rec, st->size_key, p, n);
 	if (!rc) {
 		print_plan(&st->agr, st->has_old ? &st->old_agr : NULL, p, n);
 		printf("agreement %s: revision %lld applied\n", rec.id,
@@ -354,6 +361,49 @@ static int new_pseudonym_key(struct ctl *ctl, struct apply_state *st)
 	return data_key_new(&ctl->mk, label, st->key, st->wrapped_key);
 }
 
+/* Whether every file that entry ds of revision rec shows has a size
+ * index that opens. */
+static bool entry_sizes_open(struct catalog *cat,
+			     const struct agreement_record *rec,
+			     const struct agreement_dataset *ds,
+			     const uint8_t size_key[KEY_LEN])
+{
+	struct size_index_place at = {
+	    .agreement = rec->id,
+	    .revision = rec->revision,
+	    .dataset = ds->dataset,
+	};
+	struct dataset_version v;
+	bool open;
+
+	if (catalog_dataset_latest(cat, ds->dataset, &v))
+		return false;
+	at.version = v.version;
+	dataset_version_release(&v);
+	open = !ds->records || size_index_recorded(cat, size_key, &at);
+	for (size_t i = 0; i < ds->nviews && open; i++) {
+		at.view = ds->views[i].name;
+		open = size_index_recorded(cat, size_key, &at);
+	}
+	return open;
+}
+
+/*
+ * Whether every file the agreement's current revision shows has a size
+ * index that opens.  If not (an older govfs kept them in clear, and they
+ * were dropped; or one was altered), an identical file is applied all the
+ * same, which computes them again.
+ */
+static bool revision_sizes_open(struct ctl *ctl, const struct apply_state *st)
+{
+	bool open = true;
+
+	for (size_t i = 0; i < st->old_agr.ndatasets && open; i++)
+		open = entry_sizes_open(ctl->cat, &st->old,
+					&st->old_agr.datasets[i], st->size_key);
+	return open;
+}
+
 static int apply_opened(struct ctl *ctl, struct apply_state *st)
 {
 	int rc = catalog_agreement_get(ctl->cat, st->agr.id, &st->old);
@@ -365,11 +415,6 @@ static int apply_opened(struct ctl *ctl, struct apply_state *st)
 		return fail("%s: agreement '%s' is revoked; it cannot take a "
 			    "new revision",
 			    st->file, st->agr.id);
-	if (st->has_old && !strcmp(st->old.policy_json, st->canonical)) {
-		printf("agreement %s: unchanged (revision %lld)\n", st->agr.id,
-		       (long long)st->old.revision);
-		return 0;
-	}
 	if (st->has_old && agreement_from_record(&st->old, &st->old_agr))
 		return fail("agreement '%s': stored revision unreadable",
 			    st->agr.id);
@@ -379,6 +424,19 @@ static int apply_opened(struct ctl *ctl, struct apply_state *st)
 			    st->agr.id, ctl->key_file);
 	if (!st->has_old && new_pseudonym_key(ctl, st))
 		return fail("cannot make a pseudonym key");
+	if (size_key_derive(st->key, st->size_key))
+		return fail("cannot derive the size key");
+	if (st->has_old && !strcmp(st->old.policy_json, st->canonical)) {
+		if (revision_sizes_open(ctl, st)) {
+			printf("agreement %s: unchanged (revision %lld)\n",
+			       st->agr.id, (long long)st->old.revision);
+			return 0;
+		}
+		printf("agreement %s: unchanged, but size indexes of revision "
+		       "%lld do not open (kept in clear by an older govfs, or "
+		       "altered): computing them again\n",
+		       st->agr.id, (long long)st->old.revision);
+	}
 	return apply_checked(ctl, st);
 }
 
@@ -451,6 +509,7 @@ static int agreement_apply(int argc, char **argv)
 	agreement_release(&st.agr);
 	free(st.canonical);
 	memset(st.key, 0, sizeof(st.key));
+	memset(st.size_key, 0, sizeof(st.size_key));
 	return rc;
 }
 

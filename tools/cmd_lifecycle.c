@@ -153,7 +153,8 @@ static void print_receipt(const char *id, const struct shredded *s)
 	char bytes[32];
 
 	printf("deleted: %zu pseudonym key%s (crypto-shredded: its tokens can "
-	       "never be recomputed), %zu size ind%s, ",
+	       "never be recomputed, nor a copy of its size indexes opened), "
+	       "%zu size ind%s, ",
 	       s->keys.pseudonym_keys, s->keys.pseudonym_keys == 1 ? "" : "s",
 	       s->keys.size_indexes, s->keys.size_indexes == 1 ? "ex" : "exes");
 	if (s->views_deleted)

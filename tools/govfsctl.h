@@ -12,6 +12,7 @@
 #include "agreement.h"
 #include "catalog.h"
 #include "keys.h"
+#include "sizeindex.h"
 
 /* Exit codes of SPEC. */
 #define EXIT_REFUSED 1
@@ -144,10 +145,14 @@ int compute_size_index(struct ctl *ctl, const struct agreement_dataset *ds,
 		       const struct dataset_version *v, const uint8_t *key,
 		       struct size_index *out, struct perr *err);
 
-/* Computed view results of one dataset entry, not yet recorded. */
+/* Computed view results of one dataset entry, not yet recorded: each
+ * with the plain size index of its CSV. */
 struct view_results {
 	size_t n;
-	struct view_result *v;
+	struct computed_view {
+		struct view_result rec;
+		struct size_index sizes;
+	} * v;
 };
 
 /*
@@ -161,10 +166,23 @@ int compute_views(struct ctl *ctl, const char *agreement,
 		  const struct dataset_version *v, const uint8_t *key,
 		  struct view_results *out, struct perr *err);
 
-/* Record r's results as those of revision over version (in the caller's
- * transaction). */
-int record_views(struct catalog *cat, struct view_results *r, int64_t revision,
-		 int64_t version);
+/*
+ * Record, in the caller's transaction, what revision at->revision of
+ * agreement at->agreement shows of version at->version of at->dataset
+ * (at->view is NULL): the size index of its data.csv (si; NULL when the
+ * entry shows none) and its view results r, each size index sealed under
+ * the agreement's size_key.
+ */
+int record_version_files(struct catalog *cat, const uint8_t size_key[KEY_LEN],
+			 const struct size_index_place *at,
+			 const struct size_index *si, struct view_results *r);
+
+/*
+ * Whether the catalog holds a size index for at (a data.csv, or a view
+ * result's) that opens under size_key.
+ */
+bool size_index_recorded(struct catalog *cat, const uint8_t size_key[KEY_LEN],
+			 const struct size_index_place *at);
 
 /* Lines of a plan: each view's groups and bytes. */
 void print_views(const struct view_results *r);

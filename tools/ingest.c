@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,13 +266,14 @@ static int load_declared_schema(struct ingest *in)
 }
 
 /* Agreements that would show this dataset, with their new size indexes
- * and view results. */
+ * and view results, and the size key that seals them. */
 struct affected {
 	size_t n;
 	struct affected_agreement {
 		struct agreement_record rec;
 		struct size_index si;
 		struct view_results views;
+		uint8_t size_key[KEY_LEN];
 	} * items;
 };
 
@@ -282,6 +284,7 @@ static void affected_release(struct affected *a, const char *home,
 	for (size_t i = 0; i < a->n; i++) {
 		agreement_record_release(&a->items[i].rec);
 		size_index_release(&a->items[i].si);
+		OPENSSL_cleanse(a->items[i].size_key, KEY_LEN);
 		if (recorded)
 			view_results_release(&a->items[i].views);
 		else
@@ -301,7 +304,7 @@ static int check_one_agreement(struct ctl *ctl, struct agreement_record *rec,
 	struct agreement agr;
 	struct size_index si = {0};
 	struct view_results views = {0};
-	uint8_t key[KEY_LEN];
+	uint8_t key[KEY_LEN], *size_key = out->items[out->n].size_key;
 	struct perr err;
 	int rc;
 
@@ -315,7 +318,8 @@ static int check_one_agreement(struct ctl *ctl, struct agreement_record *rec,
 	}
 	rc = agreement_check(&agr, schema_cache_lookup, &sc, &err);
 	schema_cache_release(&sc);
-	if (!rc && pseudonym_key_unwrap(&ctl->mk, rec, key))
+	if (!rc && (pseudonym_key_unwrap(&ctl->mk, rec, key) ||
+		    size_key_derive(key, size_key)))
 		rc = -EIO;
 	if (!rc && ds->records)
 		rc = compute_size_index(ctl, ds, v, key, &si, &err);
@@ -323,8 +327,10 @@ static int check_one_agreement(struct ctl *ctl, struct agreement_record *rec,
 		rc = compute_views(ctl, rec->id, ds, v, key, &views, &err);
 	memset(key, 0, sizeof(key));
 	agreement_release(&agr);
-	if (rc)
+	if (rc) {
 		size_index_release(&si);
+		OPENSSL_cleanse(size_key, KEY_LEN);
+	}
 	if (rc == -EINVAL)
 		return fail("%s: the new version would break agreement '%s': "
 			    "%s",
@@ -364,15 +370,16 @@ static int publish_files(struct ctl *ctl, const struct dataset_version *v,
 			 struct affected_agreement *a,
 			 struct catalog_files *freed)
 {
-	int rc = 0;
+	const struct size_index_place at = {
+	    .agreement = a->rec.id,
+	    .revision = a->rec.revision,
+	    .dataset = v->dataset,
+	    .version = v->version,
+	};
+	int rc =
+	    record_version_files(ctl->cat, a->size_key, &at,
+				 a->si.block_bytes ? &a->si : NULL, &a->views);
 
-	if (a->si.block_bytes)
-		rc =
-		    catalog_size_index_put(ctl->cat, a->rec.id, a->rec.revision,
-					   v->dataset, v->version, &a->si);
-	if (!rc)
-		rc = record_views(ctl->cat, &a->views, a->rec.revision,
-				  v->version);
 	if (!rc)
 		rc = catalog_size_index_prune(ctl->cat, a->rec.id,
 					      a->rec.revision);

@@ -1,8 +1,9 @@
 /*
  * views: computing and recording the results of an agreement's
- * aggregation views for govfsctl, the part `agreement apply` and
- * `dataset add` share, with the progress line a long computation shows on
- * a terminal.
+ * aggregation views for govfsctl, with the progress line a long
+ * computation shows on a terminal; and recording them with the size index
+ * of data.csv, each sealed (sizeindex.h): the part `agreement apply` and
+ * `dataset add` share.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -52,8 +53,10 @@ static void end_progress(const struct progress_line *p)
 
 void view_results_release(struct view_results *r)
 {
-	for (size_t i = 0; i < r->n; i++)
-		view_result_release(&r->v[i]);
+	for (size_t i = 0; i < r->n; i++) {
+		view_result_release(&r->v[i].rec);
+		size_index_release(&r->v[i].sizes);
+	}
 	free(r->v);
 	memset(r, 0, sizeof(*r));
 }
@@ -63,7 +66,8 @@ void view_results_discard(const char *home, struct view_results *r)
 	char path[PATH_MAX];
 
 	for (size_t i = 0; i < r->n; i++) {
-		snprintf(path, sizeof(path), "%s/%s", home, r->v[i].store_file);
+		snprintf(path, sizeof(path), "%s/%s", home,
+			 r->v[i].rec.store_file);
 		unlink(path);
 	}
 	view_results_release(r);
@@ -86,9 +90,9 @@ static int compute_view(struct ctl *ctl, const char *agreement,
 	    .progress = show_progress,
 	    .progress_ctx = &line,
 	};
-	struct view_result *res = &r->v[r->n];
+	struct view_result *res = &r->v[r->n].rec;
 	int rc = view_build(ctl->home, &ctl->mk, agreement, dv, view, &opts,
-			    res, err);
+			    res, &r->v[r->n].sizes, err);
 
 	end_progress(&line);
 	if (rc)
@@ -126,23 +130,80 @@ int compute_views(struct ctl *ctl, const char *agreement,
 	return rc;
 }
 
-int record_views(struct catalog *cat, struct view_results *r, int64_t revision,
-		 int64_t version)
+/* Seal si for at (a data.csv) and put it in the catalog. */
+static int record_size_index(struct catalog *cat,
+			     const uint8_t size_key[KEY_LEN],
+			     const struct size_index_place *at,
+			     const struct size_index *si)
 {
-	int rc = 0;
+	struct buf sealed = BUF_INIT;
+	int rc = size_index_seal(size_key, at, si, &sealed);
 
-	for (size_t i = 0; i < r->n && !rc; i++) {
-		r->v[i].revision = revision;
-		r->v[i].version = version;
-		rc = catalog_view_result_put(cat, &r->v[i]);
-	}
+	if (!rc)
+		rc = catalog_size_index_put(cat, at->agreement, at->revision,
+					    at->dataset, at->version, &sealed);
+	buf_release(&sealed);
 	return rc;
+}
+
+/* Put cv's result as that of at's file, its size index sealed in it. */
+static int record_view(struct catalog *cat, const uint8_t size_key[KEY_LEN],
+		       const struct size_index_place *at,
+		       struct computed_view *cv)
+{
+	struct size_index_place view_at = *at;
+	int rc;
+
+	view_at.view = cv->rec.view;
+	cv->rec.revision = at->revision;
+	cv->rec.version = at->version;
+	rc = size_index_seal(size_key, &view_at, &cv->sizes,
+			     &cv->rec.sealed_sizes);
+	if (!rc)
+		rc = catalog_view_result_put(cat, &cv->rec);
+	return rc;
+}
+
+int record_version_files(struct catalog *cat, const uint8_t size_key[KEY_LEN],
+			 const struct size_index_place *at,
+			 const struct size_index *si, struct view_results *r)
+{
+	int rc = si ? record_size_index(cat, size_key, at, si) : 0;
+
+	for (size_t i = 0; i < r->n && !rc; i++)
+		rc = record_view(cat, size_key, at, &r->v[i]);
+	return rc;
+}
+
+bool size_index_recorded(struct catalog *cat, const uint8_t size_key[KEY_LEN],
+			 const struct size_index_place *at)
+{
+	struct view_result r = {0};
+	struct buf sealed = BUF_INIT;
+	struct size_index si;
+	int rc;
+
+	if (at->view)
+		rc = catalog_view_result_get(cat, at->agreement, at->revision,
+					     at->dataset, at->version, at->view,
+					     &r);
+	else
+		rc = catalog_size_index_get(cat, at->agreement, at->revision,
+					    at->dataset, at->version, &sealed);
+	if (!rc)
+		rc = size_index_open(size_key, at,
+				     at->view ? &r.sealed_sizes : &sealed, &si);
+	if (!rc)
+		size_index_release(&si);
+	view_result_release(&r);
+	buf_release(&sealed);
+	return rc == 0;
 }
 
 void print_views(const struct view_results *r)
 {
 	for (size_t i = 0; i < r->n; i++)
 		printf("    views/%s.csv: %llu groups shown, %llu bytes\n",
-		       r->v[i].view, (unsigned long long)r->v[i].sizes.rows,
+		       r->v[i].rec.view, (unsigned long long)r->v[i].sizes.rows,
 		       (unsigned long long)r->v[i].sizes.total_bytes);
 }

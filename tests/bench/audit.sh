@@ -14,9 +14,7 @@ mnt=$work/mnt
 mkdir -p "$mnt"
 MOUNTS=("$mnt")
 
-[ -f build-noaudit/build.ninja ] ||
-	meson setup build-noaudit -Dbench_audit_off=true >/dev/null
-ninja -C build-noaudit govfs >/dev/null
+bench_build build-noaudit bench_audit_off govfs
 
 build/gen-visits --bytes "$size" --seed 42 >"$shm/visits.csv"
 ctl init >/dev/null 2>&1
@@ -26,8 +24,6 @@ ctl agreement apply "$work/agr.json" >/dev/null
 echo "machine: $(nproc) cores, $(uname -r), $(date -u +%FT%TZ); data.csv of $size bytes"
 
 p50() { sed -n 's/^p50 \([0-9.]*\) us.*/\1/p'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-	print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # Both side by side for the whole run, so neither pays a mount the other
 # does not; each round alternates which goes first (off-on, on-off, ...),
 # so a drift of the machine falls on both alike.

@@ -17,12 +17,25 @@ scripts/install-deps.sh
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 
+# A build for benchmarks only, in $1 with option $2 on, of targets $3...
+bench_build() {
+	local dir=$1 option=$2
+	shift 2
+	[ -f "$dir/build.ninja" ] || meson setup "$dir" "-D$option=true" >/dev/null
+	ninja -C "$dir" "$@" >/dev/null
+}
+
 ctl() { build/govfsctl --home "$work/home" --key-file "$work/key" "$@"; }
 # Wall seconds a command takes, its output discarded.
 secs() { /usr/bin/time -f %e "$@" 2>&1 >/dev/null | tail -n 1; }
 # "N MB/s" for bytes $1 in seconds $2.
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f MB/s", b / 1e6 / s }'; }
 median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+# The median of any count of numbers.
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+		print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 # A keep-all agreement agr-bench on dataset bench (generated visits).
 keep_all_agreement() { # file

@@ -9,7 +9,9 @@ crash between the two is removed by the next change.
 
 A raw copy of the home, without the key file, is grepped for values the
 datasets hold: none may be found in any file, and no file may hold so much
-as a zstd frame (what is only compressed is not protected).
+as a zstd frame (what is only compressed is not protected).  Its catalog
+holds size indexes only sealed: no figure of them (rows shown, bytes) is
+in clear.
 """
 import os
 import shutil
@@ -187,6 +189,21 @@ def sample_values(src, rows=40):
     return sorted(values)
 
 
+def assert_sizes_sealed(catalog_db, figures):
+    """The copy's catalog keeps size indexes only as sealed blobs, none of
+    which holds one of figures as it would in clear (64-bit
+    little-endian)."""
+    with sqlite3.connect(str(catalog_db)) as db:
+        cols = [c[1] for c in db.execute("PRAGMA table_info(size_indexes)")]
+        blobs = [r[0] for r in db.execute("SELECT sealed FROM size_indexes")]
+    db.close()
+    assert cols == ["agreement", "revision", "dataset", "version", "sealed"]
+    assert blobs
+    for blob in blobs:
+        for n in figures:
+            assert n.to_bytes(8, "little") not in blob, (n, blob)
+
+
 def test_raw_copy_reveals_nothing(data, tmp_dir):
     """Everything under the home, copied as it lies after ingests, applies,
     a drop, a mount and its reads: no ingested value, no zstd frame."""
@@ -208,3 +225,7 @@ def test_raw_copy_reveals_nothing(data, tmp_dir):
     assert any(f.endswith("audit.db") for f in files)
     found = holders(copy, old + new + [ZSTD_MAGIC])
     assert not found, "raw values or plain zstd in the home: %r" % found
+    # data.csv's size, its header's and the rows it shows (all 500 of
+    # version 2) are not in the copy's size indexes.
+    assert_sizes_sealed(copy / "catalog.db",
+                        [len(served), served.index(b"\n") + 1, 500])

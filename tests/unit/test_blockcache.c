@@ -147,6 +147,28 @@ static int add_version(struct fixture *f)
 	return catalog_dataset_add_version(f->cat, &v);
 }
 
+/* Seal sizes as the size index of version of visits under revision 1,
+ * with the size key of the plain pseudonym key, and record it. */
+static int put_sizes(struct fixture *f, const uint8_t key[KEY_LEN],
+		     int64_t version, const struct size_index *sizes)
+{
+	const struct size_index_place at = {.agreement = AGREEMENT,
+					    .revision = 1,
+					    .dataset = "visits",
+					    .version = version};
+	struct buf sealed = BUF_INIT;
+	uint8_t size_key[KEY_LEN];
+	int rc = size_key_derive(key, size_key);
+
+	if (!rc)
+		rc = size_index_seal(size_key, &at, sizes, &sealed);
+	if (!rc)
+		rc = catalog_size_index_put(f->cat, AGREEMENT, 1, "visits",
+					    version, &sealed);
+	buf_release(&sealed);
+	return rc;
+}
+
 /* Record POLICY as revision 1 with its size index, as apply does. */
 static int apply(struct fixture *f)
 {
@@ -180,9 +202,7 @@ static int apply(struct fixture *f)
 	if (!rc) {
 		rc = dataview_compute_sizes(&dv);
 		if (!rc)
-			rc = catalog_size_index_put(f->cat, AGREEMENT,
-						    rec.revision, "visits",
-						    v.version, &dv.sizes);
+			rc = put_sizes(f, key, v.version, &dv.sizes);
 		dataview_close(&dv);
 	}
 	dataset_version_release(&v);

@@ -1,9 +1,10 @@
 /*
  * test_catalog: the SQLite catalog backend through its interface: create
- * and reopen, dataset versions, agreement revisions, size indexes and view
- * results with their pruning, transactions that roll back whole, and
- * dropping a dataset so that no copy of its wrapped keys is left in
- * catalog.db or its log.
+ * and reopen, dataset versions, agreement revisions, size indexes (opaque
+ * blobs here) and view results with their pruning, size indexes an older
+ * govfs kept in clear (none given, dropped at the first writable open),
+ * transactions that roll back whole, and dropping a dataset so that no
+ * copy of its wrapped keys is left in catalog.db or its log.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -174,39 +175,38 @@ static void test_agreement_revisions(void **state)
 	agreement_records_free(all, n);
 }
 
+/* A blob of text's bytes, not owned (never release it). */
+static struct buf blob_of(const char *text)
+{
+	return (struct buf){(uint8_t *)text, strlen(text), 0};
+}
+
 static void test_size_index_round_trip_and_prune(void **state)
 {
 	struct fixture *f = *state;
-	uint64_t blocks[3] = {10, 20, 30};
-	struct size_index si = {.rows = 42,
-				.header_bytes = 5,
-				.nblocks = 3,
-				.block_bytes = blocks,
-				.total_bytes = 65},
-			  got;
+	struct buf sealed = blob_of("sealed\0sizes"), got = BUF_INIT;
 	struct dataset_version v;
 
+	sealed.len = 12;
 	make_version(&v, "d", "store/a.gvs", 1);
 	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
-	assert_int_equal(catalog_size_index_put(f->cat, "agr", 1, "d", 1, &si),
-			 0);
+	assert_int_equal(
+	    catalog_size_index_put(f->cat, "agr", 1, "d", 1, &sealed), 0);
 	assert_int_equal(catalog_size_index_get(f->cat, "agr", 1, "d", 1, &got),
 			 0);
-	assert_int_equal(got.nblocks, 3);
-	assert_int_equal(got.header_bytes, 5);
-	assert_int_equal(got.total_bytes, 65);
-	assert_int_equal(got.rows, 42);
-	assert_memory_equal(got.block_bytes, blocks, sizeof(blocks));
-	size_index_release(&got);
+	assert_int_equal(got.len, 12);
+	assert_memory_equal(got.data, sealed.data, 12);
 	/* A newer revision makes the old index unreachable: pruned. */
-	assert_int_equal(catalog_size_index_put(f->cat, "agr", 2, "d", 1, &si),
-			 0);
+	assert_int_equal(
+	    catalog_size_index_put(f->cat, "agr", 2, "d", 1, &sealed), 0);
 	assert_int_equal(catalog_size_index_prune(f->cat, "agr", 2), 0);
 	assert_int_equal(catalog_size_index_get(f->cat, "agr", 1, "d", 1, &got),
 			 -ENOENT);
+	assert_int_equal(got.len, 0);
 	assert_int_equal(catalog_size_index_get(f->cat, "agr", 2, "d", 1, &got),
 			 0);
-	size_index_release(&got);
+	assert_int_equal(got.len, 12);
+	buf_release(&got);
 	/* So does a newer dataset version. */
 	make_version(&v, "d", "store/b.gvs", 1);
 	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
@@ -218,8 +218,6 @@ static void test_size_index_round_trip_and_prune(void **state)
 static void make_result(struct view_result *r, int64_t revision,
 			int64_t version, const char *view, const char *file)
 {
-	static uint64_t blocks[2] = {7, 9};
-
 	memset(r, 0, sizeof(*r));
 	r->agreement = (char *)"agr";
 	r->revision = revision;
@@ -233,11 +231,7 @@ static void make_result(struct view_result *r, int64_t revision,
 	r->store.raw_bytes = 40;
 	r->store.file_bytes = 1000 + (uint64_t)revision;
 	r->wrapped_key[5] = 0xcd;
-	r->sizes.rows = 3;
-	r->sizes.header_bytes = 6;
-	r->sizes.nblocks = 2;
-	r->sizes.block_bytes = blocks;
-	r->sizes.total_bytes = 22;
+	r->sealed_sizes = blob_of("sealed sizes");
 	r->sha256[31] = 0xef;
 }
 
@@ -267,12 +261,9 @@ static void test_view_results(void **state)
 	assert_memory_equal(&got.store, &r.store, sizeof(r.store));
 	assert_memory_equal(got.wrapped_key, r.wrapped_key, WRAPPED_KEY_LEN);
 	assert_memory_equal(got.sha256, r.sha256, VIEW_SHA256_LEN);
-	assert_int_equal(got.sizes.rows, 3);
-	assert_int_equal(got.sizes.header_bytes, 6);
-	assert_int_equal(got.sizes.total_bytes, 22);
-	assert_int_equal(got.sizes.nblocks, 2);
-	assert_memory_equal(got.sizes.block_bytes, r.sizes.block_bytes,
-			    2 * sizeof(uint64_t));
+	assert_int_equal(got.sealed_sizes.len, r.sealed_sizes.len);
+	assert_memory_equal(got.sealed_sizes.data, r.sealed_sizes.data,
+			    r.sealed_sizes.len);
 	view_result_release(&got);
 	assert_int_equal(
 	    catalog_view_result_get(f->cat, "agr", 1, "d", 1, "other", &got),
@@ -397,9 +388,7 @@ static bool file_holds(const char *dir, const char *name, const uint8_t *needle,
 static void add_two_datasets(struct fixture *f, uint8_t dropped_key[],
 			     uint8_t kept_key[])
 {
-	uint64_t blocks[1] = {10};
-	struct size_index si = {
-	    .rows = 1, .nblocks = 1, .block_bytes = blocks, .total_bytes = 10};
+	struct buf sealed = blob_of("sealed");
 	struct dataset_version v;
 
 	make_version(&v, "d", "store/d1.gvs", 10);
@@ -414,10 +403,10 @@ static void add_two_datasets(struct fixture *f, uint8_t dropped_key[],
 	mark_key(&v, "e", 'M');
 	memcpy(kept_key, v.wrapped_key, WRAPPED_KEY_LEN);
 	assert_int_equal(catalog_dataset_add_version(f->cat, &v), 0);
-	assert_int_equal(catalog_size_index_put(f->cat, "agr", 1, "d", 2, &si),
-			 0);
-	assert_int_equal(catalog_size_index_put(f->cat, "agr", 1, "e", 1, &si),
-			 0);
+	assert_int_equal(
+	    catalog_size_index_put(f->cat, "agr", 1, "d", 2, &sealed), 0);
+	assert_int_equal(
+	    catalog_size_index_put(f->cat, "agr", 1, "e", 1, &sealed), 0);
 }
 
 static void test_drop_deletes_every_version(void **state)
@@ -425,7 +414,7 @@ static void test_drop_deletes_every_version(void **state)
 	struct fixture *f = *state;
 	uint8_t dropped[WRAPPED_KEY_LEN], kept[WRAPPED_KEY_LEN];
 	struct dataset_version got, *all;
-	struct size_index si;
+	struct buf si = BUF_INIT;
 	struct dataset_drop d;
 	size_t n;
 
@@ -447,7 +436,7 @@ static void test_drop_deletes_every_version(void **state)
 	 * the list, not left as an empty entry. */
 	assert_int_equal(catalog_size_index_get(f->cat, "agr", 1, "e", 1, &si),
 			 0);
-	size_index_release(&si);
+	buf_release(&si);
 	assert_int_equal(catalog_dataset_list(f->cat, &all, &n), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(all[0].dataset, "e");
@@ -516,6 +505,107 @@ static void test_drop_leaves_no_copy_of_the_keys(void **state)
 	catalog_close(reader);
 }
 
+/* Figures an older govfs kept in clear, as no sealed blob holds them. */
+#define CLEAR_BLOCKS "CLEAR-BLOCK-BYTES"
+#define CLEAR_VIEW_BLOCKS "CLEAR-VIEW-BLOCK-BYTES"
+
+/* Turn f's catalog (closed) into one an older govfs made: a size index
+ * and a view result with their sizes in clear. */
+static void make_older_home(struct fixture *f)
+{
+	static const char sql[] =
+	    "DROP TABLE size_indexes; DROP TABLE view_results;"
+	    "CREATE TABLE size_indexes("
+	    " agreement TEXT NOT NULL, revision INTEGER NOT NULL,"
+	    " dataset TEXT NOT NULL, version INTEGER NOT NULL,"
+	    " rows INTEGER NOT NULL,"
+	    " header_bytes INTEGER NOT NULL, total_bytes INTEGER NOT NULL,"
+	    " block_bytes BLOB NOT NULL,"
+	    " PRIMARY KEY(agreement, revision, dataset, version));"
+	    "INSERT INTO size_indexes VALUES('agr', 1, 'd', 1, 42, 5, 65,"
+	    " CAST('" CLEAR_BLOCKS "' AS BLOB));"
+	    "CREATE TABLE view_results("
+	    " agreement TEXT NOT NULL, revision INTEGER NOT NULL,"
+	    " dataset TEXT NOT NULL, version INTEGER NOT NULL,"
+	    " view TEXT NOT NULL,"
+	    " store_file TEXT NOT NULL UNIQUE, file_id BLOB NOT NULL,"
+	    " nblocks INTEGER NOT NULL, nrows INTEGER NOT NULL,"
+	    " raw_bytes INTEGER NOT NULL, file_bytes INTEGER NOT NULL,"
+	    " wrapped_key BLOB NOT NULL,"
+	    " groups INTEGER NOT NULL, header_bytes INTEGER NOT NULL,"
+	    " total_bytes INTEGER NOT NULL, block_bytes BLOB NOT NULL,"
+	    " sha256 BLOB NOT NULL,"
+	    " PRIMARY KEY(agreement, revision, dataset, version, view));"
+	    "INSERT INTO view_results VALUES('agr', 1, 'd', 1, 'v',"
+	    " 'store/v1.gvs', x'00', 1, 3, 40, 1000, x'00', 3, 6, 22,"
+	    " CAST('" CLEAR_VIEW_BLOCKS "' AS BLOB), x'00');";
+	char path[128];
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/catalog.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void expect_no_sizes(struct catalog *cat)
+{
+	struct buf sealed = BUF_INIT;
+	struct view_result r;
+
+	assert_int_equal(catalog_size_index_get(cat, "agr", 1, "d", 1, &sealed),
+			 -ENOENT);
+	assert_int_equal(
+	    catalog_view_result_get(cat, "agr", 1, "d", 1, "v", &r), -ENOENT);
+}
+
+/*
+ * Size indexes an older govfs kept in clear are never given: a read-only
+ * open (the daemon's) has none, and the first writable open drops them
+ * (and the view results that held theirs), leaving no copy behind, and
+ * records sealed ones from then on.
+ */
+static void test_clear_sizes_of_an_older_home(void **state)
+{
+	struct fixture *f = *state;
+	struct buf sealed = blob_of("sealed"), got = BUF_INIT;
+	struct catalog *reader;
+	int nfiles = 0;
+
+	catalog_close(f->cat);
+	f->cat = NULL;
+	make_older_home(f);
+	assert_true(file_holds(f->dir, "catalog.db",
+			       (const uint8_t *)CLEAR_BLOCKS,
+			       strlen(CLEAR_BLOCKS)));
+	assert_int_equal(catalog_open(f->dir, true, &reader), 0);
+	expect_no_sizes(reader);
+	catalog_close(reader);
+	assert_int_equal(catalog_open(f->dir, false, &f->cat), 0);
+	expect_no_sizes(f->cat);
+	assert_int_equal(catalog_store_files(f->cat, count_file, &nfiles), 0);
+	assert_int_equal(nfiles, 0);
+	assert_int_equal(catalog_checkpoint(f->cat), 0);
+	assert_false(file_holds(f->dir, "catalog.db",
+				(const uint8_t *)CLEAR_BLOCKS,
+				strlen(CLEAR_BLOCKS)));
+	assert_false(file_holds(f->dir, "catalog.db",
+				(const uint8_t *)CLEAR_VIEW_BLOCKS,
+				strlen(CLEAR_VIEW_BLOCKS)));
+	assert_int_equal(
+	    catalog_size_index_put(f->cat, "agr", 1, "d", 1, &sealed), 0);
+	assert_int_equal(catalog_size_index_get(f->cat, "agr", 1, "d", 1, &got),
+			 0);
+	assert_int_equal(got.len, sealed.len);
+	buf_release(&got);
+	/* A second open finds nothing more to drop. */
+	assert_int_equal(catalog_open(f->dir, false, &reader), 0);
+	catalog_close(reader);
+	assert_int_equal(catalog_size_index_get(f->cat, "agr", 1, "d", 1, &got),
+			 0);
+	buf_release(&got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -536,6 +626,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_view_results, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_view_results_table_added_on_open, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_clear_sizes_of_an_older_home,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_data_version_moves_on_foreign_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_drop_deletes_every_version,

@@ -3,7 +3,8 @@
  * overwritten, loaded only from a private regular file of the right size
  * in a directory nobody else can write to, refusals naming the mode),
  * AES-256-GCM sealing against a published test vector and against every
- * kind of tampering, and data keys bound to their label and master key.
+ * kind of tampering, data keys bound to their label and master key, and
+ * key derivation (HKDF-SHA256).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "scratch.h"
 
@@ -633,6 +635,36 @@ static void test_data_key_wrapped_tampering(void **state)
 	assert_memory_equal(back, key, KEY_LEN);
 }
 
+/*
+ * key_derive is HKDF-SHA256 (RFC 5869) without salt, the purpose as its
+ * info: checked against the two HMAC steps that define it.
+ */
+static void test_key_derive_is_hkdf(void **state)
+{
+	static const char purpose[] = "govfs test purpose";
+	uint8_t key[KEY_LEN], out[KEY_LEN], zeros[32] = {0}, prk[32];
+	uint8_t info[sizeof(purpose)], okm[32];
+	size_t len;
+
+	(void)state;
+	for (int i = 0; i < KEY_LEN; i++)
+		key[i] = (uint8_t)(i * 7 + 1);
+	assert_int_equal(key_derive(key, purpose, out), 0);
+	assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, zeros,
+				  sizeof(zeros), key, KEY_LEN, prk, sizeof(prk),
+				  &len));
+	memcpy(info, purpose, strlen(purpose));
+	info[strlen(purpose)] = 1;
+	assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, prk,
+				  sizeof(prk), info, sizeof(info), okm,
+				  sizeof(okm), &len));
+	assert_memory_equal(out, okm, KEY_LEN);
+	/* Another purpose, another key; the key itself is never given. */
+	assert_int_equal(key_derive(key, "govfs other purpose", okm), 0);
+	assert_memory_not_equal(out, okm, KEY_LEN);
+	assert_memory_not_equal(out, key, KEY_LEN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -672,6 +704,7 @@ int main(void)
 	    cmocka_unit_test(test_data_key_bound_to_label),
 	    cmocka_unit_test(test_data_key_bound_to_master),
 	    cmocka_unit_test(test_data_key_wrapped_tampering),
+	    cmocka_unit_test(test_key_derive_is_hkdf),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

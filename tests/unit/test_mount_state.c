@@ -5,7 +5,8 @@
  * shows, the data.csv geometry (size, block_at at every boundary), block
  * rendering checked against the size index, README.txt and schema.json,
  * view results (their bytes, their currency by bytes and by definition),
- * file_view reuse and currency across revisions, and time phases.
+ * file_view reuse and currency across revisions, time phases, and files
+ * whose sealed size index does not open (moved, altered: a fault each).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -182,20 +183,76 @@ static void policy(char *buf, size_t len, const char *from, const char *until,
 		 from, until, datasets);
 }
 
+/* The size key of AGREEMENT's record rec. */
+static void size_key_of(struct fixture *f, const struct agreement_record *rec,
+			uint8_t size_key[KEY_LEN])
+{
+	uint8_t key[KEY_LEN];
+
+	assert_int_equal(pseudonym_key_unwrap(&f->mk, rec, key), 0);
+	assert_int_equal(size_key_derive(key, size_key), 0);
+}
+
+/* The place of dataset version's data.csv (view NULL) or view under
+ * AGREEMENT's revision. */
+static struct size_index_place place_of(int64_t revision, const char *dataset,
+					int64_t version, const char *view)
+{
+	return (struct size_index_place){
+	    .agreement = AGREEMENT,
+	    .revision = revision,
+	    .dataset = dataset,
+	    .version = version,
+	    .view = view,
+	};
+}
+
+/*
+ * Seal si as the size index of dataset version's data.csv under
+ * AGREEMENT's revision, and record it, as govfsctl does.
+ */
+static void put_sizes(struct fixture *f, int64_t revision, const char *dataset,
+		      int64_t version, const struct size_index *si)
+{
+	const struct size_index_place at =
+	    place_of(revision, dataset, version, NULL);
+	struct agreement_record rec;
+	struct buf sealed = BUF_INIT;
+	uint8_t size_key[KEY_LEN];
+
+	assert_int_equal(catalog_agreement_get(f->cat, AGREEMENT, &rec), 0);
+	size_key_of(f, &rec, size_key);
+	assert_int_equal(size_index_seal(size_key, &at, si, &sealed), 0);
+	assert_int_equal(catalog_size_index_put(f->cat, AGREEMENT, revision,
+						dataset, version, &sealed),
+			 0);
+	buf_release(&sealed);
+	agreement_record_release(&rec);
+}
+
 /* Compute and record the results of ds's views over version v. */
 static void build_views(struct fixture *f, const struct agreement_record *rec,
 			const struct agreement_dataset *ds,
 			const struct dataset_version *v, struct dataview *dv)
 {
 	struct view_build_opts opts = {.memory = 1u << 20};
+	uint8_t size_key[KEY_LEN];
 	struct perr err;
 
+	size_key_of(f, rec, size_key);
 	for (size_t i = 0; i < ds->nviews; i++) {
+		const struct size_index_place at = place_of(
+		    rec->revision, v->dataset, v->version, ds->views[i].name);
+		struct size_index sizes;
 		struct view_result r;
 
 		assert_int_equal(view_build(f->dir, &f->mk, rec->id, dv,
-					    &ds->views[i], &opts, &r, &err),
+					    &ds->views[i], &opts, &r, &sizes,
+					    &err),
 				 0);
+		assert_int_equal(
+		    size_index_seal(size_key, &at, &sizes, &r.sealed_sizes), 0);
+		size_index_release(&sizes);
 		r.agreement = strdup(rec->id);
 		r.revision = rec->revision;
 		r.dataset = strdup(v->dataset);
@@ -235,10 +292,8 @@ static void index_sizes(struct fixture *f)
 		build_views(f, &rec, ds, &v, &dv);
 		if (ds->records) {
 			assert_int_equal(dataview_compute_sizes(&dv), 0);
-			assert_int_equal(catalog_size_index_put(
-					     f->cat, rec.id, rec.revision,
-					     v.dataset, v.version, &dv.sizes),
-					 0);
+			put_sizes(f, rec.revision, v.dataset, v.version,
+				  &dv.sizes);
 		}
 		dataview_close(&dv);
 		dataset_version_release(&v);
@@ -938,8 +993,7 @@ static void test_size_index_disagreeing_with_store(void **state)
 	add_version(f, "visits", 3, 5);
 	apply(f, ALWAYS, DS_VISITS);
 	/* Two blocks where the store has three. */
-	assert_int_equal(
-	    catalog_size_index_put(f->cat, AGREEMENT, 1, "visits", 1, &si), 0);
+	put_sizes(f, 1, "visits", 1, &si);
 	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT,
 					  NULL, false, &st, why, sizeof(why)),
 			 -EIO);
@@ -949,12 +1003,174 @@ static void test_size_index_disagreeing_with_store(void **state)
 	si.nblocks = 1;
 	assert_int_equal(add_version(f, "visits", 1, 5), 2);
 	si.total_bytes = strlen(HEADER) + 2;
-	assert_int_equal(
-	    catalog_size_index_put(f->cat, AGREEMENT, 1, "visits", 2, &si), 0);
+	put_sizes(f, 1, "visits", 2, &si);
 	assert_int_equal(mount_state_load(f->cat, f->dir, &f->mk, AGREEMENT,
 					  NULL, false, &st, why, sizeof(why)),
 			 -EIO);
 	assert_null(st);
+}
+
+/* The sealed size index of dataset version's data.csv under revision. */
+static void get_sealed(struct fixture *f, int64_t revision, const char *dataset,
+		       int64_t version, struct buf *out)
+{
+	assert_int_equal(catalog_size_index_get(f->cat, AGREEMENT, revision,
+						dataset, version, out),
+			 0);
+}
+
+static void put_sealed(struct fixture *f, int64_t revision, const char *dataset,
+		       int64_t version, const struct buf *sealed)
+{
+	assert_int_equal(catalog_size_index_put(f->cat, AGREEMENT, revision,
+						dataset, version, sealed),
+			 0);
+}
+
+/* What st's README.txt says, as a string (free it). */
+static char *readme_text(const struct mount_state *st)
+{
+	char *text = strndup((const char *)st->readme.data, st->readme.len);
+
+	assert_non_null(text);
+	return text;
+}
+
+static void expect_fault(const struct file_view *fv)
+{
+	assert_non_null(fv->fault);
+	assert_non_null(strstr(fv->fault, "size index does not open"));
+	assert_int_equal(fv->size, 0);
+}
+
+/*
+ * Size indexes swapped between two datasets' rows: each opens only for
+ * its own file, so both files serve nothing (a fault), while the mount
+ * loads, README.txt says why and schema.json still lists the columns.
+ */
+static void test_size_index_moved_between_datasets(void **state)
+{
+	struct fixture *f = *state;
+	struct buf visits = BUF_INIT, labs = BUF_INIT;
+	struct mount_state *st;
+	char *text;
+
+	add_version(f, "visits", 3, 50);
+	add_version(f, "labs", 2, 50);
+	apply(f, ALWAYS, DS_VISITS "," DS_LABS);
+	get_sealed(f, 1, "visits", 1, &visits);
+	get_sealed(f, 1, "labs", 1, &labs);
+	put_sealed(f, 1, "visits", 1, &labs);
+	put_sealed(f, 1, "labs", 1, &visits);
+	st = load(f, NULL);
+	expect_fault(view_of(st, "visits"));
+	expect_fault(view_of(st, "labs"));
+	text = readme_text(st);
+	assert_non_null(strstr(text, "visits/\n  data.csv     unavailable: "
+				     "its size index does not open"));
+	assert_non_null(strstr(text, "labs/\n  data.csv     unavailable: "));
+	free(text);
+	assert_non_null(memmem(
+	    mount_state_dataset(st, "visits")->schema_json.data,
+	    mount_state_dataset(st, "visits")->schema_json.len, "\"city\"", 6));
+	mount_state_put(st);
+	buf_release(&visits);
+	buf_release(&labs);
+}
+
+/*
+ * The size index of an earlier revision put in the current one's row, or
+ * one altered in a single byte: a fault; the next revision, computed
+ * again, serves.  Unchanged, a faulted file is reused as any other.
+ */
+static void test_size_index_of_another_revision_or_altered(void **state)
+{
+	struct fixture *f = *state;
+	struct buf old = BUF_INIT, now = BUF_INIT, want = BUF_INIT;
+	struct mount_state *st, *again, *next;
+
+	add_version(f, "visits", 3, 50);
+	apply(f, ALWAYS, DS_VISITS);
+	apply(f, ALWAYS, DS_VISITS);
+	get_sealed(f, 1, "visits", 1, &old);
+	get_sealed(f, 2, "visits", 1, &now);
+	put_sealed(f, 2, "visits", 1, &old);
+	st = load(f, NULL);
+	expect_fault(view_of(st, "visits"));
+	again = load(f, st);
+	assert_ptr_equal(view_of(again, "visits"), view_of(st, "visits"));
+	now.data[now.len / 2] ^= 0x01;
+	put_sealed(f, 2, "visits", 1, &now);
+	mount_state_put(again);
+	again = load(f, NULL);
+	expect_fault(view_of(again, "visits"));
+	apply(f, ALWAYS, DS_VISITS);
+	next = load(f, again);
+	assert_null(view_of(next, "visits")->fault);
+	expected_rows(0, 150, &want);
+	assert_int_equal(view_of(next, "visits")->size,
+			 strlen(HEADER) + want.len);
+	buf_release(&want);
+	mount_state_put(st);
+	mount_state_put(again);
+	mount_state_put(next);
+	buf_release(&old);
+	buf_release(&now);
+}
+
+/* A view result whose sealed sizes were altered: that view serves
+ * nothing; README.txt and schema.json still describe it. */
+static void test_view_size_index_altered(void **state)
+{
+	struct fixture *f = *state;
+	struct mount_state *st;
+	struct file_view *fv;
+	struct view_result r;
+	char *text;
+
+	add_version(f, "visits", 2, 10);
+	apply_by_city(f, 2);
+	assert_int_equal(catalog_view_result_get(f->cat, AGREEMENT, 1, "visits",
+						 1, "by_city", &r),
+			 0);
+	r.sealed_sizes.data[AEAD_NONCE_LEN] ^= 0x80;
+	assert_int_equal(catalog_view_result_put(f->cat, &r), 0);
+	view_result_release(&r);
+	st = load(f, NULL);
+	fv = mount_state_view(st, "visits", "by_city");
+	assert_non_null(fv);
+	expect_fault(fv);
+	text = readme_text(st);
+	assert_non_null(strstr(text, "views/by_city.csv  unavailable: its "
+				     "size index does not open"));
+	assert_non_null(strstr(text, "columns     city, count, "
+				     "count_distinct_name\n"));
+	free(text);
+	assert_non_null(
+	    memmem(mount_state_dataset(st, "visits")->schema_json.data,
+		   mount_state_dataset(st, "visits")->schema_json.len,
+		   "\"count_distinct_name\"", 21));
+	mount_state_put(st);
+}
+
+/* Another master key: the agreement's key does not unwrap, so nothing
+ * of it loads (its size indexes could not be opened). */
+static void test_other_master_key(void **state)
+{
+	struct fixture *f = *state;
+	struct mount_state *st = NULL;
+	struct master_key other;
+	char why[256] = "";
+
+	add_version(f, "visits", 1, 5);
+	apply(f, ALWAYS, DS_VISITS);
+	assert_int_equal(random_bytes(other.bytes, KEY_LEN), 0);
+	assert_int_equal(mount_state_load(f->cat, f->dir, &other, AGREEMENT,
+					  NULL, false, &st, why, sizeof(why)),
+			 -EIO);
+	assert_null(st);
+	assert_string_equal(why, "agreement '" AGREEMENT "': its pseudonym "
+				 "key does not unwrap with this master key");
 }
 
 static void test_dataset_without_versions(void **state)
@@ -1056,6 +1272,10 @@ int main(void)
 	    T(test_unknown_agreement),
 	    T(test_missing_size_index),
 	    T(test_size_index_disagreeing_with_store),
+	    T(test_size_index_moved_between_datasets),
+	    T(test_size_index_of_another_revision_or_altered),
+	    T(test_view_size_index_altered),
+	    T(test_other_master_key),
 	    T(test_dataset_without_versions),
 	    cmocka_unit_test(test_time_phase_boundaries),
 	};

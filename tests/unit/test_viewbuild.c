@@ -287,10 +287,11 @@ static void on_progress(void *ctx, const char *phase, uint64_t done,
 	closedir(d);
 }
 
-/* Build the view and read its result back as served. */
+/* Build the view (its result r, the size index sizes) and read its
+ * result back as served. */
 static void build(struct fixture *f, struct subject *s, size_t memory,
 		  unsigned workers, struct watch *w, struct view_result *r,
-		  struct buf *csv)
+		  struct size_index *sizes, struct buf *csv)
 {
 	struct view_build_opts opts = {memory, workers, on_progress, w};
 	const struct view *view = &s->agr.datasets[0].views[0];
@@ -301,9 +302,9 @@ static void build(struct fixture *f, struct subject *s, size_t memory,
 	uint8_t digest[VIEW_SHA256_LEN];
 
 	w->dir = f->dir;
-	assert_int_equal(
-	    view_build(f->dir, &f->mk, AGREEMENT, &s->dv, view, &opts, r, &err),
-	    0);
+	assert_int_equal(view_build(f->dir, &f->mk, AGREEMENT, &s->dv, view,
+				    &opts, r, sizes, &err),
+			 0);
 	assert_int_equal(files_in(f->dir, HOME_TMP_DIR), 0);
 	assert_int_equal(w->scanned, NROWS);
 	assert_int_equal(strncmp(r->store_file, HOME_STORE_DIR "/", 6), 0);
@@ -312,8 +313,8 @@ static void build(struct fixture *f, struct subject *s, size_t memory,
 	assert_int_equal(agg_plan_init(&plan, &s->dv.schema, view, NULL, &err),
 			 0);
 	assert_int_equal(agg_plan_output_schema(&plan, &out), 0);
-	assert_int_equal(dataview_open_result(&res, f->dir, &f->mk, r, &out),
-			 0);
+	assert_int_equal(
+	    dataview_open_result(&res, f->dir, &f->mk, r, &out, sizes), 0);
 	csv->len = 0;
 	assert_int_equal(
 	    buf_append(csv, res.plan.header.data, res.plan.header.len), 0);
@@ -328,10 +329,10 @@ static void build(struct fixture *f, struct subject *s, size_t memory,
 					      res.store->blocks[b].nrows, csv,
 					      NULL),
 				 0);
-		assert_int_equal(csv->len - before, r->sizes.block_bytes[b]);
+		assert_int_equal(csv->len - before, sizes->block_bytes[b]);
 		block_decoder_free(d);
 	}
-	assert_int_equal(csv->len, r->sizes.total_bytes);
+	assert_int_equal(csv->len, sizes->total_bytes);
 	assert_int_equal(
 	    EVP_Digest(csv->data, csv->len, digest, NULL, EVP_sha256(), NULL),
 	    1);
@@ -361,15 +362,17 @@ static void test_same_bytes_whatever_the_memory(void **state)
 	assert_true(want.len > 1000 * 20);
 	for (size_t i = 0; i < 3; i++) {
 		struct watch w = {0};
+		struct size_index sizes;
 		struct view_result r;
 
-		build(f, &s, budgets[i], workers[i], &w, &r, &got);
+		build(f, &s, budgets[i], workers[i], &w, &r, &sizes, &got);
 		if (got.len != want.len || memcmp(got.data, want.data, got.len))
 			fail_msg("budget %zu: result differs", budgets[i]);
 		/* a small budget spills; a large one does not */
 		assert_int_equal(w.merged, budgets[i] < (1u << 20));
 		assert_int_equal(w.spill_files > 0, budgets[i] < (1u << 20));
-		assert_int_equal(r.sizes.rows, r.store.nrows);
+		assert_int_equal(sizes.rows, r.store.nrows);
+		size_index_release(&sizes);
 		view_result_release(&r);
 	}
 	close_subject(&s);
@@ -383,6 +386,7 @@ static void test_deep_partitions(void **state)
 	struct fixture *f = *state;
 	struct buf want = BUF_INIT, got = BUF_INIT;
 	struct watch w = {0};
+	struct size_index sizes;
 	struct view_result r;
 	struct subject s;
 
@@ -393,11 +397,12 @@ static void test_deep_partitions(void **state)
 		     "\"entity\":\"patient\"}",
 		     NULL, &s);
 	expected_csv(&s, &want);
-	build(f, &s, 64u << 10, 1, &w, &r, &got);
+	build(f, &s, 64u << 10, 1, &w, &r, &sizes, &got);
 	assert_true(w.merged);
-	assert_int_equal(r.sizes.rows, NROWS / 2);
+	assert_int_equal(sizes.rows, NROWS / 2);
 	assert_int_equal(got.len, want.len);
 	assert_memory_equal(got.data, want.data, want.len);
+	size_index_release(&sizes);
 	view_result_release(&r);
 	close_subject(&s);
 	buf_release(&want);
@@ -409,6 +414,7 @@ static void test_filter_and_small_groups(void **state)
 	struct fixture *f = *state;
 	struct buf want = BUF_INIT, got = BUF_INIT;
 	struct watch w = {0};
+	struct size_index sizes;
 	struct view_result r;
 	struct subject s;
 
@@ -417,10 +423,11 @@ static void test_filter_and_small_groups(void **state)
 		     "{\"name\":\"v\",\"group_by\":[\"id\"],\"measures\":"
 		     "[\"count\"]}",
 		     NULL, &s);
-	build(f, &s, 8u << 10, 2, &w, &r, &got);
+	build(f, &s, 8u << 10, 2, &w, &r, &sizes, &got);
 	assert_int_equal(got.len, strlen("id,count\n"));
 	assert_memory_equal(got.data, "id,count\n", got.len);
-	assert_int_equal(r.sizes.rows, 0);
+	assert_int_equal(sizes.rows, 0);
+	size_index_release(&sizes);
 	view_result_release(&r);
 	close_subject(&s);
 	/* the rows filter applies first */
@@ -429,11 +436,12 @@ static void test_filter_and_small_groups(void **state)
 		     "[\"count\",\"sum:cost\"],\"min_group\":2}",
 		     "id < 100 and cost is not null", &s);
 	expected_csv(&s, &want);
-	build(f, &s, 1u << 20, 0, &w, &r, &got);
+	build(f, &s, 1u << 20, 0, &w, &r, &sizes, &got);
 	assert_int_equal(got.len, want.len);
 	assert_memory_equal(got.data, want.data, want.len);
 	/* ids 0..99 with a cost, by city: 91 rows in 7 groups */
 	assert_non_null(memmem(got.data, got.len, "\"Gong,shu\",", 11));
+	size_index_release(&sizes);
 	view_result_release(&r);
 	close_subject(&s);
 	buf_release(&want);
@@ -445,6 +453,7 @@ static void test_failure_leaves_nothing(void **state)
 	struct fixture *f = *state;
 	struct view_build_opts opts = {4u << 10, 2, NULL, NULL};
 	char path[PATH_MAX];
+	struct size_index sizes;
 	struct view_result r;
 	struct subject s;
 	struct perr err;
@@ -464,7 +473,7 @@ static void test_failure_leaves_nothing(void **state)
 	close(fd);
 	assert_int_equal(view_build(f->dir, &f->mk, AGREEMENT, &s.dv,
 				    &s.agr.datasets[0].views[0], &opts, &r,
-				    &err),
+				    &sizes, &err),
 			 -EIO);
 	assert_int_equal(files_in(f->dir, HOME_TMP_DIR), 0);
 	assert_int_equal(files_in(f->dir, HOME_STORE_DIR), 1);
@@ -477,13 +486,15 @@ static void test_delete_agreement(void **state)
 	struct view_results_deleted del;
 	struct watch w = {0};
 	struct view_result r[2], got;
+	struct size_index sizes;
 	uint64_t bytes = 0;
 	struct buf csv = BUF_INIT;
 	struct subject s;
 
 	open_subject(f, big_view, NULL, &s);
 	for (int i = 0; i < 2; i++) {
-		build(f, &s, 1u << 20, 0, &w, &r[i], &csv);
+		build(f, &s, 1u << 20, 0, &w, &r[i], &sizes, &csv);
+		size_index_release(&sizes);
 		r[i].revision = i + 1;
 		r[i].dataset = strdup("visits");
 		r[i].version = f->v.version;
