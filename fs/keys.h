@@ -51,7 +51,10 @@ int aead_seal(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
 	      uint8_t *out, uint8_t tag[AEAD_TAG_LEN])
     __attribute__((warn_unused_result));
 
-/* Open what aead_seal made; -EIO if anything was altered. */
+/*
+ * Open what aead_seal made; -EIO if anything was altered.  out may be in
+ * (decryption in place).
+ */
 int aead_open(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
 	      const void *aad, size_t aad_len, const uint8_t *in, size_t len,
 	      const uint8_t tag[AEAD_TAG_LEN], uint8_t *out)

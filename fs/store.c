@@ -68,8 +68,7 @@ struct store_writer {
 
 struct block_decoder {
 	ZSTD_DCtx *dctx;
-	struct buf sealed;
-	struct buf plain;
+	struct buf sealed; /* a block as read, then opened in place */
 	struct buf raw;
 };
 
@@ -153,8 +152,9 @@ static int seal_block(const struct store_writer *w, const struct slot *sl,
 }
 
 /*
- * Authenticate and decrypt block idx, read into d->sealed, into d->plain;
- * *compressed points to its compressed bytes.  -EIO if it was altered.
+ * Authenticate and decrypt block idx, read into d->sealed, in place (one
+ * buffer less to pass through the cache); *compressed points to its
+ * compressed bytes.  -EIO if it was altered.
  */
 static int open_block(const struct store *s, uint32_t idx,
 		      struct block_decoder *d, const uint8_t **compressed)
@@ -163,11 +163,11 @@ static int open_block(const struct store *s, uint32_t idx,
 	uint8_t nonce[AEAD_NONCE_LEN], aad[64];
 
 	block_nonce(nonce, idx);
-	*compressed = d->plain.data;
+	*compressed = d->sealed.data;
 	return aead_open(s->key, nonce, aad,
 			 block_aad(aad, s->info.file_id, idx, m),
 			 d->sealed.data, m->sealed_len,
-			 d->sealed.data + m->sealed_len, d->plain.data);
+			 d->sealed.data + m->sealed_len, d->sealed.data);
 }
 #endif
 
@@ -644,7 +644,6 @@ void block_decoder_free(struct block_decoder *d)
 		return;
 	ZSTD_freeDCtx(d->dctx);
 	buf_release(&d->sealed);
-	buf_release(&d->plain);
 	buf_release(&d->raw);
 	free(d);
 }
@@ -660,10 +659,8 @@ int store_read_block(const struct store *s, uint32_t idx,
 	if (idx >= s->info.nblocks)
 		return -EIO;
 	m = &s->blocks[idx];
-	d->sealed.len = d->plain.len = d->raw.len = 0;
+	d->sealed.len = d->raw.len = 0;
 	rc = buf_reserve(&d->sealed, (size_t)m->sealed_len + AEAD_TAG_LEN);
-	if (!rc)
-		rc = buf_reserve(&d->plain, m->sealed_len + 1);
 	if (!rc)
 		rc = buf_reserve(&d->raw, (size_t)m->raw_len + 1);
 	if (!rc)
