@@ -1,7 +1,7 @@
 /*
  * viewnodes: the inode numbers of views/<name>.csv files.
  *
- * The daemon numbers its nodes itself (fs/govfs.c): 1 is the root, 2 is
+ * The daemon numbers its nodes itself (fs/nodes.c): 1 is the root, 2 is
  * README.txt, and dataset slot s has 16 + 4s + kind for its directory,
  * data.csv, schema.json and views/ (at most 4096 datasets, so below
  * 2^15).  A view file gets VIEW_INO_FIRST + n, where n counts the
