@@ -5,14 +5,13 @@
 # each build on a home of its own (their store files differ), alternating
 # for ROUNDS rounds (off-on, on-off, ...); medians and the overhead.  Every
 # read is cold for the daemon (a fresh mount: an empty block cache); the
-# first set also drops
-# the page cache, the second reads store files the page cache holds, which
-# leaves the CPU's share alone.
-#   tests/bench/crypt.sh [SIZE_BYTES] [ROUNDS]   (default 1000000000, 5)
+# first set also drops the page cache, the second reads store files the
+# page cache holds, which leaves the CPU's share alone.
+#   tests/bench/crypt.sh [SIZE_BYTES] [ROUNDS]   (default 1000000000, 10)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 size=${1:-1000000000}
-rounds=${2:-5}
+rounds=${2:-10}
 . tests/bench/lib.sh
 mnt=$work/mnt
 mkdir -p "$mnt"
