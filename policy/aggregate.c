@@ -1029,13 +1029,15 @@ static int read_sum(struct reader *r, struct decimal_sum *s, uint64_t *n)
 		rc = read_field(r, &b, &len);
 		s->text = (char *)b; /* borrowed: merged, never freed */
 		s->text_len = len;
-		return rc || !len ? -EIO : 0;
+		return rc || !value_is_decimal(s->text, len) ? -EIO : 0;
 	}
 	if (!rc && form == SUM_SMALL)
 		rc = read_bytes(r, 16, &b);
 	if (!rc && form == SUM_SMALL)
 		rc = read_varint(r, &scale);
-	if (rc || form != SUM_SMALL || scale > UINT32_MAX)
+	/* No sum this code writes keeps more fraction digits: a larger
+	 * scale would be text no buffer was sized for. */
+	if (rc || form != SUM_SMALL || scale > DECIMAL_SUM_SCALE_MAX)
 		return -EIO;
 	for (int i = 15; i >= 0; i--)
 		u = u << 8 | b[i];

@@ -384,8 +384,8 @@ int decimal_div_round(const char *x, size_t n, uint64_t d, unsigned places,
 /* ---- exact sums ---- */
 
 /* Significant digits a 128-bit sum takes from one value, and the most
- * fraction digits it keeps: 10^37 < 2^127. */
-#define SUM_DIGITS_MAX 37
+ * fraction digits it keeps. */
+#define SUM_DIGITS_MAX DECIMAL_SUM_SCALE_MAX
 
 /* x[0..n) as an integer and its fraction digits, if it is a decimal with
  * at most SUM_DIGITS_MAX significant digits and fraction digits. */

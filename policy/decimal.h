@@ -83,9 +83,13 @@ int decimal_div_round(const char *x, size_t n, uint64_t d, unsigned places,
  */
 __extension__ typedef __int128 decimal_int128;
 
+/* The most fraction digits a sum held in 128 bits keeps (10^37 < 2^127). */
+#define DECIMAL_SUM_SCALE_MAX 37
+
 struct decimal_sum {
 	decimal_int128 value; /* the sum times 10^scale, while text is NULL */
-	uint32_t scale;	      /* fraction digits of value */
+	uint32_t scale;	      /* fraction digits of value, at most
+				 DECIMAL_SUM_SCALE_MAX */
 	char *text;	      /* canonical text once value cannot hold it */
 	size_t text_len;
 };

@@ -25,6 +25,7 @@
 
 #include "aggregate.h"
 #include "agreement.h"
+#include "decimal.h"
 #include "filter.h"
 #include "render.h"
 
@@ -770,6 +771,73 @@ static void test_malformed_records(void **state)
 	agreement_release(&agr);
 }
 
+/* The one group of t, serialised into rec. */
+static void serialize_only_group(struct agg_table *t, struct buf *rec)
+{
+	uint64_t hash;
+
+	for (size_t i = 0; i < agg_table_group_slots(t); i++) {
+		const struct agg_group *g = agg_table_group_at(t, i, &hash);
+
+		if (g)
+			assert_int_equal(agg_group_serialize(t, g, rec), 0);
+	}
+}
+
+/*
+ * A spilled sum is its last bytes here: a small one ends with its scale,
+ * one gone to text with its digits.  A scale no sum keeps (it would make
+ * the sum's text outgrow its buffer, and take billions of steps to line
+ * up with another) and text that is not a number are refused.
+ */
+static void test_malformed_sums(void **state)
+{
+	struct agreement agr = parse_view(
+	    "{\"name\":\"v\",\"group_by\":[\"district\"],\"measures\":"
+	    "[\"sum:cost\"]}");
+	row_t small = {"a", "", "", "", "12.5", "", "", ""};
+	row_t huge = {"a", "", "", "", "99999999999999999999999999999999999999",
+		      "",  "", ""};
+	struct buf rec = BUF_INIT;
+	struct agg_table *t, *u;
+	struct agg_plan plan;
+	struct perr err;
+
+	(void)state;
+	assert_int_equal(agg_plan_init(&plan, &schema,
+				       &agr.datasets[0].views[0], NULL, &err),
+			 0);
+	t = agg_table_new(&plan);
+	u = agg_table_new(&plan);
+	add_row(t, small);
+	serialize_only_group(t, &rec);
+	assert_int_equal(rec.data[rec.len - 1], 1);
+	rec.data[rec.len - 1] = DECIMAL_SUM_SCALE_MAX;
+	assert_int_equal(agg_table_merge_group(u, rec.data, rec.len), 0);
+	rec.data[rec.len - 1] = DECIMAL_SUM_SCALE_MAX + 1;
+	assert_int_equal(agg_table_merge_group(u, rec.data, rec.len), -EIO);
+	/* UINT32_MAX, which was let through once */
+	rec.len--;
+	assert_int_equal(buf_append(&rec, "\xff\xff\xff\xff\x0f", 5), 0);
+	assert_int_equal(agg_table_merge_group(u, rec.data, rec.len), -EIO);
+
+	agg_table_free(t);
+	t = agg_table_new(&plan);
+	add_row(t, huge);
+	add_row(t, huge);
+	rec.len = 0;
+	serialize_only_group(t, &rec);
+	assert_int_equal(rec.data[rec.len - 1], '8');
+	assert_int_equal(agg_table_merge_group(u, rec.data, rec.len), 0);
+	rec.data[rec.len - 1] = 'x';
+	assert_int_equal(agg_table_merge_group(u, rec.data, rec.len), -EIO);
+	buf_release(&rec);
+	agg_table_free(t);
+	agg_table_free(u);
+	agg_plan_release(&plan);
+	agreement_release(&agr);
+}
+
 static void test_plan(void **state)
 {
 	struct agreement agr = parse_view(
@@ -875,6 +943,7 @@ int main(void)
 	    cmocka_unit_test(test_count_distinct_by_value),
 	    cmocka_unit_test(test_memory_is_counted),
 	    cmocka_unit_test(test_malformed_records),
+	    cmocka_unit_test(test_malformed_sums),
 	    cmocka_unit_test(test_plan),
 	    cmocka_unit_test(test_fingerprint),
 	};
