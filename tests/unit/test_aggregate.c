@@ -730,6 +730,19 @@ static void test_memory_is_counted(void **state)
 	agreement_release(&agr);
 }
 
+/* The one group of t, serialised into rec. */
+static void serialize_only_group(struct agg_table *t, struct buf *rec)
+{
+	uint64_t hash;
+
+	for (size_t i = 0; i < agg_table_group_slots(t); i++) {
+		const struct agg_group *g = agg_table_group_at(t, i, &hash);
+
+		if (g)
+			assert_int_equal(agg_group_serialize(t, g, rec), 0);
+	}
+}
+
 static void test_malformed_records(void **state)
 {
 	struct agreement agr = parse_view(
@@ -740,7 +753,6 @@ static void test_malformed_records(void **state)
 	struct agg_table *t, *u;
 	struct agg_plan plan;
 	struct perr err;
-	uint64_t hash;
 
 	(void)state;
 	assert_int_equal(agg_plan_init(&plan, &schema,
@@ -749,12 +761,7 @@ static void test_malformed_records(void **state)
 	t = agg_table_new(&plan);
 	u = agg_table_new(&plan);
 	add_row(t, row);
-	for (size_t i = 0; i < agg_table_group_slots(t); i++) {
-		const struct agg_group *g = agg_table_group_at(t, i, &hash);
-
-		if (g)
-			assert_int_equal(agg_group_serialize(t, g, &rec), 0);
-	}
+	serialize_only_group(t, &rec);
 	/* every truncation is refused, and so is a byte too many */
 	for (size_t len = 0; len < rec.len; len++)
 		assert_int_equal(agg_table_merge_group(u, rec.data, len), -EIO);
@@ -769,19 +776,6 @@ static void test_malformed_records(void **state)
 	agg_table_free(u);
 	agg_plan_release(&plan);
 	agreement_release(&agr);
-}
-
-/* The one group of t, serialised into rec. */
-static void serialize_only_group(struct agg_table *t, struct buf *rec)
-{
-	uint64_t hash;
-
-	for (size_t i = 0; i < agg_table_group_slots(t); i++) {
-		const struct agg_group *g = agg_table_group_at(t, i, &hash);
-
-		if (g)
-			assert_int_equal(agg_group_serialize(t, g, rec), 0);
-	}
 }
 
 /*
