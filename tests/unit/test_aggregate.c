@@ -77,6 +77,17 @@ static struct agreement parse_view(const char *view_json)
 	return agr;
 }
 
+/* The plan of agr's only view, over the test schema. */
+static void plan_of_only_view(const struct agreement *agr,
+			      struct agg_plan *plan)
+{
+	struct perr err;
+
+	assert_int_equal(agg_plan_init(plan, &schema,
+				       &agr->datasets[0].views[0], NULL, &err),
+			 0);
+}
+
 static void fields_of(const row_t row, struct rowfmt_field *f)
 {
 	for (size_t i = 0; i < NCOLS; i++) {
@@ -698,13 +709,10 @@ static void test_memory_is_counted(void **state)
 	    "[\"max:name\",\"count_distinct:patient\"],\"min_group\":2}");
 	struct agg_plan plan;
 	struct agg_table *t;
-	struct perr err;
 	char district[16], name[64];
 
 	(void)state;
-	assert_int_equal(agg_plan_init(&plan, &schema,
-				       &agr.datasets[0].views[0], NULL, &err),
-			 0);
+	plan_of_only_view(&agr, &plan);
 	t = agg_table_new(&plan);
 	assert_non_null(t);
 	assert_int_equal(agg_table_group_bytes(t), 0);
@@ -752,12 +760,9 @@ static void test_malformed_records(void **state)
 	struct buf rec = BUF_INIT;
 	struct agg_table *t, *u;
 	struct agg_plan plan;
-	struct perr err;
 
 	(void)state;
-	assert_int_equal(agg_plan_init(&plan, &schema,
-				       &agr.datasets[0].views[0], NULL, &err),
-			 0);
+	plan_of_only_view(&agr, &plan);
 	t = agg_table_new(&plan);
 	u = agg_table_new(&plan);
 	add_row(t, row);
@@ -795,12 +800,9 @@ static void test_malformed_sums(void **state)
 	struct buf rec = BUF_INIT;
 	struct agg_table *t, *u;
 	struct agg_plan plan;
-	struct perr err;
 
 	(void)state;
-	assert_int_equal(agg_plan_init(&plan, &schema,
-				       &agr.datasets[0].views[0], NULL, &err),
-			 0);
+	plan_of_only_view(&agr, &plan);
 	t = agg_table_new(&plan);
 	u = agg_table_new(&plan);
 	add_row(t, small);
@@ -852,9 +854,7 @@ static void test_plan(void **state)
 	struct perr err;
 
 	(void)state;
-	assert_int_equal(agg_plan_init(&plan, &schema,
-				       &agr.datasets[0].views[0], NULL, &err),
-			 0);
+	plan_of_only_view(&agr, &plan);
 	/* sum and avg of one column share a cell; the entity and the
 	 * count_distinct of the same column share a spec */
 	assert_int_equal(plan.ncells, 2);
