@@ -323,6 +323,32 @@ int catalog_commit(struct catalog *cat)
 	return exec(cat, "COMMIT");
 }
 
+/* The log's frames are written at each commit, flushed by catalog_sync. */
+int catalog_defer_sync(struct catalog *cat)
+{
+	return exec(cat, "PRAGMA synchronous=NORMAL");
+}
+
+/*
+ * Flush the write-ahead log (and, the first time, the directory entry of
+ * a log this connection created), as a synchronous=FULL commit would.
+ */
+int catalog_sync(struct catalog *cat)
+{
+	sqlite3_file *wal = NULL;
+	int rc = sqlite3_file_control(cat->db, "main",
+				      SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+
+	if (rc != SQLITE_OK)
+		return sql_rc(rc);
+	if (wal && wal->pMethods)
+		rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+	/* No log open: nothing of ours is unflushed. */
+	if (rc != SQLITE_OK)
+		return sql_rc(rc);
+	return exec(cat, "PRAGMA synchronous=FULL");
+}
+
 void catalog_rollback(struct catalog *cat)
 {
 	if (!sqlite3_get_autocommit(cat->db))

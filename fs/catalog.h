@@ -50,6 +50,17 @@ int catalog_begin(struct catalog *cat) __attribute__((warn_unused_result));
 int catalog_commit(struct catalog *cat) __attribute__((warn_unused_result));
 void catalog_rollback(struct catalog *cat);
 
+/*
+ * From now on, until catalog_sync, this connection's commits are seen by
+ * other connections at once and survive this process dying, but not yet a
+ * power loss.  For a cut, which must land in the daemons before the disk
+ * has caught up (failing closed: a cut that a power loss undoes was never
+ * confirmed).  Call outside a transaction.
+ */
+int catalog_defer_sync(struct catalog *cat) __attribute__((warn_unused_result));
+/* Make every commit so far durable, and each later one at its commit. */
+int catalog_sync(struct catalog *cat) __attribute__((warn_unused_result));
+
 /* A snapshot for reading several things consistently. */
 int catalog_begin_read(struct catalog *cat) __attribute__((warn_unused_result));
 void catalog_end_read(struct catalog *cat);

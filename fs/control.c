@@ -6,6 +6,7 @@
  */
 #include "control.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -355,5 +356,80 @@ struct control_call *control_call_mounts(const struct mount_record *m, size_t n,
 	for (size_t i = 0; i < n; i++)
 		calls[i].socket = m[i].socket;
 	control_call_all(calls, n, request, timeout_ms);
+	return calls;
+}
+
+static bool is_socket_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len > 5 && !strcmp(name + len - 5, ".sock");
+}
+
+/* The sockets in dir, as dir/NAME: an array of *n, or NULL. */
+static char **list_sockets(const char *dir, size_t *n)
+{
+	DIR *d = opendir(dir);
+	char **paths = NULL, **grown;
+	struct dirent *e;
+
+	*n = 0;
+	while (d && (e = readdir(d))) {
+		if (!is_socket_name(e->d_name))
+			continue;
+		grown = realloc(paths, (*n + 1) * sizeof(*paths));
+		if (!grown)
+			break;
+		paths = grown;
+		if (asprintf(&paths[*n], "%s/%s", dir, e->d_name) < 0)
+			break;
+		(*n)++;
+	}
+	if (d)
+		closedir(d);
+	return paths;
+}
+
+/* Calls to paths, in one allocation with the paths themselves. */
+static struct control_call *calls_to(char **paths, size_t n)
+{
+	size_t bytes = n * sizeof(struct control_call), at;
+	struct control_call *calls;
+
+	for (size_t i = 0; i < n; i++)
+		bytes += strlen(paths[i]) + 1;
+	calls = calloc(1, bytes);
+	at = n * sizeof(struct control_call);
+	for (size_t i = 0; calls && i < n; i++) {
+		char *copy = (char *)calls + at;
+
+		strcpy(copy, paths[i]);
+		calls[i].socket = copy;
+		at += strlen(copy) + 1;
+	}
+	return calls;
+}
+
+struct control_call *control_call_home(const char *home, const char *request,
+				       int timeout_ms, size_t *n)
+{
+	char dir[PATH_MAX];
+	char **paths = NULL;
+	struct control_call *calls = NULL;
+
+	*n = 0;
+	if (snprintf(dir, sizeof(dir), "%s/%s", home, HOME_RUN_DIR) <
+	    (int)sizeof(dir))
+		paths = list_sockets(dir, n);
+	if (*n)
+		calls = calls_to(paths, *n);
+	for (size_t i = 0; i < *n; i++)
+		free(paths[i]);
+	free(paths);
+	if (!calls) {
+		*n = 0;
+		return NULL;
+	}
+	control_call_all(calls, *n, request, timeout_ms);
 	return calls;
 }

@@ -60,6 +60,15 @@ void control_call_all(struct control_call *calls, size_t n, const char *request,
 struct control_call *control_call_mounts(const struct mount_record *m, size_t n,
 					 const char *request, int timeout_ms);
 
+/*
+ * control_call_all to every daemon listening in HOME/run, whatever its
+ * agreement, for a request that each answers only if it concerns it.
+ * *n calls, one allocation (sockets included) for the caller to free;
+ * NULL, *n = 0, when none listens there or the directory is unreadable.
+ */
+struct control_call *control_call_home(const char *home, const char *request,
+				       int timeout_ms, size_t *n);
+
 /* How a thread was scheduled before control_run_ahead. */
 struct control_sched {
 	int policy;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,6 +42,8 @@
 #include "viewnodes.h"
 
 #define DEFAULT_CACHE_MB 64
+/* FUSE worker threads, at most (each started on demand, then kept). */
+#define WORKERS_MAX 16
 
 struct govfs g;
 
@@ -81,6 +84,9 @@ static const char usage_text[] =
     "usage: govfs --home DIR --agreement ID [--key-file F] [-f] "
     "[-o opts] MOUNTPOINT\n"
     "  -o cache_mb=N   rendered-block cache (default 64)\n"
+    "  -o cpu_nice=N   serve at nice N (1 to 19; default 0): a saturated "
+    "machine\n"
+    "                  then runs admin commands, and cuts, first\n"
     "  other -o options go to FUSE; allow_other and auto_unmount are "
     "always on\n";
 
@@ -103,6 +109,15 @@ static int parse_mount_options(char *opts, struct fuse_args *args)
 				return -1;
 			}
 			g.cache_bytes = (size_t)mb << 20;
+		} else if (!strncmp(o, "cpu_nice=", 9)) {
+			long nice = strtol(o + 9, &end, 10);
+
+			if (*end || end == o + 9 || nice < 0 || nice > 19) {
+				fprintf(stderr, "govfs: -o %s: want 0 to 19\n",
+					o);
+				return -1;
+			}
+			g.cpu_nice = (int)nice;
 		} else if (!strcmp(o, "default_permissions")) {
 			fprintf(stderr, "govfs: -o default_permissions: govfs "
 					"checks every caller itself\n");
@@ -113,6 +128,34 @@ static int parse_mount_options(char *opts, struct fuse_args *args)
 		}
 	}
 	return 0;
+}
+
+/*
+ * -o cpu_nice=N.  With autogroup scheduling the kernel weighs a session
+ * as one, whatever its threads' nice: a daemon leads its own session, so
+ * set that group's nice too (in the foreground, the caller's session is
+ * left alone and only the daemon's threads are niced).  The control
+ * thread still runs a cut ahead of everything (control_run_ahead).
+ */
+static void lower_cpu_weight(void)
+{
+	FILE *f;
+	bool failed;
+
+	if (!g.cpu_nice)
+		return;
+	if (setpriority(PRIO_PROCESS, 0, g.cpu_nice))
+		fprintf(stderr, "govfs: -o cpu_nice: %s\n", strerror(errno));
+	if (g.foreground || getsid(0) != getpid())
+		return;
+	f = fopen("/proc/self/autogroup", "we");
+	if (!f && errno == ENOENT)
+		return; /* no autogroups: the nice above rules */
+	failed = !f || fprintf(f, "%d", g.cpu_nice) < 0;
+	if ((f && fclose(f)) || failed)
+		fprintf(stderr,
+			"govfs: -o cpu_nice: /proc/self/autogroup: %s\n",
+			strerror(errno));
 }
 
 static int parse_args(int argc, char **argv, struct fuse_args *args)
@@ -510,8 +553,11 @@ static int serve(struct fuse_args *args)
 	g.refresher_started =
 	    !pthread_create(&g.refresher, NULL, refresher_main, NULL);
 	config = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_max_threads(config, 16);
-	fuse_loop_cfg_set_idle_threads(config, 4);
+	fuse_loop_cfg_set_max_threads(config, WORKERS_MAX);
+	/* Keep every worker once started: a thread that exits when idle is
+	 * made again by the next burst, which costs a clone, a stack's page
+	 * faults and CPU that concurrent readers (and a cut) then wait for. */
+	fuse_loop_cfg_set_idle_threads(config, WORKERS_MAX);
 	/* The loop returns the signal that stopped it: a clean stop. */
 	rc = g.cache ? fuse_session_loop_mt(g.se, config) : 1;
 	rc = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
@@ -551,6 +597,8 @@ int main(int argc, char **argv)
 	 */
 	if (!rc && !g.foreground && daemon_fork())
 		rc = 1;
+	if (!rc)
+		lower_cpu_weight();
 	if (!rc)
 		rc = load_initial_state();
 	if (!rc)

@@ -37,6 +37,7 @@ struct govfs {
 	char mountpoint[PATH_MAX];
 	bool foreground;
 	size_t cache_bytes;
+	int cpu_nice; /* -o cpu_nice: 0, or the nice to serve at */
 	struct master_key mk;
 	struct catalog *cat; /* the refresh thread's */
 	struct fuse_session *se;
@@ -63,6 +64,10 @@ struct govfs {
 	struct control *control;
 	struct quota *quota; /* the agreement's daily byte counter */
 	int64_t started_ns;
+	/* Data is refused until this instant (clock_now_ns) while an
+	 * admin's suspend or revoke is under way (see lifecycle.c's hold),
+	 * or 0. */
+	_Atomic int64_t hold_until_ns;
 	atomic_bool
 	    wipe_cache; /* drop rendered blocks: nothing may read them */
 	atomic_uint_fast64_t open_files;

@@ -73,10 +73,20 @@ static bool caller_allowed(fuse_req_t req, const struct mount_state *st)
 }
 
 /* Data files: active, and the clock inside [valid_from, valid_until). */
+/* Whether a hold (an admin's cut under way) refuses data at now. */
+static bool held_at(int64_t now)
+{
+	int64_t until = atomic_load(&g.hold_until_ns);
+
+	return until && now < until;
+}
+
 bool data_readable(const struct mount_state *st)
 {
-	return st->active &&
-	       time_phase_at(&st->agr, clock_now_ns()) == PHASE_VALID;
+	int64_t now = clock_now_ns();
+
+	return st->active && !held_at(now) &&
+	       time_phase_at(&st->agr, now) == PHASE_VALID;
 }
 
 /* Queue one record about revision of the agreement; 0, or -EIO if the
@@ -876,7 +886,9 @@ static void read_data(fuse_req_t req, struct handle *h,
 				 is_sequential(h, off, end), &r);
 	/* Held from the second check to the reply: a cut waits for it. */
 	pthread_rwlock_rdlock(&g.serve_lock);
-	refused = rc || g.state == st ? 0 : read_refusal(req, h, g.state);
+	refused = rc || (g.state == st && !atomic_load(&g.hold_until_ns))
+		      ? 0
+		      : read_refusal(req, h, g.state);
 	if ((rc || refused) && granted)
 		quota_give_back(g.quota, day, granted);
 	if (refused)

@@ -17,7 +17,8 @@
 
 extern const struct fuse_lowlevel_ops govfs_ops;
 
-/* Data files: active, and the clock inside [valid_from, valid_until). */
+/* Data files: active, not held, and the clock inside [valid_from,
+ * valid_until). */
 bool data_readable(const struct mount_state *st);
 
 /*

@@ -25,6 +25,9 @@
 #include "viewnodes.h"
 
 #define REFRESH_MS 100
+/* How long a hold lasts without the cut that ends it (its command died):
+ * the catalog's busy timeout and then some. */
+#define HOLD_LEASE_NS (15LL * 1000000000)
 
 /*
  * Drop what the kernel may hold of every node: page cache (private
@@ -304,6 +307,40 @@ static const char *state_now(const struct mount_state *st)
 	return agreement_state_at(st->rec.state, &st->agr, clock_now_ns());
 }
 
+static void reply_line(struct buf *reply, const char *line)
+{
+	if (buf_append(reply, line, strlen(line)))
+		reply->len = 0;
+}
+
+/*
+ * "hold ID": an admin has started to suspend or revoke ID, and tells every
+ * daemon before its catalog change is even made.  If ID is this mount's
+ * agreement, refuse its data from now on, as a cut would (the drain, then
+ * the kernel's caches dropped), and answer "held"; the "cut" that follows
+ * the commit reloads and ends the hold.  Failing closed: a hold that no
+ * cut ends (the command died) lapses after HOLD_LEASE_NS, and the state
+ * is then the catalog's, whatever the command managed to commit.
+ */
+static void reply_hold(const char *id, struct buf *reply)
+{
+	struct mount_state *st;
+
+	if (strcmp(id, g.agreement)) {
+		reply_line(reply, "ok not served here");
+		return;
+	}
+	atomic_store(&g.hold_until_ns, clock_now_ns() + HOLD_LEASE_NS);
+	/* Every reply decided before the hold has been written... */
+	pthread_rwlock_wrlock(&g.serve_lock);
+	pthread_rwlock_unlock(&g.serve_lock);
+	/* ...and the kernel keeps no page of it. */
+	st = current_state();
+	invalidate_kernel(st, st);
+	mount_state_put(st);
+	reply_line(reply, "held");
+}
+
 static void reply_cut(struct buf *reply)
 {
 	struct mount_state *st;
@@ -313,6 +350,9 @@ static void reply_cut(struct buf *reply)
 	pthread_mutex_lock(&g.reload_lock);
 	rc = reload_locked();
 	pthread_mutex_unlock(&g.reload_lock);
+	/* The catalog's state is served now: a hold has done its part. */
+	if (!rc)
+		atomic_store(&g.hold_until_ns, 0);
 	st = current_state();
 	if (rc)
 		snprintf(line, sizeof(line), "error %s", strerror(-rc));
@@ -320,8 +360,7 @@ static void reply_cut(struct buf *reply)
 		snprintf(line, sizeof(line), "ok %s %lld", state_now(st),
 			 (long long)st->rec.revision);
 	mount_state_put(st);
-	if (buf_append(reply, line, strlen(line)))
-		reply->len = 0;
+	reply_line(reply, line);
 }
 
 static void reply_stats(struct buf *reply)
@@ -344,18 +383,19 @@ static void reply_stats(struct buf *reply)
 }
 
 /*
- * govfsctl's requests: "cut" reloads now and answers once the change has
- * landed (drained and invalidated); "stats" gives the mount's figures.
+ * govfsctl's requests: "hold ID" refuses ID's data until the cut that
+ * follows; "cut" reloads now and answers once the change has landed
+ * (drained and invalidated); "stats" gives the mount's figures.
  */
 void on_control(void *ctx, const char *request, struct buf *reply)
 {
-	static const char unknown[] = "error unknown request";
-
 	(void)ctx;
-	if (!strcmp(request, "cut"))
+	if (!strncmp(request, "hold ", 5))
+		reply_hold(request + 5, reply);
+	else if (!strcmp(request, "cut"))
 		reply_cut(reply);
 	else if (!strcmp(request, "stats"))
 		reply_stats(reply);
-	else if (buf_append(reply, unknown, strlen(unknown)))
-		reply->len = 0;
+	else
+		reply_line(reply, "error unknown request");
 }

@@ -35,16 +35,26 @@ static const char usage_text[] =
     "every verb takes --home DIR (default $GOVFS_HOME, else "
     "/var/lib/govfs) and --key-file F (default /etc/govfs/master.key)\n";
 
+int ctl_check_home(const struct ctl *ctl)
+{
+	char path[PATH_MAX], why[256];
+
+	if (home_check(ctl->home, path, sizeof(path), why, sizeof(why)))
+		return fail("%s: %s", path, why);
+	return 0;
+}
+
 int ctl_open(struct ctl *ctl, enum ctl_mode mode)
 {
 	bool write = mode == CTL_CHANGE;
-	char path[PATH_MAX], why[256];
+	char why[256];
 	int rc;
 
 	ctl->lock_fd = -1;
 	ctl->cat = NULL;
-	if (home_check(ctl->home, path, sizeof(path), why, sizeof(why)))
-		return fail("%s: %s", path, why);
+	rc = ctl_check_home(ctl);
+	if (rc)
+		return rc;
 	if (master_key_load(ctl->key_file, &ctl->mk, why, sizeof(why)))
 		return fail("%s: %s", ctl->key_file, why);
 	if (write) {

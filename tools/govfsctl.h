@@ -40,6 +40,12 @@ enum ctl_mode {
 };
 
 /*
+ * Check that the home is closed to everyone but its owner (ctl_open does
+ * too).  Prints the error and returns EXIT_REFUSED on failure.
+ */
+int ctl_check_home(const struct ctl *ctl);
+
+/*
  * Check the home and key and open the catalog as mode says.  Prints the
  * error and returns EXIT_REFUSED on failure.
  */

@@ -8,7 +8,9 @@
 # numbers (and fails if a read succeeded after suspend returned).
 #   tests/bench/cut.sh [REPS]      (default 50)
 # READERS_PER_FILE (default 4) and CUT_ARGS (more cut-latency options, such
-# as --verbose or --ctl-nice N) change the setting.
+# as --verbose or --ctl-nice N) change the setting; GOVFS_OPTS adds options
+# to both daemons (GOVFS_OPTS="-o cpu_nice=19"), CUT_CTL names another
+# govfsctl (a statically linked one, say).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 reps=${1:-50}
@@ -25,12 +27,12 @@ ctl dataset add bench --file "$shm/visits.csv" >/dev/null
 keep_all_agreement "$work/agr.json"
 ctl agreement apply "$work/agr.json" >/dev/null
 for m in "$m1" "$m2"; do
-	build/govfs --home "$work/home" --key-file "$work/key" \
+	build/govfs --home "$work/home" --key-file "$work/key" ${GOVFS_OPTS:-} \
 		--agreement agr-bench "$m"
 done
 echo "agr-bench: $(ctl mounts | tail -n +2 | wc -l) live mounts (background govfs), data.csv of $(stat -c %s "$m1/bench/data.csv") bytes"
 echo "$reps x (suspend, every reader refused, resume, every reader reads again):"
-build/tests/bench/cut-latency --ctl build/govfsctl --home "$work/home" \
+build/tests/bench/cut-latency --ctl ${CUT_CTL:-build/govfsctl} --home "$work/home" \
 	--key-file "$work/key" --agreement agr-bench --reps "$reps" \
 	--readers-per-file ${READERS_PER_FILE:-4} ${CUT_ARGS:-} "$m1/bench/data.csv" "$m2/bench/data.csv"
 echo "(target: p99 <= 10 ms from the start of suspend to every reader refused)"

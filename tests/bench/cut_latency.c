@@ -8,7 +8,8 @@
  *
  * K reader threads per FILE (a data.csv on each mount of the agreement)
  * each open their own handle and pread 4 KiB in a tight loop, walking the
- * file.  Each repetition: an admin's shell (a process of its own, see
+ * file; the first repetition comes after a second of that.  Each
+ * repetition: an admin's shell (a process of its own, see
  * launcher_start) notes CLOCK_MONOTONIC t0, forks and execs govfsctl
  * suspend; every reader notes the time of its first failed read; the
  * latency is the latest of those first failures minus t0.  Then resume and
@@ -16,8 +17,10 @@
  * after resume returned), and go on.  A refused reader waits for the
  * resume (with --hammer it goes on reading, and being refused, in its
  * tight loop, as a careless script would).  Prints p50, p99 and max of the
- * latency, of govfsctl's own wall time and of the time govfsctl reports
- * ("cut in X ms"), in milliseconds.
+ * latency; of when the last read that succeeded began (the gate closed
+ * then: what a reader that was not on a CPU at the time adds to the
+ * latency is its own scheduling); of govfsctl's own wall time and of the
+ * time govfsctl reports ("cut in X ms"), in milliseconds.
  *
  * The admin's shell runs in a session of its own, as an admin's login
  * does (the analysts' readers run in their sandbox): with the kernel's
@@ -46,6 +49,7 @@
 #define MAX_READERS 64
 #define READ_SIZE 4096
 #define WAIT_LIMIT_NS (10LL * 1000000000)
+#define WARMUP_US 1000000
 
 struct reader {
 	pthread_t thread;
@@ -66,6 +70,12 @@ static struct reader readers[MAX_READERS];
 static int nreaders;
 static _Atomic int rep;	    /* the repetition being cut, from 1 */
 static _Atomic int resumed; /* the last repetition resumed */
+/* Refused readers sleep on it until the resume, and the main thread
+ * until every reader has been refused: no polling, whose wake-ups would
+ * compete with the readers still being cut (and with govfsctl). */
+static pthread_mutex_t turn_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t turn; /* on CLOCK_MONOTONIC, as now_ns */
+static int nfailed;	    /* readers refused in the repetition being cut */
 static _Atomic bool stopping;
 static bool hammer;	  /* keep reading once refused */
 static bool verbose;	  /* one line per repetition */
@@ -77,6 +87,22 @@ static int64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void wait_for_resume(int cur)
+{
+	pthread_mutex_lock(&turn_lock);
+	while (atomic_load(&resumed) != cur && !atomic_load(&stopping))
+		pthread_cond_wait(&turn, &turn_lock);
+	pthread_mutex_unlock(&turn_lock);
+}
+
+static void note_refused(void)
+{
+	pthread_mutex_lock(&turn_lock);
+	if (++nfailed == nreaders)
+		pthread_cond_broadcast(&turn);
+	pthread_mutex_unlock(&turn_lock);
 }
 
 static void *read_loop(void *arg)
@@ -95,7 +121,7 @@ static void *read_loop(void *arg)
 		 * audit) while the other mount is being cut. */
 		if (!hammer && atomic_load(&r->failed_rep) == cur &&
 		    atomic_load(&resumed) != cur) {
-			usleep(200);
+			wait_for_resume(cur);
 			continue;
 		}
 		t = now_ns();
@@ -115,6 +141,7 @@ static void *read_loop(void *arg)
 			atomic_store(&r->fail_start_ns, t);
 			atomic_store(&r->first_fail_ns, now_ns());
 			atomic_store(&r->failed_rep, cur);
+			note_refused();
 		}
 	}
 	return NULL;
@@ -304,13 +331,38 @@ static void summary(const char *label, double *v, int n)
 	       percentile(v, n, 50), percentile(v, n, 99), v[n - 1]);
 }
 
-/* Whether every reader has failed in repetition r. */
-static bool all_failed(int r)
+/* Wait until every reader has been refused; false after WAIT_LIMIT_NS. */
+static bool wait_all_refused(int64_t t0)
 {
-	for (int i = 0; i < nreaders; i++)
-		if (atomic_load(&readers[i].failed_rep) != r)
-			return false;
-	return true;
+	int64_t deadline = t0 + WAIT_LIMIT_NS;
+	struct timespec at = {.tv_sec = deadline / 1000000000,
+			      .tv_nsec = deadline % 1000000000};
+	int rc = 0;
+
+	pthread_mutex_lock(&turn_lock);
+	while (nfailed < nreaders && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&turn, &turn_lock, &at);
+	rc = nfailed == nreaders;
+	pthread_mutex_unlock(&turn_lock);
+	return rc;
+}
+
+/* Start repetition r: nobody refused in it yet. */
+static void start_rep(int r)
+{
+	pthread_mutex_lock(&turn_lock);
+	nfailed = 0;
+	atomic_store(&rep, r);
+	pthread_mutex_unlock(&turn_lock);
+}
+
+/* Resume repetition r: wake the readers it refused. */
+static void resume_rep(int r)
+{
+	pthread_mutex_lock(&turn_lock);
+	atomic_store(&resumed, r);
+	pthread_cond_broadcast(&turn);
+	pthread_mutex_unlock(&turn_lock);
 }
 
 /* Whether every reader has read successfully since t. */
@@ -345,7 +397,7 @@ int main(int argc, char **argv)
 	};
 	struct ctl_args a = {0};
 	int reps = 50, per_file = 4, nice_inc = 0, opt, nfiles;
-	double *lat, *wall, *reported, *resume_wall;
+	double *lat, *closed, *wall, *reported, *resume_wall;
 	int bad = 0;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -392,12 +444,21 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	lat = calloc((size_t)reps, sizeof(double));
+	closed = calloc((size_t)reps, sizeof(double));
 	wall = calloc((size_t)reps, sizeof(double));
 	reported = calloc((size_t)reps, sizeof(double));
 	resume_wall = calloc((size_t)reps, sizeof(double));
-	if (!lat || !wall || !reported || !resume_wall)
+	if (!lat || !closed || !wall || !reported || !resume_wall)
 		return 1;
 
+	{
+		pthread_condattr_t attr;
+
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&turn, &attr);
+		pthread_condattr_destroy(&attr);
+	}
 	if (launcher_start(&a, nice_inc)) {
 		perror("cut-latency: admin's shell");
 		return 1;
@@ -440,35 +501,41 @@ int main(int argc, char **argv)
 			usleep(1000);
 		}
 	}
+	/* Then a second of it, so that the first cut finds the daemons in
+	 * their steady state (worker threads started, caches warm). */
+	usleep(WARMUP_US);
 
 	for (int i = 0; i < reps; i++) {
 		struct launch_result res;
 		int64_t t0, t1, t2;
 		double ms;
 
-		atomic_store(&rep, i + 1);
+		start_rep(i + 1);
 		if (launch("suspend", &res))
 			return 1;
 		t0 = res.t0;
 		t1 = res.t1;
 		reported[i] = res.reported_ms;
-		while (!all_failed(i + 1)) {
-			if (now_ns() - t0 > WAIT_LIMIT_NS) {
-				fprintf(stderr,
-					"cut-latency: repetition %d: not every "
-					"reader failed within 10 s\n",
-					i + 1);
-				return 1;
-			}
-			usleep(200);
+		if (!wait_all_refused(t0)) {
+			fprintf(stderr,
+				"cut-latency: repetition %d: not every "
+				"reader failed within 10 s\n",
+				i + 1);
+			return 1;
 		}
 		lat[i] = 0;
+		closed[i] = 0;
 		for (int r = 0; r < nreaders; r++) {
 			ms = (double)(atomic_load(&readers[r].first_fail_ns) -
 				      t0) /
 			     1e6;
 			if (ms > lat[i])
 				lat[i] = ms;
+			ms = (double)(atomic_load(&readers[r].ok_start_ns) -
+				      t0) /
+			     1e6;
+			if (ms > closed[i])
+				closed[i] = ms;
 			/* A read that started after govfsctl returned and
 			 * succeeded: the contract is broken. */
 			if (atomic_load(&readers[r].ok_start_ns) > t1)
@@ -496,7 +563,7 @@ int main(int argc, char **argv)
 		if (launch("resume", &res))
 			return 1;
 		t2 = res.t1;
-		atomic_store(&resumed, i + 1);
+		resume_rep(i + 1);
 		resume_wall[i] = (double)(t2 - res.t0) / 1e6;
 		while (!all_read_since(t2)) {
 			if (now_ns() - t2 > WAIT_LIMIT_NS) {
@@ -510,6 +577,7 @@ int main(int argc, char **argv)
 		}
 	}
 	atomic_store(&stopping, true);
+	resume_rep(reps);
 	for (int i = 0; i < nreaders; i++)
 		pthread_join(readers[i].thread, NULL);
 
@@ -531,6 +599,7 @@ int main(int argc, char **argv)
 			bad++;
 	}
 	summary("suspend start -> every reader refused:", lat, reps);
+	summary("suspend start -> last read let through began:", closed, reps);
 	summary("govfsctl suspend, wall time:", wall, reps);
 	summary("govfsctl suspend, its own \"cut in\":", reported, reps);
 	summary("govfsctl resume, wall time:", resume_wall, reps);
@@ -539,6 +608,7 @@ int main(int argc, char **argv)
 		       "returned, or an unexpected errno)\n",
 		       bad);
 	free(lat);
+	free(closed);
 	free(wall);
 	free(reported);
 	free(resume_wall);

@@ -695,6 +695,99 @@ def test_quota_shared_persistent_daily(data, tmp_dir):
 
 
 # ---------------------------------------------------------------------------
+# Holds: suspend and revoke stop the daemons before the catalog commit
+# ---------------------------------------------------------------------------
+
+def control(home, pid, request):
+    """Send one request line to daemon pid's control socket; its answer.
+    The socket is reached through its directory's descriptor, as govfsctl
+    does, so a long home path cannot overflow sun_path."""
+    import socket
+    dfd = os.open(home.dir / "run", os.O_PATH | os.O_DIRECTORY)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect("/proc/self/fd/%d/%d.sock" % (dfd, pid))
+            s.sendall(request.encode() + b"\n")
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = s.recv(4096)
+                assert chunk, answer
+                answer += chunk
+            return answer.decode().rstrip("\n")
+    finally:
+        os.close(dfd)
+
+
+def test_hold_refuses_until_the_cut_or_its_lease(data, tmp_dir):
+    """A hold (what suspend and revoke send before they commit) refuses
+    the agreement's data on every path at once, on its mounts only; the
+    cut that follows the commit ends it, and a hold that no cut ends (its
+    command died) lapses after 15 s, the catalog's state then ruling."""
+    home, want = data.home, data.want
+    agr, other = "agr-hold", "agr-hold-other"
+    for a in (agr, other):
+        home.apply(lib.agreement(a, {"visits": RULES},
+                                 valid_from=VALID_FROM))
+    clock = tmp_dir / "clock"
+    clock.write_text("0\n")
+    tc = {"binary": TESTCLOCK,
+          "env": dict(os.environ, GOVFS_TEST_CLOCK_FILE=str(clock))}
+    path = Path("visits") / "data.csv"
+    with daemons(((home, agr), tc), ((home, agr), tc),
+                 ((home, other), tc)) as (m1, m2, m3):
+        fds = [os.open(m / path, os.O_RDONLY) for m in (m1, m2, m3)]
+        try:
+            for fd in fds:
+                assert os.pread(fd, 100, 0) == want[:100]
+            assert control(home, m3.pid, "hold " + agr) == \
+                "ok not served here"
+            for m in (m1, m2):
+                assert control(home, m.pid, "hold " + agr) == "held"
+            for fd in fds[:2]:
+                assert lib.errno_of(os.pread, fd, 100, 0) == "EACCES"
+            for m in (m1, m2):
+                assert lib.errno_of(os.open, m / path,
+                                    os.O_RDONLY) == "EACCES"
+                # README.txt stays readable; the catalog still says active.
+                assert "\nState:     active\n" in readme(m)
+            assert os.pread(fds[2], 100, 0) == want[:100]
+            # The cut reloads the catalog's state, which ends the hold.
+            assert control(home, m1.pid, "cut").startswith("ok active ")
+            assert os.pread(fds[0], 100, 0) == want[:100]
+            assert lib.errno_of(os.pread, fds[1], 100, 0) == "EACCES"
+            # No cut for m2: its hold lapses once the lease is over.
+            clock.write_text("14\n")
+            time.sleep(0.5)  # each daemon reads the clock file every 100 ms
+            assert lib.errno_of(os.pread, fds[1], 100, 0) == "EACCES"
+            clock.write_text("16\n")
+            assert lib.wait_for(
+                lambda: lib.errno_of(os.pread, fds[1], 100, 0) == "ok", 3)
+            assert os.pread(fds[1], 100, 0) == want[:100]
+        finally:
+            for fd in fds:
+                os.close(fd)
+    refused = [r for r in home.audit_export("--agreement", agr)
+               if r["event"] == "read" and r["result"] != "ok"]
+    assert len(refused) >= 3, refused
+
+
+def test_suspend_of_a_suspended_agreement_ends_its_hold(data):
+    """suspend holds before it knows it has nothing to do; the no-op still
+    sends the cut that ends the hold, and resume then opens access."""
+    home, want = data.home, data.want
+    agr = "agr-hold-noop"
+    home.apply(lib.agreement(agr, {"visits": RULES}, valid_from=VALID_FROM))
+    path = Path("visits") / "data.csv"
+    with daemons(((home, agr), {})) as (m,):
+        cut_ok(home, "suspend", agr, "first", "suspended", 1)
+        res = home.ok("agreement", "suspend", agr, "--reason", "again")
+        assert "already suspended" in res.stdout, res.stdout
+        cut_ok(home, "resume", agr, None, "resumed", 1)
+        assert lib.read_all(m / path) == want
+
+
+# ---------------------------------------------------------------------------
 # govfsctl mounts
 # ---------------------------------------------------------------------------
 

@@ -51,6 +51,42 @@ def test_background_mount(data):
         assert lib.force_unmount(mp)
 
 
+def thread_nices(pid):
+    """The nice value of each thread of pid (field 19 of its stat)."""
+    nices = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            nices.append(int(f.read().rsplit(")", 1)[1].split()[16]))
+    return nices
+
+
+def test_cpu_nice(data):
+    """-o cpu_nice=N: a background daemon's session (its autogroup, which
+    the kernel weighs as one) and every thread serve at nice N; a value
+    out of 0..19 is a usage error."""
+    mp = lib.new_mountpoint(data.home.base)
+    res = lib.run(govfs_cmd(data.home, "agr-life", mp, "-o", "cpu_nice=19"),
+                  text=True, timeout=30)
+    lib.STARTED.append((None, mp))
+    try:
+        assert res.returncode == 0, res.stderr
+        assert lib.read_all(mp / "visits" / "data.csv") == data.want
+        pid = [m["pid"] for m in data.home.json("mounts")
+               if m["mountpoint"] == os.path.realpath(mp)][0]
+        if os.path.exists("/proc/%d/autogroup" % pid):
+            with open("/proc/%d/autogroup" % pid) as f:
+                assert f.read().split()[-1] == "19"
+        assert set(thread_nices(pid)) <= {19, -15}  # -15: a cut under way
+        assert 19 in thread_nices(pid)
+    finally:
+        assert lib.force_unmount(mp)
+    for bad in ("cpu_nice=20", "cpu_nice=-1", "cpu_nice=", "cpu_nice=5x"):
+        res = lib.run(govfs_cmd(data.home, "agr-life", mp, "-o", bad),
+                      text=True, timeout=30)
+        lib.assert_one_line_error(res, 2, "govfs", "-o " + bad, "0 to 19")
+        assert not lib.is_mounted(mp)
+
+
 def test_sigterm_unmounts(data):
     mp = lib.new_mountpoint(data.home.base)
     m = lib.start_govfs(data.home, "agr-life", mp)

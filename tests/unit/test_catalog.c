@@ -354,6 +354,44 @@ static void test_data_version_moves_on_foreign_commit(void **state)
 	catalog_close(reader);
 }
 
+/* A commit whose flush is deferred is seen by other connections at once;
+ * catalog_sync flushes it, and the connection commits as before. */
+static void test_deferred_sync_commit_is_visible_at_once(void **state)
+{
+	struct fixture *f = *state;
+	struct catalog *reader;
+	char *value = NULL;
+
+	assert_int_equal(catalog_open(f->dir, true, &reader), 0);
+	assert_int_equal(catalog_defer_sync(f->cat), 0);
+	assert_int_equal(catalog_meta_set(f->cat, "k", "deferred"), 0);
+	assert_int_equal(catalog_meta_get(reader, "k", &value), 0);
+	assert_string_equal(value, "deferred");
+	free(value);
+	assert_int_equal(catalog_sync(f->cat), 0);
+	assert_int_equal(catalog_meta_set(f->cat, "k", "synced"), 0);
+	assert_int_equal(catalog_meta_get(reader, "k", &value), 0);
+	assert_string_equal(value, "synced");
+	free(value);
+	catalog_close(reader);
+}
+
+/* Inside a transaction the flush cannot be deferred (SQLite refuses to
+ * change it there): an error, and the transaction goes on unharmed. */
+static void test_defer_sync_refused_inside_a_transaction(void **state)
+{
+	struct fixture *f = *state;
+	char *value = NULL;
+
+	assert_int_equal(catalog_begin(f->cat), 0);
+	assert_int_equal(catalog_meta_set(f->cat, "k", "in"), 0);
+	assert_true(catalog_defer_sync(f->cat) < 0);
+	assert_int_equal(catalog_commit(f->cat), 0);
+	assert_int_equal(catalog_meta_get(f->cat, "k", &value), 0);
+	assert_string_equal(value, "in");
+	free(value);
+}
+
 /* A wrapped key that cannot occur by chance: the dataset's id, repeated. */
 static void mark_key(struct dataset_version *v, const char *id, char fill)
 {
@@ -617,6 +655,10 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_file_is_unique, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_deferred_sync_commit_is_visible_at_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_defer_sync_refused_inside_a_transaction, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_agreement_revisions, setup,
