@@ -336,17 +336,16 @@ int catalog_defer_sync(struct catalog *cat)
 int catalog_sync(struct catalog *cat)
 {
 	sqlite3_file *wal = NULL;
-	int rc = sqlite3_file_control(cat->db, "main",
-				      SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	int restored, rc = sqlite3_file_control(
+			  cat->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
 
 	if (rc != SQLITE_OK)
 		return sql_rc(rc);
+	/* No log open: nothing of ours is unflushed. */
 	if (wal && wal->pMethods)
 		rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
-	/* No log open: nothing of ours is unflushed. */
-	if (rc != SQLITE_OK)
-		return sql_rc(rc);
-	return exec(cat, "PRAGMA synchronous=FULL");
+	restored = exec(cat, "PRAGMA synchronous=FULL");
+	return rc != SQLITE_OK ? sql_rc(rc) : restored;
 }
 
 void catalog_rollback(struct catalog *cat)

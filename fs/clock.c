@@ -1,4 +1,4 @@
-/* clock: wall-clock reads and RFC 3339 formatting. */
+/* clock: wall-clock and monotonic reads, and RFC 3339 formatting. */
 #include "clock.h"
 
 #include <stdatomic.h>
@@ -14,6 +14,15 @@ int64_t clock_now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec +
+	       atomic_load_explicit(&skew_ns, memory_order_relaxed);
+}
+
+int64_t clock_elapsed_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec +
 	       atomic_load_explicit(&skew_ns, memory_order_relaxed);
 }

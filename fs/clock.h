@@ -10,6 +10,12 @@
 int64_t clock_now_ns(void);
 
 /*
+ * Time elapsed since some fixed point (CLOCK_MONOTONIC), for leases: a
+ * step of the wall clock does not move it (the test skew below does).
+ */
+int64_t clock_elapsed_ns(void);
+
+/*
  * Tests only (govfs-testclock, a build never installed): clock_now_ns
  * runs ns ahead of the real clock.  Production code never sets it.
  */

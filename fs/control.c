@@ -291,7 +291,11 @@ static int send_request(const char *path, const char *request)
 	if (rc)
 		return rc;
 	rc = address_at(dirfd, name, &sun);
-	fd = rc ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a daemon whose backlog is full (stuck) refuses at
+	 * once (EAGAIN) rather than hold the command up. */
+	fd =
+	    rc ? -1
+	       : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (!rc && fd < 0)
 		rc = -errno;
 	if (!rc && connect(fd, (struct sockaddr *)&sun, sizeof(sun)))

@@ -64,9 +64,9 @@ struct govfs {
 	struct control *control;
 	struct quota *quota; /* the agreement's daily byte counter */
 	int64_t started_ns;
-	/* Data is refused until this instant (clock_now_ns) while an
-	 * admin's suspend or revoke is under way (see lifecycle.c's hold),
-	 * or 0. */
+	/* Non-zero while an admin's suspend or revoke is under way (see
+	 * lifecycle.c's hold): data is refused.  The lease's end, on
+	 * clock_elapsed_ns; only a reload ends it. */
 	_Atomic int64_t hold_until_ns;
 	atomic_bool
 	    wipe_cache; /* drop rendered blocks: nothing may read them */

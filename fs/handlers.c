@@ -73,20 +73,11 @@ static bool caller_allowed(fuse_req_t req, const struct mount_state *st)
 }
 
 /* Data files: active, and the clock inside [valid_from, valid_until). */
-/* Whether a hold (an admin's cut under way) refuses data at now. */
-static bool held_at(int64_t now)
-{
-	int64_t until = atomic_load(&g.hold_until_ns);
-
-	return until && now < until;
-}
-
 bool data_readable(const struct mount_state *st)
 {
-	int64_t now = clock_now_ns();
-
-	return st->active && !held_at(now) &&
-	       time_phase_at(&st->agr, now) == PHASE_VALID;
+	/* A hold refuses until a reload ends it, even past its lease. */
+	return st->active && !atomic_load(&g.hold_until_ns) &&
+	       time_phase_at(&st->agr, clock_now_ns()) == PHASE_VALID;
 }
 
 /* Queue one record about revision of the agreement; 0, or -EIO if the

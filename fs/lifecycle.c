@@ -26,8 +26,9 @@
 
 #define REFRESH_MS 100
 /* How long a hold lasts without the cut that ends it (its command died):
- * the catalog's busy timeout and then some. */
-#define HOLD_LEASE_NS (15LL * 1000000000)
+ * longer than the command can wait for the catalog (a busy timeout of
+ * 10 s, at most twice, before it commits). */
+#define HOLD_LEASE_NS (30LL * 1000000000)
 
 /*
  * Drop what the kernel may hold of every node: page cache (private
@@ -190,22 +191,32 @@ static int reload_locked(void)
 	return rc;
 }
 
+/* Whether a hold's lease ran out (no cut came to end it). */
+static bool hold_lapsed(int64_t *until)
+{
+	*until = atomic_load(&g.hold_until_ns);
+	return *until && clock_elapsed_ns() >= *until;
+}
+
 /*
- * Reload when the catalog changed, the validity phase turned, or the audit
- * log's disk became low on space or recovered (README.txt says so).
+ * Reload when the catalog changed, the validity phase turned, the audit
+ * log's disk became low on space or recovered (README.txt says so), or a
+ * hold lapsed (then forget it, unless another came meanwhile).
  */
 static void refresh_once(void)
 {
 	struct mount_state *st = current_state();
+	int64_t version, hold;
+	bool lapsed = hold_lapsed(&hold);
 	bool turned = time_phase_at(&st->agr, clock_now_ns()) != st->phase ||
 		      audit_log_low_space(g.audit) != st->audit_low_space;
-	int64_t version;
 
 	mount_state_put(st);
 	pthread_mutex_lock(&g.reload_lock);
 	if (!catalog_data_version(g.cat, &version) &&
-	    (version != g.seen_version || turned))
-		(void)reload_locked();
+	    (version != g.seen_version || turned || lapsed) &&
+	    !reload_locked() && lapsed)
+		atomic_compare_exchange_strong(&g.hold_until_ns, &hold, 0);
 	st = current_state();
 	note_expiry(st);
 	mount_state_put(st);
@@ -319,8 +330,9 @@ static void reply_line(struct buf *reply, const char *line)
  * agreement, refuse its data from now on, as a cut would (the drain, then
  * the kernel's caches dropped), and answer "held"; the "cut" that follows
  * the commit reloads and ends the hold.  Failing closed: a hold that no
- * cut ends (the command died) lapses after HOLD_LEASE_NS, and the state
- * is then the catalog's, whatever the command managed to commit.
+ * cut ends (the command died) lapses after HOLD_LEASE_NS, at the refresh
+ * thread's first successful reload, so the state served is then the
+ * catalog's, whatever the command managed to commit.
  */
 static void reply_hold(const char *id, struct buf *reply)
 {
@@ -330,7 +342,7 @@ static void reply_hold(const char *id, struct buf *reply)
 		reply_line(reply, "ok not served here");
 		return;
 	}
-	atomic_store(&g.hold_until_ns, clock_now_ns() + HOLD_LEASE_NS);
+	atomic_store(&g.hold_until_ns, clock_elapsed_ns() + HOLD_LEASE_NS);
 	/* Every reply decided before the hold has been written... */
 	pthread_rwlock_wrlock(&g.serve_lock);
 	pthread_rwlock_unlock(&g.serve_lock);
@@ -367,8 +379,9 @@ static void reply_stats(struct buf *reply)
 {
 	struct mount_state *st = current_state();
 	json_t *o = json_pack(
-	    "{s:s, s:s, s:I, s:s, s:I, s:I, s:I, s:I}", "agreement",
-	    g.agreement, "state", state_now(st), "revision",
+	    "{s:s, s:s, s:b, s:I, s:s, s:I, s:I, s:I, s:I}", "agreement",
+	    g.agreement, "state", state_now(st), "held",
+	    atomic_load(&g.hold_until_ns) != 0, "revision",
 	    (json_int_t)st->rec.revision, "mountpoint", g.mountpoint, "pid",
 	    (json_int_t)getpid(), "started_ns", (json_int_t)g.started_ns,
 	    "open_files", (json_int_t)atomic_load(&g.open_files),

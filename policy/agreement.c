@@ -34,7 +34,6 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#define ID_MAX 64
 #define VIEW_NAME_MAX 200
 #define RULE_N_MAX 1000000u
 /* The longest bucket width whose rule text fits in RULE_TEXT_MAX. */

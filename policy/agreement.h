@@ -153,6 +153,9 @@ const struct rule *agreement_dataset_rule(const struct agreement_dataset *ds,
 
 void agreement_release(struct agreement *agr);
 
+/* The longest dataset or agreement id, in bytes. */
+#define ID_MAX 64
+
 /* Whether s is a valid dataset or agreement id. */
 bool id_is_valid(const char *s);
 

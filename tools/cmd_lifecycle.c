@@ -61,16 +61,28 @@ struct holds {
 	bool cut; /* the cut that ends them was sent */
 };
 
-/* Whether the daemon of call c holds the agreement for us. */
-static bool holding(const struct control_call *c)
+/*
+ * Whether the daemon of call c may hold the agreement for us: it said so,
+ * or it got the request and did not answer in time (it may have held
+ * before it got to answering).
+ */
+static bool may_hold(const struct control_call *c)
 {
-	return !c->rc && !strcmp(c->reply, "held");
+	return (!c->rc && !strcmp(c->reply, "held")) || c->rc == -ETIMEDOUT;
+}
+
+/* A socket's name in HOME/run: the home may be spelt another way. */
+static const char *socket_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
 }
 
 static bool listed(const struct mount_record *m, size_t n, const char *socket)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!strcmp(m[i].socket, socket))
+		if (!strcmp(socket_name(m[i].socket), socket_name(socket)))
 			return true;
 	return false;
 }
@@ -90,9 +102,20 @@ static struct control_call *cut_calls(const struct mount_record *m, size_t n,
 	for (size_t i = 0; calls && i < n; i++)
 		calls[(*total)++].socket = m[i].socket;
 	for (size_t i = 0; calls && i < h->n; i++)
-		if (holding(&h->calls[i]) && !listed(m, n, h->calls[i].socket))
+		if (may_hold(&h->calls[i]) && !listed(m, n, h->calls[i].socket))
 			calls[(*total)++].socket = h->calls[i].socket;
 	return calls;
+}
+
+/* Say so when a daemon that may hold, and is not registered, was not cut. */
+static void unheld(const struct control_call *c)
+{
+	if (c->rc == -ECONNREFUSED || c->rc == -ENOENT)
+		return; /* gone */
+	fprintf(stderr,
+		"govfsctl: %s did not confirm the end of its hold: %s; it "
+		"ends by itself within 30 s\n",
+		c->socket, c->rc ? strerror(-c->rc) : c->reply);
 }
 
 /*
@@ -117,7 +140,9 @@ static int cut_mounts(struct ctl *ctl, const char *id, const char *what,
 	for (size_t i = 0; calls && i < total; i++) {
 		if (!calls[i].rc && !strncmp(calls[i].reply, "ok ", 3)) {
 			cut++;
-		} else if (i < n && !daemon_gone(&m[i], calls[i].rc)) {
+		} else if (i >= n) {
+			unheld(&calls[i]);
+		} else if (!daemon_gone(&m[i], calls[i].rc)) {
 			unconfirmed++;
 			fprintf(stderr,
 				"govfsctl: mount %s (pid %lld) did not "
@@ -145,7 +170,7 @@ static int cut_mounts(struct ctl *ctl, const char *id, const char *what,
  */
 static void hold_mounts(const struct ctl *ctl, const char *id, struct holds *h)
 {
-	char request[16 + CONTROL_LINE_MAX / 2];
+	char request[sizeof("hold ") + ID_MAX];
 
 	*h = (struct holds){0};
 	if (snprintf(request, sizeof(request), "hold %s", id) <
@@ -171,6 +196,9 @@ static void release_holds(struct holds *h)
 
 	if (calls && n)
 		control_call_all(calls, n, "cut", CUT_TIMEOUT_MS);
+	for (size_t i = 0; calls && i < n; i++)
+		if (calls[i].rc || strncmp(calls[i].reply, "ok ", 3))
+			unheld(&calls[i]);
 	free(calls);
 }
 
@@ -315,7 +343,7 @@ static int change_state(struct ctl *ctl, const struct lifecycle_args *a,
 	bool revoke = !strcmp(a->verb, "revoke"), noop;
 	const char *to, *why = NULL;
 	char event[32];
-	int logged, synced, rc = catalog_agreement_get(ctl->cat, id, &rec);
+	int logged, sync_rc, rc = catalog_agreement_get(ctl->cat, id, &rec);
 
 	if (rc == -ENOENT)
 		return fail("no such agreement '%s'", id);
@@ -336,9 +364,9 @@ static int change_state(struct ctl *ctl, const struct lifecycle_args *a,
 	rc = cut_mounts(ctl, id, !strcmp(a->verb, "resume") ? "resumed" : to, h,
 			start_ms);
 	control_run_as_before(&a->sched);
-	synced = sync_state(ctl, id);
+	sync_rc = sync_state(ctl, id);
 	/* The pseudonym key is gone from the catalog; now from its log. */
-	if (revoke && !synced && catalog_checkpoint(ctl->cat))
+	if (revoke && catalog_checkpoint(ctl->cat))
 		fprintf(stderr,
 			"govfsctl: %s/catalog.db-wal: busy; the wrapped key "
 			"stays in it until its next checkpoint\n",
@@ -350,7 +378,7 @@ static int change_state(struct ctl *ctl, const struct lifecycle_args *a,
 	snprintf(event, sizeof(event), "agreement.%s", a->verb);
 	logged = record_admin_action(ctl, event, id, rec.revision, a->reason);
 	agreement_record_release(&rec);
-	return rc ? rc : synced ? synced : logged;
+	return rc ? rc : sync_rc ? sync_rc : logged;
 }
 
 int agreement_lifecycle(int argc, char **argv)
@@ -412,6 +440,8 @@ static json_t *mount_json(const struct mount_record *m,
 	v = stats ? json_object_get(stats, "state") : NULL;
 	json_object_set_new(o, "state",
 			    v ? json_incref(v) : json_string("unreachable"));
+	v = stats ? json_object_get(stats, "held") : NULL;
+	json_object_set_new(o, "held", v ? json_incref(v) : json_null());
 	json_object_set_new(o, "mountpoint", json_string(m->mountpoint));
 	json_object_set_new(o, "pid", json_integer(m->pid));
 	v = stats ? json_object_get(stats, "revision") : NULL;

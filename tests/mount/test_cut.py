@@ -16,6 +16,7 @@ the daemon necessarily checks it later still.
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import random
 import re
@@ -719,11 +720,20 @@ def control(home, pid, request):
         os.close(dfd)
 
 
+def held(home, pid):
+    """Whether daemon pid holds its agreement, as `govfsctl mounts` and
+    the daemon's own figures say."""
+    shown = [m["held"] for m in live_mounts(home) if m["pid"] == pid]
+    assert shown == [json.loads(control(home, pid, "stats"))["held"]]
+    return shown[0]
+
+
 def test_hold_refuses_until_the_cut_or_its_lease(data, tmp_dir):
     """A hold (what suspend and revoke send before they commit) refuses
-    the agreement's data on every path at once, on its mounts only; the
-    cut that follows the commit ends it, and a hold that no cut ends (its
-    command died) lapses after 15 s, the catalog's state then ruling."""
+    the agreement's data at once (open handles, new opens), on its
+    mounts only; the cut that follows the commit ends it, and a hold that
+    no cut ends (its command died) lapses after 30 s, the catalog's state
+    then ruling."""
     home, want = data.home, data.want
     agr, other = "agr-hold", "agr-hold-other"
     for a in (agr, other):
@@ -744,6 +754,8 @@ def test_hold_refuses_until_the_cut_or_its_lease(data, tmp_dir):
                 "ok not served here"
             for m in (m1, m2):
                 assert control(home, m.pid, "hold " + agr) == "held"
+                assert held(home, m.pid)
+            assert not held(home, m3.pid)
             for fd in fds[:2]:
                 assert lib.errno_of(os.pread, fd, 100, 0) == "EACCES"
             for m in (m1, m2):
@@ -756,14 +768,16 @@ def test_hold_refuses_until_the_cut_or_its_lease(data, tmp_dir):
             assert control(home, m1.pid, "cut").startswith("ok active ")
             assert os.pread(fds[0], 100, 0) == want[:100]
             assert lib.errno_of(os.pread, fds[1], 100, 0) == "EACCES"
+            assert not held(home, m1.pid)
             # No cut for m2: its hold lapses once the lease is over.
-            clock.write_text("14\n")
+            clock.write_text("25\n")
             time.sleep(0.5)  # each daemon reads the clock file every 100 ms
             assert lib.errno_of(os.pread, fds[1], 100, 0) == "EACCES"
-            clock.write_text("16\n")
+            clock.write_text("31\n")
             assert lib.wait_for(
                 lambda: lib.errno_of(os.pread, fds[1], 100, 0) == "ok", 3)
             assert os.pread(fds[1], 100, 0) == want[:100]
+            assert not held(home, m2.pid)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -774,7 +788,8 @@ def test_hold_refuses_until_the_cut_or_its_lease(data, tmp_dir):
 
 def test_suspend_of_a_suspended_agreement_ends_its_hold(data):
     """suspend holds before it knows it has nothing to do; the no-op still
-    sends the cut that ends the hold, and resume then opens access."""
+    sends the cut that ends the hold (as the daemon's figures show), and
+    resume then opens access."""
     home, want = data.home, data.want
     agr = "agr-hold-noop"
     home.apply(lib.agreement(agr, {"visits": RULES}, valid_from=VALID_FROM))
@@ -783,6 +798,7 @@ def test_suspend_of_a_suspended_agreement_ends_its_hold(data):
         cut_ok(home, "suspend", agr, "first", "suspended", 1)
         res = home.ok("agreement", "suspend", agr, "--reason", "again")
         assert "already suspended" in res.stdout, res.stdout
+        assert not held(home, m.pid)
         cut_ok(home, "resume", agr, None, "resumed", 1)
         assert lib.read_all(m / path) == want
 
@@ -810,10 +826,11 @@ def test_mounts_json(data):
             assert set(rows) == {str(m1.path), str(m2.path)}, rows
             r1, r2 = rows[str(m1.path)], rows[str(m2.path)]
             for r in (r1, r2):
-                assert set(r) == {"agreement", "state", "mountpoint", "pid",
-                                  "revision", "open_files", "bytes_served",
-                                  "started"}, r
+                assert set(r) == {"agreement", "state", "held", "mountpoint",
+                                  "pid", "revision", "open_files",
+                                  "bytes_served", "started"}, r
                 assert r["agreement"] == agr and r["state"] == "active"
+                assert r["held"] is False
                 assert r["revision"] == 1
                 started = lib.rfc3339_epoch(r["started"])
                 assert t_start - 1 <= started <= time.time() + 1, r

@@ -165,12 +165,7 @@ def test_catalog_locked_while_serving(home, tmp_dir):
                 assert lib.read_all(path) == want
                 reads += 1
             assert reads > 5
-            suspend = subprocess.Popen(
-                home.ctl_cmd("agreement", "suspend", "agr-lock", "--reason",
-                             "locked"),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            assert lib.wait_for(
-                lambda: lib.errno_of(os.pread, fd, 4096, 100) == "EACCES", 5)
+            suspend = suspend_held(home, "agr-lock", fd)
             time.sleep(0.5)
             assert suspend.poll() is None, "suspend did not wait for the lock"
             assert lib.errno_of(os.open, path, os.O_RDONLY) == "EACCES"
@@ -189,6 +184,17 @@ def test_catalog_locked_while_serving(home, tmp_dir):
             os.close(fd)
 
 
+def suspend_held(home, agr_id, fd):
+    """Start `agreement suspend agr_id` and wait until its hold refuses
+    reads of fd: the command, still running."""
+    suspend = subprocess.Popen(
+        home.ctl_cmd("agreement", "suspend", agr_id, "--reason", "locked"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert lib.wait_for(
+        lambda: lib.errno_of(os.pread, fd, 4096, 0) == "EACCES", 5)
+    return suspend
+
+
 def lock_catalog(home):
     """A connection holding the catalog's write lock, for the caller to
     COMMIT (or close)."""
@@ -201,8 +207,8 @@ def lock_catalog(home):
 
 def test_suspend_that_cannot_commit_ends_its_hold(home, tmp_dir):
     """The catalog locked past govfsctl's busy timeout (10 s): the suspend
-    fails in one line, changes nothing, and its hold ends with it: reads go
-    on at once, not only when the hold's lease runs out."""
+    cuts at once (its hold), then fails in one line, changes nothing, and
+    its hold ends with it: reads go on at once, not after the lease."""
     src = lib.gen_visits(tmp_dir / "v.csv", 2000, seed=5)
     want = lib.expected_data_csv(src.read_bytes(), RULES)
     home.add("visits", src)
@@ -211,8 +217,10 @@ def test_suspend_that_cannot_commit_ends_its_hold(home, tmp_dir):
         fd = os.open(m / "visits" / "data.csv", os.O_RDONLY)
         db = lock_catalog(home)
         try:
-            res = home.ctl("agreement", "suspend", "agr-busy", "--reason",
-                           "busy")
+            suspend = suspend_held(home, "agr-busy", fd)
+            out, err = suspend.communicate(timeout=60)
+            res = subprocess.CompletedProcess(suspend.args,
+                                              suspend.returncode, out, err)
             lib.assert_one_line_error(res, 1, "govfsctl", "catalog")
             assert os.pread(fd, 4096, 0) == want[:4096]
         finally:
