@@ -5,7 +5,9 @@
 # has been refused, over REPS suspend/resume cycles: p50, p99, max.  All
 # of it counts: govfsctl's start-up, the catalog commit, the notification,
 # the daemons' drain and cache invalidation.  Not a timed test: it prints
-# numbers (and fails if a read succeeded after suspend returned).
+# numbers (and fails if a read succeeded after suspend returned).  Then,
+# under the same load, the floor: how long a static program that does
+# nothing takes from fork to main, and to exit.
 #   tests/bench/cut.sh [REPS]      (default 50)
 # READERS_PER_FILE (default 4) and CUT_ARGS (more cut-latency options, such
 # as --verbose or --ctl-nice N) change the setting; GOVFS_OPTS adds options
@@ -36,3 +38,8 @@ build/tests/bench/cut-latency --ctl ${CUT_CTL:-build/govfsctl} --home "$work/hom
 	--key-file "$work/key" --agreement agr-bench --reps "$reps" \
 	--readers-per-file ${READERS_PER_FILE:-4} ${CUT_ARGS:-} "$m1/bench/data.csv" "$m2/bench/data.csv"
 echo "(target: p99 <= 10 ms from the start of suspend to every reader refused)"
+echo "the floor under the same load: starting a static program that does nothing, $reps times:"
+build/tests/bench/cut-latency --ctl build/govfsctl --home "$work/home" \
+	--key-file "$work/key" --agreement agr-bench --reps "$reps" \
+	--readers-per-file ${READERS_PER_FILE:-4} ${CUT_ARGS:-} \
+	--probe build/tests/bench/startup-probe "$m1/bench/data.csv" "$m2/bench/data.csv" | tail -n 2

@@ -4,7 +4,8 @@
  *
  *   cut-latency --ctl GOVFSCTL --home DIR --key-file F --agreement ID
  *               [--reps N] [--readers-per-file K] [--hammer]
- *               [--ctl-nice N] [--same-session] [--verbose] FILE...
+ *               [--ctl-nice N] [--same-session] [--verbose]
+ *               [--probe PROG] FILE...
  *
  * K reader threads per FILE (a data.csv on each mount of the agreement)
  * each open their own handle and pread 4 KiB in a tight loop, walking the
@@ -21,6 +22,11 @@
  * then: what a reader that was not on a CPU at the time adds to the
  * latency is its own scheduling); of govfsctl's own wall time and of the
  * time govfsctl reports ("cut in X ms"), in milliseconds.
+ *
+ * With --probe PROG there is no cut: the admin's shell starts PROG
+ * (startup-probe, which only prints when it reached main) REPS times
+ * under the same load, and the times from fork to its main and to its
+ * exit are reported: the floor under any cut that starts a process.
  *
  * The admin's shell runs in a session of its own, as an admin's login
  * does (the analysts' readers run in their sandbox): with the kernel's
@@ -80,6 +86,7 @@ static _Atomic bool stopping;
 static bool hammer;	  /* keep reading once refused */
 static bool verbose;	  /* one line per repetition */
 static bool same_session; /* the admin's shell in the readers' session */
+static const char *probe; /* --probe: start this instead of cutting */
 
 static int64_t now_ns(void)
 {
@@ -158,6 +165,7 @@ struct launch_request {
 
 struct launch_result {
 	int64_t t0, t1;	    /* govfsctl's fork and its exit, CLOCK_MONOTONIC */
+	int64_t tmain;	    /* when the probe reached main, or 0 */
 	double reported_ms; /* the "cut in X ms" it printed, or -1 */
 	int ok;
 };
@@ -200,8 +208,13 @@ static void run_ctl(const struct ctl_args *a, const struct launch_request *q,
 		return;
 	}
 	if (!pid) {
+		char *probe_argv[] = {(char *)probe, NULL};
+
 		dup2(pipefd[1], STDOUT_FILENO);
-		execv(a->ctl, argv);
+		if (!strcmp(q->verb, "probe"))
+			execv(probe, probe_argv);
+		else
+			execv(a->ctl, argv);
 		_exit(127);
 	}
 	close(pipefd[1]);
@@ -224,6 +237,8 @@ static void run_ctl(const struct ctl_args *a, const struct launch_request *q,
 	at = strstr(out, " cut in ");
 	if (at)
 		res->reported_ms = strtod(at + 8, NULL);
+	at = strstr(out, "main at ");
+	res->tmain = at ? strtoll(at + 8, NULL, 10) : 0;
 	res->ok = WIFEXITED(status) && !WEXITSTATUS(status);
 	if (!res->ok)
 		fprintf(stderr, "cut-latency: govfsctl agreement %s: %s\n",
@@ -374,11 +389,28 @@ static bool all_read_since(int64_t t)
 	return true;
 }
 
+/* --probe: start the probe reps times, 50 ms apart, under the load. */
+static int probe_startup(int reps, double *to_main, double *to_exit)
+{
+	for (int i = 0; i < reps; i++) {
+		struct launch_result res;
+
+		if (launch("probe", &res) || !res.tmain)
+			return 1;
+		to_main[i] = (double)(res.tmain - res.t0) / 1e6;
+		to_exit[i] = (double)(res.t1 - res.t0) / 1e6;
+		usleep(50000);
+	}
+	summary("fork of a static no-op -> its main:", to_main, reps);
+	summary("fork of a static no-op -> its exit:", to_exit, reps);
+	return 0;
+}
+
 static const char usage[] =
     "usage: cut-latency --ctl GOVFSCTL --home DIR --key-file F --agreement "
     "ID [--reps N] [--readers-per-file K] [--hammer] [--ctl-nice N] "
     "[--same-session] "
-    "[--verbose] FILE...\n";
+    "[--verbose] [--probe PROG] FILE...\n";
 
 int main(int argc, char **argv)
 {
@@ -393,6 +425,7 @@ int main(int argc, char **argv)
 	    {"ctl-nice", required_argument, NULL, 'N'},
 	    {"same-session", no_argument, NULL, 'S'},
 	    {"verbose", no_argument, NULL, 'v'},
+	    {"probe", required_argument, NULL, 'p'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct ctl_args a = {0};
@@ -431,6 +464,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			verbose = true;
+			break;
+		case 'p':
+			probe = optarg;
 			break;
 		default:
 			fputs(usage, stderr);
@@ -504,6 +540,8 @@ int main(int argc, char **argv)
 	/* Then a second of it, so that the first cut finds the daemons in
 	 * their steady state (worker threads started, caches warm). */
 	usleep(WARMUP_US);
+	if (probe)
+		return probe_startup(reps, lat, wall);
 
 	for (int i = 0; i < reps; i++) {
 		struct launch_result res;
