@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "agreement.h"
 #include "audit.h"
@@ -855,6 +856,25 @@ static void reply_data(fuse_req_t req, struct handle *h,
 		fuse_reply_iov(req, r->iov, (int)r->niov);
 }
 
+#ifdef GOVFS_TEST_CLOCK
+/*
+ * govfs-testclock only: park each read of a data file between its gather
+ * and its second check for GOVFS_TEST_READ_PAUSE_MS, so that a test can
+ * cut in between.
+ */
+static void test_pause_before_second_check(void)
+{
+	const char *ms = getenv("GOVFS_TEST_READ_PAUSE_MS");
+
+	if (ms)
+		usleep((useconds_t)atoi(ms) * 1000);
+}
+#else
+static void test_pause_before_second_check(void)
+{
+}
+#endif
+
 /*
  * Serve a read of data.csv that passed every check under st, unless the
  * state that is current when it replies refuses it.
@@ -875,6 +895,7 @@ static void read_data(fuse_req_t req, struct handle *h,
 	if (!rc)
 		rc = gather_data(h, (uint64_t)off, end,
 				 is_sequential(h, off, end), &r);
+	test_pause_before_second_check();
 	/* Held from the second check to the reply: a cut waits for it. */
 	pthread_rwlock_rdlock(&g.serve_lock);
 	refused = rc || (g.state == st && !atomic_load(&g.hold_until_ns))

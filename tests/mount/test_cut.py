@@ -786,6 +786,34 @@ def test_hold_refuses_until_the_cut_or_its_lease(data, tmp_dir):
     assert len(refused) >= 3, refused
 
 
+def test_read_decided_before_a_cut_is_refused_after_it(data):
+    """A read checked and gathered before a suspend, and replying after it,
+    is refused by its second check.  govfs-testclock parks each data read
+    for a second between its gather and that check
+    (GOVFS_TEST_READ_PAUSE_MS); the suspend lands meanwhile, and once it
+    has returned, the parked read must not deliver."""
+    home = data.home
+    agr = "agr-second-check"
+    home.apply(lib.agreement(agr, {"visits": RULES}, valid_from=VALID_FROM))
+    env = dict(os.environ, GOVFS_TEST_READ_PAUSE_MS="1000")
+    with daemons(((home, agr), {"binary": TESTCLOCK, "env": env})) as (m,):
+        fd = os.open(m / "visits" / "data.csv", os.O_RDONLY)
+        got = {}
+        try:
+            reader = threading.Thread(target=lambda: got.update(
+                r=lib.errno_of(os.pread, fd, 4096, 0)))
+            t0 = time.monotonic()
+            reader.start()
+            time.sleep(0.3)  # the read is gathered, and parked
+            _, returned = cut_ok(home, "suspend", agr, "second check",
+                                 "suspended", 1)
+            reader.join(10)
+            assert returned - t0 < 0.9, "suspend waited for the read"
+            assert got["r"] == "EACCES", got
+        finally:
+            os.close(fd)
+
+
 def test_suspend_of_a_suspended_agreement_ends_its_hold(data):
     """suspend holds before it knows it has nothing to do; the no-op still
     sends the cut that ends the hold (as the daemon's figures show), and
