@@ -84,7 +84,7 @@ static const char usage_text[] =
     "usage: govfs --home DIR --agreement ID [--key-file F] [-f] "
     "[-o opts] MOUNTPOINT\n"
     "  -o cache_mb=N   rendered-block cache (default 64)\n"
-    "  -o cpu_nice=N   serve at nice N (1 to 19; default 0): a saturated "
+    "  -o cpu_nice=N   serve at nice N (0 to 19; default 0): a saturated "
     "machine\n"
     "                  then runs admin commands, and cuts, first\n"
     "  other -o options go to FUSE; allow_other and auto_unmount are "

@@ -60,10 +60,11 @@ static void invalidate_kernel(const struct mount_state *old,
 }
 
 /*
- * Serve next from now on.  Taking serve_lock exclusive waits until every
- * read decided under the old state has replied (the drain); only then is
- * the kernel told to drop what it holds, so a page it kept cannot outlive
- * a cut.
+ * Serve next from now on (it may be the current state, for a hold).
+ * Taking serve_lock exclusive waits until every read decided under the
+ * old state has replied (the drain); only then is the kernel told to drop
+ * what it holds, so a page it kept cannot outlive a cut.  Call with
+ * reload_lock held.
  */
 static void swap_state(struct mount_state *next)
 {
@@ -336,20 +337,15 @@ static void reply_line(struct buf *reply, const char *line)
  */
 static void reply_hold(const char *id, struct buf *reply)
 {
-	struct mount_state *st;
-
 	if (strcmp(id, g.agreement)) {
 		reply_line(reply, "ok not served here");
 		return;
 	}
 	atomic_store(&g.hold_until_ns, clock_elapsed_ns() + HOLD_LEASE_NS);
-	/* Every reply decided before the hold has been written... */
-	pthread_rwlock_wrlock(&g.serve_lock);
-	pthread_rwlock_unlock(&g.serve_lock);
-	/* ...and the kernel keeps no page of it. */
-	st = current_state();
-	invalidate_kernel(st, st);
-	mount_state_put(st);
+	/* The state swapped for itself: a cut's drain and dropped caches. */
+	pthread_mutex_lock(&g.reload_lock);
+	swap_state(current_state());
+	pthread_mutex_unlock(&g.reload_lock);
 	reply_line(reply, "held");
 }
 

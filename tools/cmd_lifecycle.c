@@ -39,6 +39,12 @@ static double monotonic_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Whether a call failed because no daemon listens on its socket. */
+static bool socket_gone(int rc)
+{
+	return rc == -ECONNREFUSED || rc == -ENOENT;
+}
+
 /*
  * Whether a failed call means the daemon is gone (not merely slow).  Its
  * registration stays: the next daemon to start records the missing
@@ -46,8 +52,7 @@ static double monotonic_ms(void)
  */
 static bool daemon_gone(const struct mount_record *m, int rc)
 {
-	return rc == -ECONNREFUSED || rc == -ENOENT ||
-	       (kill((pid_t)m->pid, 0) && errno == ESRCH);
+	return socket_gone(rc) || (kill((pid_t)m->pid, 0) && errno == ESRCH);
 }
 
 /*
@@ -110,8 +115,8 @@ static struct control_call *cut_calls(const struct mount_record *m, size_t n,
 /* Say so when a daemon that may hold, and is not registered, was not cut. */
 static void unheld(const struct control_call *c)
 {
-	if (c->rc == -ECONNREFUSED || c->rc == -ENOENT)
-		return; /* gone */
+	if (socket_gone(c->rc))
+		return;
 	fprintf(stderr,
 		"govfsctl: %s did not confirm the end of its hold: %s; it "
 		"ends by itself within 30 s\n",
@@ -179,11 +184,12 @@ static void hold_mounts(const struct ctl *ctl, const char *id, struct holds *h)
 					     HOLD_TIMEOUT_MS, &h->n);
 }
 
-/* Whether every daemon of the home answered the hold in time. */
+/* Whether every live daemon of the home answered the hold in time (a
+ * socket left by a dead one refuses the connection, or is gone). */
 static bool all_answered(const struct holds *h)
 {
 	for (size_t i = 0; i < h->n; i++)
-		if (h->calls[i].rc)
+		if (h->calls[i].rc && !socket_gone(h->calls[i].rc))
 			return false;
 	return true;
 }
@@ -365,13 +371,15 @@ static int change_state(struct ctl *ctl, const struct lifecycle_args *a,
 			start_ms);
 	control_run_as_before(&a->sched);
 	sync_rc = sync_state(ctl, id);
-	/* The pseudonym key is gone from the catalog; now from its log. */
-	if (revoke && catalog_checkpoint(ctl->cat))
-		fprintf(stderr,
-			"govfsctl: %s/catalog.db-wal: busy; the wrapped key "
-			"stays in it until its next checkpoint\n",
-			ctl->home);
 	if (revoke) {
+		/* The pseudonym key is gone from the catalog; now from its
+		 * log. */
+		if (catalog_checkpoint(ctl->cat))
+			fprintf(stderr,
+				"govfsctl: %s/catalog.db-wal: busy; the "
+				"wrapped key stays in it until its next "
+				"checkpoint\n",
+				ctl->home);
 		shred_derived(ctl, id, &shred);
 		print_receipt(id, &shred);
 	}

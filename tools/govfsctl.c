@@ -35,12 +35,13 @@ static const char usage_text[] =
     "every verb takes --home DIR (default $GOVFS_HOME, else "
     "/var/lib/govfs) and --key-file F (default /etc/govfs/master.key)\n";
 
-int ctl_check_home(const struct ctl *ctl)
+int ctl_check_home(struct ctl *ctl)
 {
 	char path[PATH_MAX], why[256];
 
 	if (home_check(ctl->home, path, sizeof(path), why, sizeof(why)))
 		return fail("%s: %s", path, why);
+	ctl->home_checked = true;
 	return 0;
 }
 
@@ -52,7 +53,7 @@ int ctl_open(struct ctl *ctl, enum ctl_mode mode)
 
 	ctl->lock_fd = -1;
 	ctl->cat = NULL;
-	rc = ctl_check_home(ctl);
+	rc = ctl->home_checked ? 0 : ctl_check_home(ctl);
 	if (rc)
 		return rc;
 	if (master_key_load(ctl->key_file, &ctl->mk, why, sizeof(why)))

@@ -25,7 +25,8 @@ struct ctl {
 	struct catalog *cat;
 	struct master_key mk;
 	int lock_fd;
-	char admin[128]; /* who is acting */
+	char admin[128];   /* who is acting */
+	bool home_checked; /* by ctl_check_home: ctl_open need not again */
 };
 
 /* How a verb opens the home. */
@@ -41,9 +42,9 @@ enum ctl_mode {
 
 /*
  * Check that the home is closed to everyone but its owner (ctl_open does
- * too).  Prints the error and returns EXIT_REFUSED on failure.
+ * unless this did).  Prints the error and returns EXIT_REFUSED on failure.
  */
-int ctl_check_home(const struct ctl *ctl);
+int ctl_check_home(struct ctl *ctl);
 
 /*
  * Check the home and key and open the catalog as mode says.  Prints the

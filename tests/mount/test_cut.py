@@ -21,6 +21,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -703,7 +704,6 @@ def control(home, pid, request):
     """Send one request line to daemon pid's control socket; its answer.
     The socket is reached through its directory's descriptor, as govfsctl
     does, so a long home path cannot overflow sun_path."""
-    import socket
     dfd = os.open(home.dir / "run", os.O_PATH | os.O_DIRECTORY)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:

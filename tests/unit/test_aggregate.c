@@ -751,36 +751,67 @@ static void serialize_only_group(struct agg_table *t, struct buf *rec)
 	}
 }
 
+/*
+ * A view's one group, spilled: rec holds it as t serialised it, to be
+ * merged (or refused) into u, an empty table of the same plan.
+ */
+struct spilled {
+	struct agreement agr;
+	struct agg_plan plan;
+	struct agg_table *t, *u;
+	struct buf rec;
+};
+
+static void spill_one_group(struct spilled *s, const char *view_json,
+			    const row_t row, int times)
+{
+	s->agr = parse_view(view_json);
+	plan_of_only_view(&s->agr, &s->plan);
+	s->t = agg_table_new(&s->plan);
+	s->u = agg_table_new(&s->plan);
+	while (times--)
+		add_row(s->t, row);
+	s->rec = (struct buf)BUF_INIT;
+	serialize_only_group(s->t, &s->rec);
+}
+
+static void spilled_release(struct spilled *s)
+{
+	buf_release(&s->rec);
+	agg_table_free(s->t);
+	agg_table_free(s->u);
+	agg_plan_release(&s->plan);
+	agreement_release(&s->agr);
+}
+
+/* Merging rec into s's empty table, as a spill is read back. */
+static int merge_back(struct spilled *s, size_t len)
+{
+	return agg_table_merge_group(s->u, s->rec.data, len);
+}
+
 static void test_malformed_records(void **state)
 {
-	struct agreement agr = parse_view(
-	    "{\"name\":\"v\",\"group_by\":[\"district\"],\"measures\":"
-	    "[\"sum:cost\",\"min:name\",\"count_distinct:patient\"]}");
 	row_t row = {"a", "", "", "", "12.5", "p", "n", ""};
-	struct buf rec = BUF_INIT;
-	struct agg_table *t, *u;
-	struct agg_plan plan;
+	struct spilled s;
 
 	(void)state;
-	plan_of_only_view(&agr, &plan);
-	t = agg_table_new(&plan);
-	u = agg_table_new(&plan);
-	add_row(t, row);
-	serialize_only_group(t, &rec);
+	spill_one_group(
+	    &s,
+	    "{\"name\":\"v\",\"group_by\":[\"district\"],\"measures\":"
+	    "[\"sum:cost\",\"min:name\",\"count_distinct:patient\"]}",
+	    row, 1);
 	/* every truncation is refused, and so is a byte too many */
-	for (size_t len = 0; len < rec.len; len++)
-		assert_int_equal(agg_table_merge_group(u, rec.data, len), -EIO);
-	assert_int_equal(buf_append(&rec, "x", 1), 0);
-	assert_int_equal(agg_table_merge_group(u, rec.data, rec.len), -EIO);
+	for (size_t len = 0; len < s.rec.len; len++)
+		assert_int_equal(merge_back(&s, len), -EIO);
+	assert_int_equal(buf_append(&s.rec, "x", 1), 0);
+	assert_int_equal(merge_back(&s, s.rec.len), -EIO);
 	/* a pair naming a distinct spec the plan lacks */
 	assert_int_equal(
-	    agg_table_count_pair(u, (const uint8_t *)"\x05\x00p", 3), -EIO);
-	assert_int_equal(agg_table_count_pair(u, (const uint8_t *)"", 0), -EIO);
-	buf_release(&rec);
-	agg_table_free(t);
-	agg_table_free(u);
-	agg_plan_release(&plan);
-	agreement_release(&agr);
+	    agg_table_count_pair(s.u, (const uint8_t *)"\x05\x00p", 3), -EIO);
+	assert_int_equal(agg_table_count_pair(s.u, (const uint8_t *)"", 0),
+			 -EIO);
+	spilled_release(&s);
 }
 
 /*
@@ -791,47 +822,34 @@ static void test_malformed_records(void **state)
  */
 static void test_malformed_sums(void **state)
 {
-	struct agreement agr = parse_view(
+	static const char view[] =
 	    "{\"name\":\"v\",\"group_by\":[\"district\"],\"measures\":"
-	    "[\"sum:cost\"]}");
+	    "[\"sum:cost\"]}";
 	row_t small = {"a", "", "", "", "12.5", "", "", ""};
 	row_t huge = {"a", "", "", "", "99999999999999999999999999999999999999",
 		      "",  "", ""};
-	struct buf rec = BUF_INIT;
-	struct agg_table *t, *u;
-	struct agg_plan plan;
+	struct spilled s;
 
 	(void)state;
-	plan_of_only_view(&agr, &plan);
-	t = agg_table_new(&plan);
-	u = agg_table_new(&plan);
-	add_row(t, small);
-	serialize_only_group(t, &rec);
-	assert_int_equal(rec.data[rec.len - 1], 1);
-	rec.data[rec.len - 1] = DECIMAL_SUM_SCALE_MAX;
-	assert_int_equal(agg_table_merge_group(u, rec.data, rec.len), 0);
-	rec.data[rec.len - 1] = DECIMAL_SUM_SCALE_MAX + 1;
-	assert_int_equal(agg_table_merge_group(u, rec.data, rec.len), -EIO);
+	spill_one_group(&s, view, small, 1);
+	assert_int_equal(s.rec.data[s.rec.len - 1], 1);
+	s.rec.data[s.rec.len - 1] = DECIMAL_SUM_SCALE_MAX;
+	assert_int_equal(merge_back(&s, s.rec.len), 0);
+	s.rec.data[s.rec.len - 1] = DECIMAL_SUM_SCALE_MAX + 1;
+	assert_int_equal(merge_back(&s, s.rec.len), -EIO);
 	/* UINT32_MAX, which was let through once */
-	rec.len--;
-	assert_int_equal(buf_append(&rec, "\xff\xff\xff\xff\x0f", 5), 0);
-	assert_int_equal(agg_table_merge_group(u, rec.data, rec.len), -EIO);
+	s.rec.len--;
+	assert_int_equal(buf_append(&s.rec, "\xff\xff\xff\xff\x0f", 5), 0);
+	assert_int_equal(merge_back(&s, s.rec.len), -EIO);
+	spilled_release(&s);
 
-	agg_table_free(t);
-	t = agg_table_new(&plan);
-	add_row(t, huge);
-	add_row(t, huge);
-	rec.len = 0;
-	serialize_only_group(t, &rec);
-	assert_int_equal(rec.data[rec.len - 1], '8');
-	assert_int_equal(agg_table_merge_group(u, rec.data, rec.len), 0);
-	rec.data[rec.len - 1] = 'x';
-	assert_int_equal(agg_table_merge_group(u, rec.data, rec.len), -EIO);
-	buf_release(&rec);
-	agg_table_free(t);
-	agg_table_free(u);
-	agg_plan_release(&plan);
-	agreement_release(&agr);
+	/* Twice a 38-digit value: a sum only text can hold. */
+	spill_one_group(&s, view, huge, 2);
+	assert_int_equal(s.rec.data[s.rec.len - 1], '8');
+	assert_int_equal(merge_back(&s, s.rec.len), 0);
+	s.rec.data[s.rec.len - 1] = 'x';
+	assert_int_equal(merge_back(&s, s.rec.len), -EIO);
+	spilled_release(&s);
 }
 
 static void test_plan(void **state)
