@@ -1,18 +1,17 @@
 /*
- * keys: the master key file and the AES-256-GCM sealing that every key and
- * block under the home relies on.  The master key is 32 random bytes in a
+ * keys: the master key file, and the data keys it wraps for every key and
+ * block under the home.  The master key is 32 random bytes in a
  * file outside the home, readable only by its owner; it wraps the data keys
  * that the catalog stores, so a copy of the home alone reveals nothing.
  */
 #ifndef GOVFS_KEYS_H
 #define GOVFS_KEYS_H
 
+#include "aead.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
-#define KEY_LEN 32
-#define AEAD_NONCE_LEN 12
-#define AEAD_TAG_LEN 16
 /* nonce + sealed key + tag */
 #define WRAPPED_KEY_LEN (AEAD_NONCE_LEN + KEY_LEN + AEAD_TAG_LEN)
 
@@ -41,24 +40,6 @@ int master_key_load(const char *path, struct master_key *key, char *why,
 
 /* Fill buf with n cryptographically random bytes; 0 or -EIO. */
 int random_bytes(void *buf, size_t n) __attribute__((warn_unused_result));
-
-/*
- * Seal in[0..len) into out[0..len) and tag with key, nonce and aad.
- * 0 or -EIO.
- */
-int aead_seal(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
-	      const void *aad, size_t aad_len, const uint8_t *in, size_t len,
-	      uint8_t *out, uint8_t tag[AEAD_TAG_LEN])
-    __attribute__((warn_unused_result));
-
-/*
- * Open what aead_seal made; -EIO if anything was altered.  out may be in
- * (decryption in place).
- */
-int aead_open(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
-	      const void *aad, size_t aad_len, const uint8_t *in, size_t len,
-	      const uint8_t tag[AEAD_TAG_LEN], uint8_t *out)
-    __attribute__((warn_unused_result));
 
 /*
  * Derive from key the key of one purpose (HKDF-SHA256, purpose as its
