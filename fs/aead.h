@@ -17,8 +17,8 @@
 #define AEAD_TAG_LEN 16
 
 /*
- * Seal in[0..len) into out[0..len) and tag with key, nonce and aad.
- * 0 or -EIO.
+ * Seal in[0..len) into out[0..len) and tag with key, nonce and aad; out
+ * may be in (sealing in place).  0, -ENOMEM or -EIO.
  */
 int aead_seal(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
 	      const void *aad, size_t aad_len, const uint8_t *in, size_t len,
@@ -26,8 +26,9 @@ int aead_seal(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
     __attribute__((warn_unused_result));
 
 /*
- * Open what aead_seal made; -EIO if anything was altered.  out may be in
- * (decryption in place).
+ * Open what aead_seal made; -EIO if anything was altered (out then holds
+ * bytes nobody vouches for), -ENOMEM.  out may be in (decryption in
+ * place).
  */
 int aead_open(const uint8_t key[KEY_LEN], const uint8_t nonce[AEAD_NONCE_LEN],
 	      const void *aad, size_t aad_len, const uint8_t *in, size_t len,

@@ -13,31 +13,51 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+/* The most GCM may seal under one nonce (NIST SP 800-38D). */
+#define GCM_MAX_LEN ((1ull << 36) - 32)
+
 static IMB_MGR *mgr;
 static pthread_once_t mgr_once = PTHREAD_ONCE_INIT;
 
 static void mgr_make(void)
 {
 	mgr = alloc_mb_mgr(0);
-	if (mgr)
-		init_mb_mgr_auto(mgr, NULL);
+	if (!mgr)
+		return;
+	init_mb_mgr_auto(mgr, NULL);
+	if (imb_get_errno(mgr)) {
+		free_mb_mgr(mgr);
+		mgr = NULL;
+	}
 }
 
 /*
- * The library reports a bad argument only through its errno, which each
- * call resets; any error fails the call closed.
+ * What the library would refuse.  It reports a refusal only through an
+ * errno shared by every thread and reset by every call, and leaves the
+ * output as it was (plaintext, for a seal in place), so nothing it would
+ * refuse may reach it; its errno is checked after the call as well.
  */
+static bool gcm_args_ok(const uint8_t *key, const uint8_t *nonce,
+			const void *aad, size_t aad_len, const uint8_t *in,
+			size_t len, const uint8_t *out, const uint8_t *tag)
+{
+	return key && nonce && tag && (aad || !aad_len) &&
+	       ((in && out) || !len) && len <= GCM_MAX_LEN;
+}
+
 static int gcm_run(bool seal, const uint8_t key[KEY_LEN],
 		   const uint8_t nonce[AEAD_NONCE_LEN], const void *aad,
 		   size_t aad_len, const uint8_t *in, size_t len, uint8_t *out,
 		   uint8_t tag[AEAD_TAG_LEN])
 {
-	struct gcm_key_data kd;
-	struct gcm_context_data cd;
+	_Alignas(64) struct gcm_key_data kd;
+	_Alignas(64) struct gcm_context_data cd;
 
+	if (!gcm_args_ok(key, nonce, aad, aad_len, in, len, out, tag))
+		return -EIO;
 	pthread_once(&mgr_once, mgr_make);
 	if (!mgr)
-		return -ENOMEM;
+		return -EIO;
 	IMB_AES256_GCM_PRE(mgr, key, &kd);
 	if (seal)
 		IMB_AES256_GCM_ENC(mgr, &kd, &cd, out, in, len, nonce, aad,

@@ -6,6 +6,7 @@
 #include "aead.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -32,6 +33,9 @@ static int aead_run(bool seal, const uint8_t key[KEY_LEN],
 	EVP_CIPHER_CTX *ctx;
 	int outl, ok;
 
+	/* EVP counts in int: a longer buffer would be sealed in part. */
+	if (len > INT_MAX || aad_len > INT_MAX)
+		return -EIO;
 	pthread_once(&gcm_once, gcm_fetch);
 	if (!gcm)
 		return -EIO;

@@ -5,6 +5,7 @@
  */
 #include "sizeindex.h"
 
+#include "aead.h"
 #include "byteorder.h"
 
 #include <errno.h>

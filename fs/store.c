@@ -4,6 +4,7 @@
  */
 #include "store.h"
 
+#include "aead.h"
 #include "byteorder.h"
 #include "fileio.h"
 

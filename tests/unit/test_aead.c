@@ -215,21 +215,22 @@ static bool reference_gcm(bool enc, const uint8_t *key, const uint8_t *nonce,
 }
 
 /*
- * What aead_seal makes, OpenSSL opens, and the other way round, in place
- * as the store decrypts its blocks: for lengths around every vector width
- * and a block's size, with and without aad.
+ * What aead_seal makes, OpenSSL opens, and the other way round, sealing
+ * and opening in place as the store does: for lengths around every vector
+ * width and a block's size, and aad lengths around one AES block.
  */
 static void test_aead_agrees_with_openssl(void **state)
 {
 	static const size_t lens[] = {0,    1,	   15,	  16,	    17,
 				      63,   64,	   255,	  256,	    257,
 				      4095, 27001, 65536, 65536 + 7};
+	static const size_t aad_lens[] = {0, 1, 15, 16, 17, 43};
 	enum { MAX = 65536 + 7 };
 	uint8_t key[KEY_LEN], nonce[AEAD_NONCE_LEN], aad[43];
 	uint8_t tag[AEAD_TAG_LEN], ref_tag[AEAD_TAG_LEN];
 	uint8_t *plain = malloc(MAX), *ct = malloc(MAX + 1),
 		*ref = malloc(MAX + 1);
-	size_t i, aad_len;
+	size_t i, j;
 
 	(void)state;
 	assert_non_null(plain);
@@ -238,20 +239,29 @@ static void test_aead_agrees_with_openssl(void **state)
 	assert_int_equal(random_bytes(aad, sizeof(aad)), 0);
 	assert_int_equal(random_bytes(plain, MAX), 0);
 	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
-		for (aad_len = 0; aad_len <= sizeof(aad); aad_len += 43) {
-			size_t n = lens[i];
+		for (j = 0; j < sizeof(aad_lens) / sizeof(aad_lens[0]); j++) {
+			size_t n = lens[i], aad_len = aad_lens[j];
 
 			assert_int_equal(random_bytes(key, sizeof(key)), 0);
 			assert_int_equal(random_bytes(nonce, sizeof(nonce)), 0);
-			assert_int_equal(aead_seal(key, nonce, aad, aad_len,
-						   plain, n, ct, tag),
-					 0);
 			assert_true(reference_gcm(true, key, nonce, aad,
 						  aad_len, plain, n, ref,
 						  ref_tag));
+			/* Sealed apart, then in place: OpenSSL's bytes. */
+			assert_int_equal(aead_seal(key, nonce, aad, aad_len,
+						   plain, n, ct, tag),
+					 0);
 			assert_memory_equal(tag, ref_tag, AEAD_TAG_LEN);
 			if (n)
 				assert_memory_equal(ct, ref, n);
+			memcpy(ct, plain, n);
+			assert_int_equal(
+			    aead_seal(key, nonce, aad, aad_len, ct, n, ct, tag),
+			    0);
+			assert_memory_equal(tag, ref_tag, AEAD_TAG_LEN);
+			if (n)
+				assert_memory_equal(ct, ref, n);
+			/* OpenSSL opens ours; ours opens OpenSSL's. */
 			assert_true(reference_gcm(false, key, nonce, aad,
 						  aad_len, ct, n, ct, tag));
 			if (n)
@@ -268,11 +278,32 @@ static void test_aead_agrees_with_openssl(void **state)
 	free(ref);
 }
 
+/* With nothing to seal or bind, the buffers may be NULL: a tag all the
+ * same, OpenSSL's. */
+static void test_aead_empty_buffers_may_be_null(void **state)
+{
+	uint8_t key[KEY_LEN], nonce[AEAD_NONCE_LEN], none[1];
+	uint8_t tag[AEAD_TAG_LEN], ref_tag[AEAD_TAG_LEN];
+
+	(void)state;
+	assert_int_equal(random_bytes(key, sizeof(key)), 0);
+	assert_int_equal(random_bytes(nonce, sizeof(nonce)), 0);
+	assert_true(
+	    reference_gcm(true, key, nonce, none, 0, none, 0, none, ref_tag));
+	assert_int_equal(aead_seal(key, nonce, NULL, 0, NULL, 0, NULL, tag), 0);
+	assert_memory_equal(tag, ref_tag, AEAD_TAG_LEN);
+	assert_int_equal(aead_open(key, nonce, NULL, 0, NULL, 0, tag, NULL), 0);
+	tag[0] ^= 1;
+	assert_int_equal(aead_open(key, nonce, NULL, 0, NULL, 0, tag, NULL),
+			 -EIO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_aead_known_answer),
 	    cmocka_unit_test(test_aead_agrees_with_openssl),
+	    cmocka_unit_test(test_aead_empty_buffers_may_be_null),
 	    cmocka_unit_test(test_aead_round_trip_lengths),
 	    cmocka_unit_test(test_aead_detects_tampering),
 	    cmocka_unit_test(test_aead_empty_message_is_authenticated),
