@@ -9,22 +9,24 @@
 
 static _Atomic int64_t skew_ns;
 
-int64_t clock_now_ns(void)
+/* Clock id's time in ns, plus the test skew. */
+static int64_t skewed_ns(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(id, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec +
 	       atomic_load_explicit(&skew_ns, memory_order_relaxed);
 }
 
+int64_t clock_now_ns(void)
+{
+	return skewed_ns(CLOCK_REALTIME);
+}
+
 int64_t clock_elapsed_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec +
-	       atomic_load_explicit(&skew_ns, memory_order_relaxed);
+	return skewed_ns(CLOCK_MONOTONIC);
 }
 
 void clock_set_skew_ns(int64_t ns)

@@ -39,6 +39,12 @@ static double monotonic_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Whether a daemon confirmed the cut of call c. */
+static bool cut_confirmed(const struct control_call *c)
+{
+	return !c->rc && !strncmp(c->reply, "ok ", 3);
+}
+
 /* Whether a call failed because no daemon listens on its socket. */
 static bool socket_gone(int rc)
 {
@@ -143,7 +149,7 @@ static int cut_mounts(struct ctl *ctl, const char *id, const char *what,
 		control_call_all(calls, total, "cut", CUT_TIMEOUT_MS);
 	h->cut = calls != NULL;
 	for (size_t i = 0; calls && i < total; i++) {
-		if (!calls[i].rc && !strncmp(calls[i].reply, "ok ", 3)) {
+		if (cut_confirmed(&calls[i])) {
 			cut++;
 		} else if (i >= n) {
 			unheld(&calls[i]);
@@ -203,7 +209,7 @@ static void release_holds(struct holds *h)
 	if (calls && n)
 		control_call_all(calls, n, "cut", CUT_TIMEOUT_MS);
 	for (size_t i = 0; calls && i < n; i++)
-		if (calls[i].rc || strncmp(calls[i].reply, "ok ", 3))
+		if (!cut_confirmed(&calls[i]))
 			unheld(&calls[i]);
 	free(calls);
 }

@@ -10,9 +10,7 @@ cd "$(dirname "$0")/../.."
 size=${1:-1000000000}
 rounds=${2:-10}
 . tests/bench/lib.sh
-mnt=$work/mnt
-mkdir -p "$mnt"
-MOUNTS=("$mnt")
+mount_dir mnt mnt
 
 bench_build build-noaudit bench_audit_off govfs
 
@@ -27,10 +25,8 @@ p50() { sed -n 's/^p50 \([0-9.]*\) us.*/\1/p'; }
 # Both side by side for the whole run, so neither pays a mount the other
 # does not; each round alternates which goes first (off-on, on-off, ...),
 # so a drift of the machine falls on both alike.
-off=$work/mnt-off
-on=$work/mnt-on
-mkdir -p "$off" "$on"
-MOUNTS=("$off" "$on" "$mnt")
+mount_dir off mnt-off
+mount_dir on mnt-on
 build-noaudit/govfs --home "$work/home" --key-file "$work/key" --agreement agr-bench "$off"
 build/govfs --home "$work/home" --key-file "$work/key" --agreement agr-bench "$on"
 in_order() { # round: the two mounts, the first one first

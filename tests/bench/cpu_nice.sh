@@ -12,9 +12,7 @@ size=${1:-200000000}
 rounds=${2:-5}
 nice=${3:-19}
 . tests/bench/lib.sh
-mnt=$work/mnt
-mkdir -p "$mnt"
-MOUNTS=("$mnt")
+mount_dir mnt mnt
 
 build/gen-visits --bytes "$size" --seed 42 >"$shm/visits.csv"
 ctl init >/dev/null 2>&1

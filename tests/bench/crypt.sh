@@ -13,9 +13,7 @@ cd "$(dirname "$0")/../.."
 size=${1:-1000000000}
 rounds=${2:-10}
 . tests/bench/lib.sh
-mnt=$work/mnt
-mkdir -p "$mnt"
-MOUNTS=("$mnt")
+mount_dir mnt mnt
 
 bench_build build-nocrypt bench_crypt_off govfs govfsctl
 

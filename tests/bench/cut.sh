@@ -17,10 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 reps=${1:-50}
 . tests/bench/lib.sh
-m1=$work/mnt1
-m2=$work/mnt2
-mkdir -p "$m1" "$m2"
-MOUNTS=("$m1" "$m2")
+mount_dir m1 mnt1
+mount_dir m2 mnt2
 
 echo "machine: $(nproc) cores, $(uname -r), $(date -u +%FT%TZ)"
 build/gen-visits --bytes 20000000 --seed 42 >"$shm/visits.csv"

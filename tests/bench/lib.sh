@@ -25,6 +25,13 @@ bench_build() {
 	ninja -C "$dir" "$@" >/dev/null
 }
 
+# Directory $work/$2 to mount on, in variable $1, unmounted at exit.
+mount_dir() {
+	printf -v "$1" '%s/%s' "$work" "$2"
+	mkdir -p "$work/$2"
+	MOUNTS+=("$work/$2")
+}
+
 ctl() { build/govfsctl --home "$work/home" --key-file "$work/key" "$@"; }
 # Wall seconds a command takes, to 0.1 ms (bash's clock: no fork to time
 # it), its output discarded.

@@ -6,10 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 size=${1:-1000000000}
 . tests/bench/lib.sh
-mnt=$work/mnt
-bmnt=$work/bindfs
-mkdir -p "$mnt" "$bmnt"
-MOUNTS=("$mnt" "$bmnt")
+mount_dir mnt mnt
+mount_dir bmnt bindfs
 
 echo "machine: $(nproc) cores, $(uname -r), $(date -u +%FT%TZ)"
 build/gen-visits --bytes "$size" --seed 42 >"$shm/visits.csv"

@@ -10,8 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 size=${1:-1000000000}
 . tests/bench/lib.sh
-mkdir -p "$work/keep" "$work/masked"
-MOUNTS=("$work/keep" "$work/masked")
+mount_dir mnt_keep keep
+mount_dir mnt_masked masked
 
 command -v mlr >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq miller >/dev/null
 
@@ -45,8 +45,8 @@ for a in keep masked; do
 	build/govfs --home "$work/home" --key-file "$work/key" \
 		--agreement "agr-$a" "$work/$a"
 done
-kept=$(awk 'END { print NR - 1 }' "$work/masked/visits/data.csv")
-total=$(awk 'END { print NR - 1 }' "$work/keep/visits/data.csv")
+kept=$(awk 'END { print NR - 1 }' "$mnt_masked/visits/data.csv")
+total=$(awk 'END { print NR - 1 }' "$mnt_keep/visits/data.csv")
 echo "rows: $total in keep-all, $kept pass the filter (csv lines, notes may span lines)"
 
 run3() { # label, command...
@@ -58,9 +58,9 @@ run3() { # label, command...
 	echo "$m" >"$work/last"
 }
 echo "sequential read of the whole view, source bytes per second, median of 3:"
-run3 "cat keep-all data.csv" cat "$work/keep/visits/data.csv"
+run3 "cat keep-all data.csv" cat "$mnt_keep/visits/data.csv"
 keep=$(cat "$work/last")
-run3 "cat masked data.csv" cat "$work/masked/visits/data.csv"
+run3 "cat masked data.csv" cat "$mnt_masked/visits/data.csv"
 masked=$(cat "$work/last")
 run3 "mlr filter+sha256+mask+date+cut on raw CSV" mlr --icsv --ocsv \
 	filter '$age >= 50' then \
