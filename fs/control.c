@@ -21,9 +21,9 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "home.h"
 
 /* Where real-time scheduling is refused: ahead, but fair. */
@@ -313,18 +313,15 @@ static int send_request(const char *path, const char *request)
 	return fd;
 }
 
-static int64_t monotonic_ms(void)
+static int64_t elapsed_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_elapsed_ns() / 1000000;
 }
 
 void control_call_all(struct control_call *calls, size_t n, const char *request,
 		      int timeout_ms)
 {
-	int64_t deadline = monotonic_ms() + timeout_ms;
+	int64_t deadline = elapsed_ms() + timeout_ms;
 	int *fds = calloc(n ? n : 1, sizeof(*fds));
 
 	for (size_t i = 0; i < n; i++) {
@@ -338,7 +335,7 @@ void control_call_all(struct control_call *calls, size_t n, const char *request,
 	}
 	/* The replies come in parallel: each daemon works on its own. */
 	for (size_t i = 0; fds && i < n; i++) {
-		int64_t left = deadline - monotonic_ms();
+		int64_t left = deadline - elapsed_ms();
 
 		if (fds[i] < 0)
 			continue;

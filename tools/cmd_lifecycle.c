@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clock.h"
 #include "control.h"
@@ -30,14 +29,6 @@
 #define CUT_TIMEOUT_MS 5000
 #define HOLD_TIMEOUT_MS 100
 #define STATS_TIMEOUT_MS 2000
-
-static double monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* Whether a daemon confirmed the cut of call c. */
 static bool cut_confirmed(const struct control_call *c)
@@ -132,10 +123,10 @@ static void unheld(const struct control_call *c)
 /*
  * Tell every live mount of id to cut over to the catalog's state (which
  * ends any hold).  Prints what was cut and how long it took since
- * start_ms; EXIT_REFUSED if a live mount did not confirm.
+ * start_ns; EXIT_REFUSED if a live mount did not confirm.
  */
 static int cut_mounts(struct ctl *ctl, const char *id, const char *what,
-		      struct holds *h, double start_ms)
+		      struct holds *h, int64_t start_ns)
 {
 	struct mount_record *m;
 	struct control_call *calls;
@@ -165,7 +156,8 @@ static int cut_mounts(struct ctl *ctl, const char *id, const char *what,
 		}
 	}
 	printf("agreement %s %s: %zu mount%s cut in %.1f ms\n", id, what, cut,
-	       cut == 1 ? "" : "s", monotonic_ms() - start_ms);
+	       cut == 1 ? "" : "s",
+	       (double)(clock_elapsed_ns() - start_ns) / 1e6);
 	free(calls);
 	mount_records_free(m, n);
 	if (!calls)
@@ -348,7 +340,7 @@ static const char *transition(const char *verb, const char *from, bool *noop,
 }
 
 static int change_state(struct ctl *ctl, const struct lifecycle_args *a,
-			const char *id, struct holds *h, double start_ms)
+			const char *id, struct holds *h, int64_t start_ns)
 {
 	struct agreement_record rec;
 	struct shredded shred = {0};
@@ -374,7 +366,7 @@ static int change_state(struct ctl *ctl, const struct lifecycle_args *a,
 	}
 	/* Cut first, then wait for the disk: only the cut is urgent. */
 	rc = cut_mounts(ctl, id, !strcmp(a->verb, "resume") ? "resumed" : to, h,
-			start_ms);
+			start_ns);
 	control_run_as_before(&a->sched);
 	sync_rc = sync_state(ctl, id);
 	if (revoke) {
@@ -402,7 +394,7 @@ int agreement_lifecycle(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct lifecycle_args a = {.verb = argv[0]};
-	double start_ms = monotonic_ms();
+	int64_t start_ns = clock_elapsed_ns();
 	struct holds holds = {0};
 	struct ctl ctl = {0};
 	char *pos[1];
@@ -434,7 +426,7 @@ int agreement_lifecycle(int argc, char **argv)
 	}
 	rc = ctl_open(&ctl, CTL_STATE);
 	if (!rc)
-		rc = change_state(&ctl, &a, pos[0], &holds, start_ms);
+		rc = change_state(&ctl, &a, pos[0], &holds, start_ns);
 	if (!holds.cut)
 		release_holds(&holds);
 	free(holds.calls);

@@ -9,10 +9,10 @@
 # under the same load, the floor: how long a static program that does
 # nothing takes from fork to main, and to exit.
 #   tests/bench/cut.sh [REPS]      (default 50)
-# READERS_PER_FILE (default 4) and CUT_ARGS (more cut-latency options, such
-# as --verbose or --ctl-nice N) change the setting; GOVFS_OPTS adds options
-# to both daemons (GOVFS_OPTS="-o cpu_nice=19"), CUT_CTL names another
-# govfsctl (a statically linked one, say).
+# READERS_PER_FILE (default 4) and CUT_ARGS (more cut-latency options,
+# such as --verbose, --ctl-nice N or --ctl-rt PRIO) change the setting;
+# GOVFS_OPTS adds options to both daemons (GOVFS_OPTS="-o cpu_nice=19"),
+# CUT_CTL names another govfsctl (a statically linked one, say).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 reps=${1:-50}
@@ -40,4 +40,4 @@ echo "the floor under the same load: starting a static program that does nothing
 build/tests/bench/cut-latency --ctl build/govfsctl --home "$work/home" \
 	--key-file "$work/key" --agreement agr-bench --reps "$reps" \
 	--readers-per-file ${READERS_PER_FILE:-4} ${CUT_ARGS:-} \
-	--probe build/tests/bench/startup-probe "$m1/bench/data.csv" "$m2/bench/data.csv" | tail -n 2
+	--probe build/tests/bench/startup-probe "$m1/bench/data.csv" "$m2/bench/data.csv" | tail -n 3

@@ -4,7 +4,7 @@
  *
  *   cut-latency --ctl GOVFSCTL --home DIR --key-file F --agreement ID
  *               [--reps N] [--readers-per-file K] [--hammer]
- *               [--ctl-nice N] [--same-session] [--verbose]
+ *               [--ctl-nice N] [--ctl-rt PRIO] [--same-session] [--verbose]
  *               [--probe PROG] FILE...
  *
  * K reader threads per FILE (a data.csv on each mount of the agreement)
@@ -21,7 +21,9 @@
  * latency; of when the last read that succeeded began (the gate closed
  * then: what a reader that was not on a CPU at the time adds to the
  * latency is its own scheduling); of govfsctl's own wall time and of the
- * time govfsctl reports ("cut in X ms"), in milliseconds.
+ * time govfsctl reports ("cut in X ms"), and of how long govfsctl was on
+ * a CPU and how long it waited runnable for one (its /proc/PID/schedstat,
+ * read before it is reaped), in milliseconds.
  *
  * With --probe PROG there is no cut: the admin's shell starts PROG
  * (startup-probe, which only prints when it reached main) REPS times
@@ -33,12 +35,14 @@
  * autogroup scheduling a session shares the CPU as one.  --same-session
  * keeps it in the readers' session instead.  --ctl-nice N runs the admin's
  * shell, and the session it leads, at nice N (as `nice` and
- * /proc/self/autogroup would), to see what CPU priority buys.
+ * /proc/self/autogroup would), and --ctl-rt PRIO at SCHED_FIFO priority
+ * PRIO (as `chrt -f PRIO` would), to see what CPU priority buys.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -86,6 +90,7 @@ static _Atomic bool stopping;
 static bool hammer;	  /* keep reading once refused */
 static bool verbose;	  /* one line per repetition */
 static bool same_session; /* the admin's shell in the readers' session */
+static int ctl_rt;	  /* its SCHED_FIFO priority, or 0 for none */
 static const char *probe; /* --probe: start this instead of cutting */
 
 static int64_t now_ns(void)
@@ -167,10 +172,45 @@ struct launch_result {
 	int64_t t0, t1;	    /* govfsctl's fork and its exit, CLOCK_MONOTONIC */
 	int64_t tmain;	    /* when the probe reached main, or 0 */
 	double reported_ms; /* the "cut in X ms" it printed, or -1 */
+	double on_cpu_ms;   /* of its life: on a CPU, and runnable waiting */
+	double queued_ms;   /* for one (/proc/PID/schedstat), or -1 */
 	int ok;
 };
 
 static int launcher_fd = -1; /* the readers' end of the admin's shell */
+
+/* Wait until child pid has exited, without reaping it; when it had. */
+static int64_t wait_exit(pid_t pid)
+{
+	siginfo_t info;
+
+	while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0 &&
+	       errno == EINTR)
+		;
+	return now_ns();
+}
+
+/*
+ * How long the exited, not yet reaped child pid was on a CPU and how long
+ * it waited runnable for one, from /proc/PID/schedstat; -1 if unknown.
+ */
+static void read_schedstat(pid_t pid, struct launch_result *res)
+{
+	char path[64];
+	unsigned long long run_ns, queued_ns;
+	FILE *f;
+
+	res->on_cpu_ms = res->queued_ms = -1;
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fscanf(f, "%llu %llu", &run_ns, &queued_ns) == 2) {
+		res->on_cpu_ms = (double)run_ns / 1e6;
+		res->queued_ms = (double)queued_ns / 1e6;
+	}
+	fclose(f);
+}
 
 /*
  * Run govfsctl agreement VERB ID --reason ... (fork and exec, as a shell
@@ -231,9 +271,10 @@ static void run_ctl(const struct ctl_args *a, const struct launch_request *q,
 	}
 	out[len] = 0;
 	close(pipefd[0]);
+	res->t1 = wait_exit(pid);
+	read_schedstat(pid, res);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	res->t1 = now_ns();
 	at = strstr(out, " cut in ");
 	if (at)
 		res->reported_ms = strtod(at + 8, NULL);
@@ -293,6 +334,12 @@ static int launcher_start(const struct ctl_args *a, int nice)
 		_exit(1);
 	if (nice && renice_session(nice)) {
 		perror("cut-latency: --ctl-nice");
+		_exit(1);
+	}
+	if (ctl_rt && sched_setscheduler(
+			  0, SCHED_FIFO,
+			  &(struct sched_param){.sched_priority = ctl_rt})) {
+		perror("cut-latency: --ctl-rt");
 		_exit(1);
 	}
 	for (;;) {
@@ -390,7 +437,8 @@ static bool all_read_since(int64_t t)
 }
 
 /* --probe: start the probe reps times, 50 ms apart, under the load. */
-static int probe_startup(int reps, double *to_main, double *to_exit)
+static int probe_startup(int reps, double *to_main, double *to_exit,
+			 double *queued)
 {
 	for (int i = 0; i < reps; i++) {
 		struct launch_result res;
@@ -399,17 +447,19 @@ static int probe_startup(int reps, double *to_main, double *to_exit)
 			return 1;
 		to_main[i] = (double)(res.tmain - res.t0) / 1e6;
 		to_exit[i] = (double)(res.t1 - res.t0) / 1e6;
+		queued[i] = res.queued_ms;
 		usleep(50000);
 	}
 	summary("fork of a static no-op -> its main:", to_main, reps);
 	summary("fork of a static no-op -> its exit:", to_exit, reps);
+	summary("static no-op, runnable, waiting for a CPU:", queued, reps);
 	return 0;
 }
 
 static const char usage[] =
     "usage: cut-latency --ctl GOVFSCTL --home DIR --key-file F --agreement "
     "ID [--reps N] [--readers-per-file K] [--hammer] [--ctl-nice N] "
-    "[--same-session] "
+    "[--ctl-rt PRIO] [--same-session] "
     "[--verbose] [--probe PROG] FILE...\n";
 
 int main(int argc, char **argv)
@@ -423,6 +473,7 @@ int main(int argc, char **argv)
 	    {"readers-per-file", required_argument, NULL, 'r'},
 	    {"hammer", no_argument, NULL, 'h'},
 	    {"ctl-nice", required_argument, NULL, 'N'},
+	    {"ctl-rt", required_argument, NULL, 'R'},
 	    {"same-session", no_argument, NULL, 'S'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"probe", required_argument, NULL, 'p'},
@@ -430,7 +481,7 @@ int main(int argc, char **argv)
 	};
 	struct ctl_args a = {0};
 	int reps = 50, per_file = 4, nice_inc = 0, opt, nfiles;
-	double *lat, *closed, *wall, *reported, *resume_wall;
+	double *lat, *closed, *wall, *reported, *resume_wall, *on_cpu, *queued;
 	int bad = 0;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -462,6 +513,9 @@ int main(int argc, char **argv)
 		case 'N':
 			nice_inc = atoi(optarg);
 			break;
+		case 'R':
+			ctl_rt = atoi(optarg);
+			break;
 		case 'v':
 			verbose = true;
 			break;
@@ -484,7 +538,10 @@ int main(int argc, char **argv)
 	wall = calloc((size_t)reps, sizeof(double));
 	reported = calloc((size_t)reps, sizeof(double));
 	resume_wall = calloc((size_t)reps, sizeof(double));
-	if (!lat || !closed || !wall || !reported || !resume_wall)
+	on_cpu = calloc((size_t)reps, sizeof(double));
+	queued = calloc((size_t)reps, sizeof(double));
+	if (!lat || !closed || !wall || !reported || !resume_wall || !on_cpu ||
+	    !queued)
 		return 1;
 
 	{
@@ -541,7 +598,7 @@ int main(int argc, char **argv)
 	 * their steady state (worker threads started, caches warm). */
 	usleep(WARMUP_US);
 	if (probe)
-		return probe_startup(reps, lat, wall);
+		return probe_startup(reps, lat, wall, queued);
 
 	for (int i = 0; i < reps; i++) {
 		struct launch_result res;
@@ -554,6 +611,8 @@ int main(int argc, char **argv)
 		t0 = res.t0;
 		t1 = res.t1;
 		reported[i] = res.reported_ms;
+		on_cpu[i] = res.on_cpu_ms;
+		queued[i] = res.queued_ms;
 		if (!wait_all_refused(t0)) {
 			fprintf(stderr,
 				"cut-latency: repetition %d: not every "
@@ -582,9 +641,10 @@ int main(int argc, char **argv)
 		wall[i] = (double)(t1 - t0) / 1e6;
 		if (verbose) {
 			/* When the failing reads started and ended, from t0. */
-			printf("rep %2d: govfsctl %7.2f ms (cut in %7.2f); "
-			       "refused at",
-			       i + 1, wall[i], reported[i]);
+			printf("rep %2d: govfsctl %7.2f ms (cut in %7.2f; "
+			       "on a CPU %.2f, queued %.2f); refused at",
+			       i + 1, wall[i], reported[i], res.on_cpu_ms,
+			       res.queued_ms);
 			for (int r = 0; r < nreaders; r++)
 				printf(" %.1f/%.1f",
 				       (double)(atomic_load(
@@ -640,6 +700,8 @@ int main(int argc, char **argv)
 	summary("suspend start -> last read let through began:", closed, reps);
 	summary("govfsctl suspend, wall time:", wall, reps);
 	summary("govfsctl suspend, its own \"cut in\":", reported, reps);
+	summary("govfsctl suspend, on a CPU:", on_cpu, reps);
+	summary("govfsctl suspend, runnable, waiting for a CPU:", queued, reps);
 	summary("govfsctl resume, wall time:", resume_wall, reps);
 	if (bad)
 		printf("ANOMALIES: %d (a read succeeded after suspend "
@@ -649,6 +711,8 @@ int main(int argc, char **argv)
 	free(closed);
 	free(wall);
 	free(reported);
+	free(on_cpu);
+	free(queued);
 	free(resume_wall);
 	return bad ? 1 : 0;
 }
