@@ -574,6 +574,31 @@ const char *agreement_state_at(const char *stored, const struct agreement *agr,
 	return "active";
 }
 
+struct state_story agreement_state_story(const struct agreement_record *rec,
+					 const struct agreement *agr,
+					 int64_t now_ns)
+{
+	struct state_story s = {rec->state_since_ns, rec->state_by,
+				rec->state_reason};
+
+	if (strcmp(rec->state, "active"))
+		return s;
+	switch (time_phase_at(agr, now_ns)) {
+	case PHASE_NOT_YET:
+		s.by = "the validity window";
+		s.reason = "valid_from not reached";
+		break;
+	case PHASE_EXPIRED:
+		s.since_ns = agr->valid_until_ns;
+		s.by = "the validity window";
+		s.reason = "valid_until passed";
+		break;
+	case PHASE_VALID:
+		break;
+	}
+	return s;
+}
+
 static bool buf_equal(const struct buf *a, const struct buf *b)
 {
 	return a->len == b->len &&

@@ -124,6 +124,23 @@ enum time_phase time_phase_at(const struct agreement *agr, int64_t now_ns);
 const char *agreement_state_at(const char *stored, const struct agreement *agr,
 			       int64_t now_ns);
 
+/* Since when, by whom and why an agreement is in its state. */
+struct state_story {
+	int64_t since_ns;
+	const char *by;
+	const char *reason; /* or NULL */
+};
+
+/*
+ * The story of the state agreement_state_at names for rec at now_ns: the
+ * stored state's own, except that "expired" dates from valid_until and
+ * "not_yet_valid" waits for valid_from, both by the validity window.  The
+ * strings are rec's, or static.
+ */
+struct state_story agreement_state_story(const struct agreement_record *rec,
+					 const struct agreement *agr,
+					 int64_t now_ns);
+
 /* Whether a and b serve the same bytes and say the same in README.txt. */
 bool mount_state_same(const struct mount_state *a, const struct mount_state *b);
 

@@ -4,18 +4,30 @@
 #include "readme.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "jsonpath.h"
 #include "render.h"
 
-static int put(struct buf *out, const char *fmt, ...)
+#define ESCAPED_SLOTS 8
+
+/* README.txt being written, and the text escaped for it. */
+struct readme_out {
+	struct buf *buf;
+	char *escaped[ESCAPED_SLOTS];
+	unsigned next;
+	bool failed; /* an escape ran out of memory */
+};
+
+static int put(struct readme_out *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static int put(struct buf *out, const char *fmt, ...)
+static int put(struct readme_out *out, const char *fmt, ...)
 {
 	va_list ap;
 	int n, rc;
@@ -25,14 +37,35 @@ static int put(struct buf *out, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return -EINVAL;
-	rc = buf_reserve(out, (size_t)n + 1);
+	rc = buf_reserve(out->buf, (size_t)n + 1);
 	if (rc)
 		return rc;
 	va_start(ap, fmt);
-	vsnprintf((char *)out->data + out->len, (size_t)n + 1, fmt, ap);
+	vsnprintf((char *)out->buf->data + out->buf->len, (size_t)n + 1, fmt,
+		  ap);
 	va_end(ap);
-	out->len += (size_t)n;
-	return 0;
+	out->buf->len += (size_t)n;
+	return out->failed ? -ENOMEM : 0;
+}
+
+/*
+ * Text from the agreement or the catalog (a grantee, a reason, a column
+ * name) as README.txt shows it: control bytes written \xHH, so that it
+ * cannot split or forge a line.  Valid for the next ESCAPED_SLOTS - 1
+ * calls; "?" when out of memory, and the README then fails.
+ */
+static const char *esc(struct readme_out *out, const char *s)
+{
+	char *copy = text_escape_dup(s ? s : "");
+
+	if (!copy) {
+		out->failed = true;
+		return "?";
+	}
+	free(out->escaped[out->next]);
+	out->escaped[out->next] = copy;
+	out->next = (out->next + 1) % ESCAPED_SLOTS;
+	return copy;
 }
 
 static const char *state_line(const struct mount_state *st)
@@ -51,7 +84,7 @@ static const char *state_line(const struct mount_state *st)
 }
 
 static int put_quota(const struct mount_state *st, const struct readme_quota *q,
-		     struct buf *out)
+		     struct readme_out *out)
 {
 	const struct agreement *a = &st->agr;
 	uint64_t left;
@@ -75,7 +108,7 @@ static int put_quota(const struct mount_state *st, const struct readme_quota *q,
 }
 
 static int put_header(const struct mount_state *st,
-		      const struct readme_quota *q, struct buf *out)
+		      const struct readme_quota *q, struct readme_out *out)
 {
 	const struct agreement *a = &st->agr;
 	char f[40], u[40], fu[40], uu[40], since[40];
@@ -88,7 +121,8 @@ static int put_header(const struct mount_state *st,
 		 "Valid:     from %s until %s\n"
 		 "           (UTC: from %s until %s)\n"
 		 "State:     %s\n",
-		 a->id, (long long)st->rec.revision, a->grantee, a->scenario,
+		 a->id, (long long)st->rec.revision, esc(out, a->grantee),
+		 esc(out, a->scenario),
 		 time_format_offset(a->valid_from_ns, a->valid_from_offset, f,
 				    sizeof(f)),
 		 time_format_offset(a->valid_until_ns, a->valid_until_offset, u,
@@ -100,8 +134,18 @@ static int put_header(const struct mount_state *st,
 		rc = put(out, "           since %s, by %s: %s\n",
 			 time_format_utc(st->rec.state_since_ns, since,
 					 sizeof(since)),
-			 st->rec.state_by,
-			 st->rec.state_reason ? st->rec.state_reason : "");
+			 esc(out, st->rec.state_by),
+			 esc(out, st->rec.state_reason));
+	if (!rc && st->active && st->phase == PHASE_EXPIRED)
+		rc = put(out,
+			 "           since %s, when its validity window "
+			 "ended\n",
+			 uu);
+	if (!rc && st->active && st->phase == PHASE_NOT_YET)
+		rc = put(out,
+			 "           until %s, when its validity window "
+			 "begins\n",
+			 fu);
 	if (!rc && st->active && st->phase != PHASE_VALID)
 		rc = put(out, "           data files can be read only inside "
 			      "the validity window\n");
@@ -116,13 +160,14 @@ static int put_header(const struct mount_state *st,
 }
 
 /* A group column as the view names it: "district", "age (bucket:10)". */
-static int put_group_key(const struct group_key *k, bool first, struct buf *out)
+static int put_group_key(const struct group_key *k, bool first,
+			 struct readme_out *out)
 {
 	char rule[RULE_TEXT_MAX];
 
 	if (!k->has_rule)
-		return put(out, "%s%s", first ? "" : ", ", k->column);
-	return put(out, "%s%s (%s)", first ? "" : ", ", k->column,
+		return put(out, "%s%s", first ? "" : ", ", esc(out, k->column));
+	return put(out, "%s%s (%s)", first ? "" : ", ", esc(out, k->column),
 		   rule_text(&k->rule, rule, sizeof(rule)));
 }
 
@@ -131,7 +176,7 @@ static int put_group_key(const struct group_key *k, bool first, struct buf *out)
  * and which groups are left out.
  */
 static int put_view(const struct view *v, const struct file_view *fv,
-		    struct buf *out)
+		    struct readme_out *out)
 {
 	int rc = fv->fault
 		     ? put(out, "  views/%s.csv  unavailable: %s\n", v->name,
@@ -150,19 +195,20 @@ static int put_view(const struct view *v, const struct file_view *fv,
 	if (!rc)
 		rc = put(out, "\n    columns     ");
 	for (size_t c = 0; !rc && c < fv->dv.schema.ncols; c++)
-		rc =
-		    put(out, "%s%s", c ? ", " : "", fv->dv.schema.cols[c].name);
+		rc = put(out, "%s%s", c ? ", " : "",
+			 esc(out, fv->dv.schema.cols[c].name));
 	if (!rc)
 		rc = put(out, "\n    shown       groups of at least %u rows",
 			 v->min_group);
 	if (!rc && v->entity)
-		rc = put(out, " and %u distinct %s", v->min_group, v->entity);
+		rc = put(out, " and %u distinct %s", v->min_group,
+			 esc(out, v->entity));
 	if (!rc)
 		rc = put(out, "\n");
 	return rc;
 }
 
-static int put_dataset(const struct dataset_state *d, struct buf *out)
+static int put_dataset(const struct dataset_state *d, struct readme_out *out)
 {
 	char rule[64];
 	int rc;
@@ -187,25 +233,28 @@ static int put_dataset(const struct dataset_state *d, struct buf *out)
 		const struct render_col *c = &d->data->dv.plan.cols[i];
 
 		rc = put(out, "    %-28s %-9s %s\n",
-			 d->data->dv.schema.cols[c->src].name,
+			 esc(out, d->data->dv.schema.cols[c->src].name),
 			 col_type_name(c->type),
 			 rule_text(&c->rule, rule, sizeof(rule)));
 	}
 	if (!rc && d->ds->rows)
-		rc = put(out, "  rows shown:  %s\n", d->ds->rows);
+		rc = put(out, "  rows shown:  %s\n", esc(out, d->ds->rows));
 	for (size_t i = 0; !rc && i < d->ds->nviews; i++)
 		rc = put_view(&d->ds->views[i], d->views[i], out);
 	return rc;
 }
 
 int readme_render(const struct mount_state *st, const struct readme_quota *q,
-		  struct buf *out)
+		  struct buf *buf)
 {
+	struct readme_out out = {.buf = buf};
 	int rc;
 
-	out->len = 0;
-	rc = put_header(st, q, out);
+	buf->len = 0;
+	rc = put_header(st, q, &out);
 	for (size_t i = 0; !rc && i < st->ndatasets; i++)
-		rc = put_dataset(&st->datasets[i], out);
+		rc = put_dataset(&st->datasets[i], &out);
+	for (size_t i = 0; i < ESCAPED_SLOTS; i++)
+		free(out.escaped[i]);
 	return rc;
 }

@@ -202,6 +202,27 @@ static unsigned utf8_lead(unsigned char c, unsigned char *lo, unsigned char *hi)
 	return 0;
 }
 
+size_t utf8_sequence_len(const unsigned char *s, size_t n)
+{
+	unsigned char lo, hi;
+	unsigned need;
+
+	if (!n)
+		return 0;
+	if (s[0] < 0x80)
+		return 1;
+	need = utf8_lead(s[0], &lo, &hi);
+	if (!need || n <= need)
+		return 0;
+	for (unsigned i = 1; i <= need; i++) {
+		if (s[i] < lo || s[i] > hi)
+			return 0;
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	return need + 1;
+}
+
 /*
  * Check the continuation bytes of the sequence in progress, as many as the
  * chunk holds; *pp advances past them.  A sequence cut by the chunk end

@@ -3,7 +3,13 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+static bool is_control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
 
 const char *text_quote(char *buf, const char *s)
 {
@@ -19,13 +25,32 @@ const char *text_quote(char *buf, const char *s)
 	for (i = 0; i < len; i++) {
 		unsigned char c = s[i];
 
-		if (c < 0x20 || c == 0x7f)
+		if (is_control(c))
 			o += snprintf(buf + o, QUOTE_LEN - o, "\\x%02x", c);
 		else
 			buf[o++] = c;
 	}
 	snprintf(buf + o, QUOTE_LEN - o, "%s", cut ? "..." : "");
 	return buf;
+}
+
+char *text_escape_dup(const char *s)
+{
+	size_t len = strlen(s), o = 0;
+	char *out = malloc(len * 4 + 1);
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (is_control(c))
+			o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return out;
 }
 
 int jsonpath_parse_error(struct perr *err, const json_error_t *jerr)
@@ -36,7 +61,7 @@ int jsonpath_parse_error(struct perr *err, const json_error_t *jerr)
 	for (const char *p = jerr->text; *p && o + 5 < sizeof(text); p++) {
 		unsigned char c = (unsigned char)*p;
 
-		if (c < 0x20 || c == 0x7f)
+		if (is_control(c))
 			o += (size_t)snprintf(text + o, sizeof(text) - o,
 					      "\\x%02x", c);
 		else

@@ -27,6 +27,13 @@
 const char *text_quote(char *buf, const char *s);
 
 /*
+ * s whole, with its control bytes written \xHH, for human output that
+ * must keep one record to one line (audit tail, README.txt): a new string
+ * the caller frees, or NULL when out of memory.
+ */
+char *text_escape_dup(const char *s);
+
+/*
  * Report a document jansson could not parse: "line L, column C: what",
  * with the control bytes of jansson's text (which quotes the input near
  * the fault, newlines included) written \xHH.  Returns -EINVAL.

@@ -195,7 +195,7 @@ static void print_rules_diff(const struct agreement_dataset *now,
 		const char *is = rule_text(&cr->rule, a, sizeof(a));
 
 		if (!was || strcmp(was, is))
-			printf("    column %s: %s%s%s\n", cr->column,
+			printf("    column %s: %s%s%s\n", shown(cr->column),
 			       was ? was : "", was ? " -> " : "", is);
 	}
 	for (size_t c = 0; before && c < before->ncolumns; c++) {
@@ -205,7 +205,7 @@ static void print_rules_diff(const struct agreement_dataset *now,
 		if (r->kind == RULE_DROP &&
 		    before->columns[c].rule.kind != RULE_DROP)
 			printf(
-			    "    column %s: %s -> drop\n", col,
+			    "    column %s: %s -> drop\n", shown(col),
 			    rule_text(&before->columns[c].rule, a, sizeof(a)));
 	}
 }
@@ -528,21 +528,20 @@ static json_t *agreement_json(const struct agreement_record *rec,
 {
 	json_t *o = json_object();
 	json_t *uids = json_array();
+	int64_t now = clock_now_ns();
+	struct state_story story = agreement_state_story(rec, agr, now);
 
 	for (size_t i = 0; i < agr->nuids; i++)
 		json_array_append_new(uids, json_integer(agr->uids[i]));
 	json_object_set_new(o, "id", json_string(rec->id));
 	json_object_set_new(
-	    o, "state",
-	    json_string(agreement_state_at(rec->state, agr, clock_now_ns())));
-	json_object_set_new(o, "state_since", json_time(rec->state_since_ns));
-	json_object_set_new(o, "state_by", json_string(rec->state_by));
-	json_object_set_new(o, "state_reason",
-			    rec->state_reason ? json_string(rec->state_reason)
-					      : json_null());
+	    o, "state", json_string(agreement_state_at(rec->state, agr, now)));
+	json_object_set_new(o, "state_since", json_time(story.since_ns));
+	json_object_set_new(o, "state_by", json_text(story.by));
+	json_object_set_new(o, "state_reason", json_text(story.reason));
 	json_object_set_new(o, "revision", json_integer(rec->revision));
 	json_object_set_new(o, "applied_at", json_time(rec->applied_ns));
-	json_object_set_new(o, "applied_by", json_string(rec->applied_by));
+	json_object_set_new(o, "applied_by", json_text(rec->applied_by));
 	json_object_set_new(o, "grantee", json_string(agr->grantee));
 	json_object_set_new(o, "scenario", json_string(agr->scenario));
 	json_object_set_new(o, "uids", uids);
@@ -564,18 +563,19 @@ static void print_agreement_text(const struct agreement_record *rec,
 				 const struct agreement *agr)
 {
 	char a[40], b[40], c[40], d[40];
+	int64_t now = clock_now_ns();
+	struct state_story story = agreement_state_story(rec, agr, now);
 
 	printf(
 	    "agreement  %s (revision %lld, applied %s by %s)\n"
 	    "grantee    %s\nscenario   %s\nstate      %s since %s by %s%s%s\n"
 	    "valid      %s to %s\nmax level  %d\nuids      ",
 	    rec->id, (long long)rec->revision,
-	    time_format_utc(rec->applied_ns, a, sizeof(a)), rec->applied_by,
-	    agr->grantee, agr->scenario,
-	    agreement_state_at(rec->state, agr, clock_now_ns()),
-	    time_format_utc(rec->state_since_ns, b, sizeof(b)), rec->state_by,
-	    rec->state_reason ? ": " : "",
-	    rec->state_reason ? rec->state_reason : "",
+	    time_format_utc(rec->applied_ns, a, sizeof(a)),
+	    shown(rec->applied_by), shown(agr->grantee), shown(agr->scenario),
+	    agreement_state_at(rec->state, agr, now),
+	    time_format_utc(story.since_ns, b, sizeof(b)), shown(story.by),
+	    story.reason ? ": " : "", story.reason ? shown(story.reason) : "",
 	    time_format_offset(agr->valid_from_ns, agr->valid_from_offset, c,
 			       sizeof(c)),
 	    time_format_offset(agr->valid_until_ns, agr->valid_until_offset, d,
@@ -625,7 +625,7 @@ static int agreement_list(struct ctl *ctl)
 			    (long long)all[i].revision,
 			    time_format_utc(agr.valid_from_ns, a, sizeof(a)),
 			    time_format_utc(agr.valid_until_ns, b, sizeof(b)),
-			    agr.grantee);
+			    shown(agr.grantee));
 		agreement_release(&agr);
 	}
 	agreement_records_free(all, n);

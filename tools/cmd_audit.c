@@ -43,11 +43,6 @@ static json_t *json_int_or_null(int64_t v)
 	return v == AUDIT_NULL ? json_null() : json_integer(v);
 }
 
-static json_t *json_str_or_null(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
 static int export_one(void *ctx, const struct audit_record *rec)
 {
 	const struct audit_event *ev = &rec->ev;
@@ -60,18 +55,18 @@ static int export_one(void *ctx, const struct audit_record *rec)
 	json_object_set_new(
 	    o, "time",
 	    json_string(time_format_utc_ns(ev->time_ns, t, sizeof(t))));
-	json_object_set_new(o, "agreement", json_str_or_null(ev->agreement));
+	json_object_set_new(o, "agreement", json_text(ev->agreement));
 	json_object_set_new(o, "revision", json_int_or_null(ev->revision));
 	json_object_set_new(o, "uid", json_int_or_null(ev->uid));
 	json_object_set_new(o, "pid", json_int_or_null(ev->pid));
-	json_object_set_new(o, "comm", json_str_or_null(ev->comm));
-	json_object_set_new(o, "event", json_str_or_null(ev->event));
-	json_object_set_new(o, "path", json_str_or_null(ev->path));
+	json_object_set_new(o, "comm", json_text(ev->comm));
+	json_object_set_new(o, "event", json_text(ev->event));
+	json_object_set_new(o, "path", json_text(ev->path));
 	json_object_set_new(o, "offset", json_int_or_null(ev->offset));
 	json_object_set_new(o, "length", json_int_or_null(ev->length));
 	json_object_set_new(o, "bytes", json_int_or_null(ev->bytes));
-	json_object_set_new(o, "result", json_str_or_null(ev->result));
-	json_object_set_new(o, "reason", json_str_or_null(ev->reason));
+	json_object_set_new(o, "result", json_text(ev->result));
+	json_object_set_new(o, "reason", json_text(ev->reason));
 	rc = json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	fputc('\n', stdout);
@@ -92,11 +87,12 @@ static int tail_one(void *ctx, const struct audit_record *rec)
 	printf("%llu %s %s %s %s uid=%lld pid=%lld %s %s%s%s%s\n",
 	       (unsigned long long)rec->seq,
 	       time_format_utc_ns(ev->time_ns, t, sizeof(t)), ev->event,
-	       ev->result, ev->agreement ? ev->agreement : "-",
+	       shown(ev->result), ev->agreement ? shown(ev->agreement) : "-",
 	       (long long)(ev->uid == AUDIT_NULL ? -1 : ev->uid),
 	       (long long)(ev->pid == AUDIT_NULL ? -1 : ev->pid),
-	       ev->comm ? ev->comm : "-", ev->path ? ev->path : "-", range,
-	       ev->reason ? " " : "", ev->reason ? ev->reason : "");
+	       ev->comm ? shown(ev->comm) : "-",
+	       ev->path ? shown(ev->path) : "-", range, ev->reason ? " " : "",
+	       ev->reason ? shown(ev->reason) : "");
 	return 0;
 }
 

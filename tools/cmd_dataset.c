@@ -86,12 +86,10 @@ static json_t *version_json(const struct dataset_version *v)
 
 	json_object_set_new(o, "version", json_integer(v->version));
 	json_object_set_new(o, "ingested_at", json_time(v->ingested_ns));
-	json_object_set_new(o, "ingested_by", json_string(v->ingested_by));
+	json_object_set_new(o, "ingested_by", json_text(v->ingested_by));
 	json_object_set_new(o, "rows",
 			    json_integer((json_int_t)v->store.nrows));
-	json_object_set_new(o, "source_name",
-			    v->source_name ? json_string(v->source_name)
-					   : json_null());
+	json_object_set_new(o, "source_name", json_text(v->source_name));
 	json_object_set_new(o, "source_bytes",
 			    json_integer((json_int_t)v->source_bytes));
 	json_object_set_new(o, "source_sha256", json_string(v->source_sha256));
@@ -106,11 +104,8 @@ static json_t *dataset_json(const struct dataset_version *v,
 	json_t *o = json_object();
 
 	json_object_set_new(o, "id", json_string(v->dataset));
-	json_object_set_new(o, "title",
-			    v->title ? json_string(v->title) : json_null());
-	json_object_set_new(o, "provider",
-			    v->provider ? json_string(v->provider)
-					: json_null());
+	json_object_set_new(o, "title", json_text(v->title));
+	json_object_set_new(o, "provider", json_text(v->provider));
 	json_object_update_new(o, version_json(v));
 	json_object_set_new(o, "columns", columns_json(s));
 	return o;
@@ -157,7 +152,7 @@ static int dataset_list(struct ctl *ctl)
 			       human_bytes(v[i].source_bytes, a, sizeof(a)),
 			       human_bytes(v[i].store.file_bytes, b, sizeof(b)),
 			       time_format_utc(v[i].ingested_ns, t, sizeof(t)),
-			       v[i].title ? v[i].title : "");
+			       v[i].title ? shown(v[i].title) : "");
 		schema_release(&s);
 	}
 	dataset_versions_free(v, n);
@@ -176,15 +171,16 @@ static void print_dataset_text(const struct dataset_version *all, size_t n,
 	printf("dataset   %s\ntitle     %s\nprovider  %s\nversion   %lld "
 	       "(of %zu)\nrows      %llu\nsource    %s, %s, sha256 %s\n"
 	       "stored    %s\ningested  %s by %s\ncolumns\n",
-	       v->dataset, v->title ? v->title : "-",
-	       v->provider ? v->provider : "-", (long long)v->version, n,
+	       v->dataset, v->title ? shown(v->title) : "-",
+	       v->provider ? shown(v->provider) : "-", (long long)v->version, n,
 	       (unsigned long long)v->store.nrows,
-	       v->source_name ? v->source_name : "-",
+	       v->source_name ? shown(v->source_name) : "-",
 	       human_bytes(v->source_bytes, a, sizeof(a)), v->source_sha256,
 	       human_bytes(v->store.file_bytes, b, sizeof(b)),
-	       time_format_utc(v->ingested_ns, t, sizeof(t)), v->ingested_by);
+	       time_format_utc(v->ingested_ns, t, sizeof(t)),
+	       shown(v->ingested_by));
 	for (size_t i = 0; i < s->ncols; i++)
-		printf("  %-32s %-9s level %d\n", s->cols[i].name,
+		printf("  %-32s %-9s level %d\n", shown(s->cols[i].name),
 		       col_type_name(s->cols[i].type), s->cols[i].level);
 }
 
@@ -321,7 +317,7 @@ static int dataset_grade(struct ctl *ctl, char **pos)
 		catalog_rollback(ctl->cat);
 		return fail("catalog: %s", catalog_errmsg(ctl->cat));
 	}
-	printf("%s: column '%s' graded %ld\n", pos[0], pos[1], level);
+	printf("%s: column '%s' graded %ld\n", pos[0], shown(pos[1]), level);
 	snprintf(reason, sizeof(reason), "dataset %s column %s graded %ld",
 		 pos[0], text_quote(q, pos[1]), level);
 	return record_admin_action(ctl, "dataset.grade", NULL, AUDIT_NULL,
@@ -408,16 +404,15 @@ static size_t remove_store_files(struct ctl *ctl, const struct dataset_drop *d)
 	for (size_t i = 0; i < d->nfiles; i++) {
 		snprintf(path, sizeof(path), "%s/%s", ctl->home, d->files[i]);
 		if (unlink(path) && errno != ENOENT) {
-			fprintf(stderr, "govfsctl: %s: %s\n", path,
-				strerror(errno));
+			warning("%s: %s", path, strerror(errno));
 			failed++;
 		}
 	}
 	/* The unlinks are made; only their durability is in doubt. */
 	rc = fsync_dir(ctl->home, HOME_STORE_DIR);
 	if (rc)
-		fprintf(stderr, "govfsctl: %s/%s: cannot sync: %s\n", ctl->home,
-			HOME_STORE_DIR, strerror(-rc));
+		warning("%s/%s: cannot sync: %s", ctl->home, HOME_STORE_DIR,
+			strerror(-rc));
 	return failed;
 }
 
@@ -432,9 +427,8 @@ static int dataset_drop(struct ctl *ctl, const char *id)
 		return rc;
 	/* The keys are gone from the catalog; now from its log too. */
 	if (catalog_checkpoint(ctl->cat))
-		fprintf(stderr,
-			"govfsctl: %s/catalog.db-wal: busy; the wrapped keys "
-			"stay in it until its next checkpoint\n",
+		warning("%s/catalog.db-wal: busy; the wrapped keys "
+			"stay in it until its next checkpoint",
 			ctl->home);
 	left = remove_store_files(ctl, &d);
 	human_bytes(d.stored_bytes, bytes, sizeof(bytes));

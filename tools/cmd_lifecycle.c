@@ -114,9 +114,8 @@ static void unheld(const struct control_call *c)
 {
 	if (socket_gone(c->rc))
 		return;
-	fprintf(stderr,
-		"govfsctl: %s did not confirm the end of its hold: %s; it "
-		"ends by itself within 30 s\n",
+	warning("%s did not confirm the end of its hold: %s; it "
+		"ends by itself within 30 s",
 		c->socket, c->rc ? strerror(-c->rc) : c->reply);
 }
 
@@ -146,10 +145,9 @@ static int cut_mounts(struct ctl *ctl, const char *id, const char *what,
 			unheld(&calls[i]);
 		} else if (!daemon_gone(&m[i], calls[i].rc)) {
 			unconfirmed++;
-			fprintf(stderr,
-				"govfsctl: mount %s (pid %lld) did not "
+			warning("mount %s (pid %lld) did not "
 				"confirm: %s; it polls the catalog and cuts "
-				"within 100 ms\n",
+				"within 100 ms",
 				m[i].mountpoint, (long long)m[i].pid,
 				calls[i].rc ? strerror(-calls[i].rc)
 					    : calls[i].reply);
@@ -243,13 +241,11 @@ static void shred_derived(struct ctl *ctl, const char *id, struct shredded *s)
 
 	s->views_deleted = !rc;
 	if (rc)
-		fprintf(stderr, "govfsctl: view results of '%s': %s\n", id,
-			strerror(-rc));
+		warning("view results of '%s': %s", id, strerror(-rc));
 	rc = quota_remove(ctl->home, id);
 	s->quota_removed = !rc;
 	if (rc)
-		fprintf(stderr, "govfsctl: %s/%s/%s: %s\n", ctl->home, "quota",
-			id, strerror(-rc));
+		warning("%s/%s/%s: %s", ctl->home, "quota", id, strerror(-rc));
 }
 
 static int set_state(struct ctl *ctl, const char *id, const char *state,
@@ -373,10 +369,9 @@ static int change_state(struct ctl *ctl, const struct lifecycle_args *a,
 		/* The pseudonym key is gone from the catalog; now from its
 		 * log. */
 		if (catalog_checkpoint(ctl->cat))
-			fprintf(stderr,
-				"govfsctl: %s/catalog.db-wal: busy; the "
+			warning("%s/catalog.db-wal: busy; the "
 				"wrapped key stays in it until its next "
-				"checkpoint\n",
+				"checkpoint",
 				ctl->home);
 		shred_derived(ctl, id, &shred);
 		print_receipt(id, &shred);
@@ -448,7 +443,7 @@ static json_t *mount_json(const struct mount_record *m,
 			    v ? json_incref(v) : json_string("unreachable"));
 	v = stats ? json_object_get(stats, "held") : NULL;
 	json_object_set_new(o, "held", v ? json_incref(v) : json_null());
-	json_object_set_new(o, "mountpoint", json_string(m->mountpoint));
+	json_object_set_new(o, "mountpoint", json_text(m->mountpoint));
 	json_object_set_new(o, "pid", json_integer(m->pid));
 	v = stats ? json_object_get(stats, "revision") : NULL;
 	json_object_set_new(o, "revision", v ? json_incref(v) : json_null());
@@ -481,7 +476,7 @@ static void print_mount_row(json_t *o)
 	    json_is_integer(bytes)
 		? human_bytes((uint64_t)json_integer_value(bytes), b + 16, 16)
 		: "-",
-	    json_string_value(json_object_get(o, "mountpoint")));
+	    shown(json_string_value(json_object_get(o, "mountpoint"))));
 }
 
 static int list_mounts(struct ctl *ctl)

@@ -74,9 +74,8 @@ int ctl_open(struct ctl *ctl, enum ctl_mode mode)
 	if (write) {
 		rc = home_cleanup(ctl->home, ctl->cat);
 		if (rc > 0)
-			fprintf(stderr,
-				"govfsctl: removed %d leftover file(s) of an "
-				"interrupted change\n",
+			warning("removed %d leftover file(s) of an "
+				"interrupted change",
 				rc);
 	}
 	admin_identity(ctl->admin, sizeof(ctl->admin));
@@ -189,9 +188,8 @@ static int init_key(const char *key_file)
 	}
 	if (rc)
 		return fail("%s: %s", key_file, strerror(-rc));
-	fprintf(stderr,
-		"govfsctl: created master key %s (back it up: without it "
-		"the home cannot be read)\n",
+	warning("created master key %s (back it up: without it "
+		"the home cannot be read)",
 		key_file);
 	return 0;
 }

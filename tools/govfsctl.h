@@ -68,10 +68,25 @@ int ctl_parse(struct ctl *ctl, int argc, char **argv, const struct option *own,
 /* Parse a decimal number in [min, max]. */
 bool parse_long(const char *s, long min, long max, long *out);
 
-/* Print "govfsctl: <message>" on stderr; returns EXIT_REFUSED. */
+/*
+ * Errors and warnings: each prints "govfsctl: <message>" on stderr, on one
+ * line (control bytes in the message become \xHH).
+ */
+/* Print it; returns EXIT_REFUSED. */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Print "govfsctl: <message>" on stderr; returns EXIT_USAGE. */
+/* Print it; returns EXIT_USAGE. */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print it, and go on. */
+void warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Text from the catalog, the audit log or the command line (a column
+ * name, a reason, a process name), for human output: its control bytes
+ * written \xHH, so that it cannot split or forge a line, nor reach the
+ * terminal as an escape sequence.  The string stays valid for the next
+ * 7 calls (govfsctl prints from one thread); "?" when out of memory.
+ */
+const char *shown(const char *s);
 
 /*
  * Refuse an id from the command line that does not follow SPEC's id
@@ -88,6 +103,13 @@ const char *human_bytes(uint64_t n, char *buf, size_t len);
 
 /* JSON string of a time, RFC 3339 UTC; steals nothing. */
 json_t *json_time(int64_t ns);
+
+/*
+ * JSON string of s, or null if s is NULL.  JSON holds only UTF-8, so a
+ * byte of s that is not (a path or a process name may hold any) is
+ * written as the text \xHH, rather than the key being lost.
+ */
+json_t *json_text(const char *s);
 
 /* Read a whole small file (at most max bytes) into a NUL-terminated buffer. */
 int read_small_file(const char *path, size_t max, char **out, size_t *len);

@@ -3,17 +3,49 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "clock.h"
+#include "csv.h"
 #include "govfsctl.h"
 #include "jsonpath.h"
 
+/* "govfsctl: <message>" on stderr, on one line whatever it quotes. */
 static void vreport(const char *fmt, va_list ap)
 {
-	fputs("govfsctl: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	char *msg = NULL;
+
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	fprintf(stderr, "govfsctl: %s\n", msg ? shown(msg) : "out of memory");
+	free(msg);
+}
+
+void warning(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(fmt, ap);
+	va_end(ap);
+}
+
+/* How many results of shown() are valid at once. */
+#define SHOWN_SLOTS 8
+
+const char *shown(const char *s)
+{
+	static char *slots[SHOWN_SLOTS];
+	static unsigned next;
+	char *copy = text_escape_dup(s ? s : "");
+
+	if (!copy)
+		return "?";
+	free(slots[next]);
+	slots[next] = copy;
+	next = (next + 1) % SHOWN_SLOTS;
+	return copy;
 }
 
 int fail(const char *fmt, ...)
@@ -80,6 +112,45 @@ json_t *json_time(int64_t ns)
 	char buf[40];
 
 	return json_string(time_format_utc(ns, buf, sizeof(buf)));
+}
+
+/* s with each byte that is not part of well-formed UTF-8 as \xHH. */
+static char *utf8_escape_dup(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), o = 0;
+	char *out = malloc(n * 4 + 1);
+
+	for (size_t i = 0; out && i < n;) {
+		size_t len = utf8_sequence_len(p + i, n - i);
+
+		if (len) {
+			memcpy(out + o, p + i, len);
+			o += len;
+			i += len;
+		} else {
+			o += (size_t)snprintf(out + o, 5, "\\x%02x", p[i++]);
+		}
+	}
+	if (out)
+		out[o] = '\0';
+	return out;
+}
+
+json_t *json_text(const char *s)
+{
+	json_t *v;
+	char *escaped;
+
+	if (!s)
+		return json_null();
+	v = json_string(s);
+	if (v)
+		return v;
+	escaped = utf8_escape_dup(s);
+	v = escaped ? json_string(escaped) : NULL;
+	free(escaped);
+	return v;
 }
 
 int read_small_file(const char *path, size_t max, char **out, size_t *len)

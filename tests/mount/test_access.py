@@ -166,6 +166,12 @@ def test_outside_validity(data, agr_id, state):
                       if l.startswith("State:")]
         assert state_line and state in state_line[0].lower(), readme
         assert "active" not in state_line[0]
+        # When it stopped, or will start, being served: the window's edge.
+        doc = data.home.json("agreement", "show", agr_id)
+        edge = doc["valid_until" if state == "expired" else "valid_from"]
+        lines = readme.splitlines()
+        after = lines[lines.index(state_line[0]) + 1]
+        assert edge in after and "validity window" in after, readme
         data_csv = m / "people" / "data.csv"
         assert os.stat(data_csv).st_size == len(data.want)
         assert lib.errno_of(os.open, data_csv, os.O_RDONLY) == "EACCES"
@@ -175,6 +181,24 @@ def test_outside_validity(data, agr_id, state):
         got = lib.probe_as(lib.NOBODY, [("read", data_csv),
                                         ("read", m / "README.txt")])
         assert got[0] == "EACCES" and got[1].startswith("ok:")
+
+
+def test_show_dates_expiry_from_valid_until(data):
+    """SPEC: show gives the state "since when, by whom, why": an expired
+    agreement has been expired since its valid_until, by the validity
+    window, not since an admin last applied or resumed it."""
+    doc = data.home.json("agreement", "show", "agr-expired")
+    assert doc["state"] == "expired"
+    assert doc["state_since"] == doc["valid_until"] == "2020-12-31T16:00:00Z"
+    assert doc["state_by"] == "the validity window"
+    assert doc["state_reason"] == "valid_until passed"
+    text = data.home.ok("agreement", "show", "agr-expired").stdout
+    assert "expired since 2020-12-31T16:00:00Z by the validity window" in text
+    doc = data.home.json("agreement", "show", "agr-future")
+    assert doc["state"] == "not_yet_valid"
+    assert doc["state_reason"] == "valid_from not reached"
+    doc = data.home.json("agreement", "show", "agr-root")
+    assert doc["state"] == "active" and doc["state_by"].startswith("uid ")
 
 
 @pytest.mark.parametrize("agr_id", ["agr-future", "agr-expired"])

@@ -1222,6 +1222,36 @@ static void test_state_at_names_lifecycle(void **state)
 			    "revoked");
 }
 
+static void test_state_story_of_the_clock(void **state)
+{
+	struct agreement agr = {.valid_from_ns = 1000, .valid_until_ns = 2000};
+	struct agreement_record rec = {.state = "active",
+				       .state_since_ns = 500,
+				       .state_by = "uid 0 (root)"};
+	struct state_story s;
+
+	(void)state;
+	s = agreement_state_story(&rec, &agr, 1500);
+	assert_int_equal(s.since_ns, 500);
+	assert_string_equal(s.by, "uid 0 (root)");
+	assert_null(s.reason);
+	/* Expired since valid_until, not since the admin's last change. */
+	s = agreement_state_story(&rec, &agr, 2500);
+	assert_int_equal(s.since_ns, 2000);
+	assert_string_equal(s.by, "the validity window");
+	assert_string_equal(s.reason, "valid_until passed");
+	s = agreement_state_story(&rec, &agr, 999);
+	assert_int_equal(s.since_ns, 500);
+	assert_string_equal(s.reason, "valid_from not reached");
+	/* A stored cut tells its own story, whatever the clock. */
+	rec.state = "suspended";
+	rec.state_reason = "breach";
+	s = agreement_state_story(&rec, &agr, 2500);
+	assert_int_equal(s.since_ns, 500);
+	assert_string_equal(s.by, "uid 0 (root)");
+	assert_string_equal(s.reason, "breach");
+}
+
 /* A reload that changes nothing is not swapped in (no cache is dropped). */
 static void test_same_state_until_a_cut(void **state)
 {
@@ -1253,6 +1283,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    T(test_load_one_dataset),
 	    T(test_state_at_names_lifecycle),
+	    T(test_state_story_of_the_clock),
 	    T(test_same_state_until_a_cut),
 	    T(test_size_is_the_rendered_file),
 	    T(test_block_at_every_boundary),
