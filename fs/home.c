@@ -43,6 +43,17 @@ int home_subdir(const char *home, const char *sub)
 	return 0;
 }
 
+int home_check_new(const char *home)
+{
+	struct stat st;
+
+	if (stat(home, &st))
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	return dir_is_empty(home) ? 0 : -EEXIST;
+}
+
 int home_create(const char *home)
 {
 	int rc;

@@ -18,6 +18,13 @@
 #define HOME_QUOTA_DIR "quota" /* per-agreement daily byte counters */
 
 /*
+ * Whether home_create may make a home at path: 0 if nothing is there or an
+ * empty directory is, -EEXIST if a directory that holds anything is, else
+ * -errno (-ENOTDIR for a file).  Checks without creating anything.
+ */
+int home_check_new(const char *home) __attribute__((warn_unused_result));
+
+/*
  * Create the home (mode 0700) and its folders.  An existing empty directory
  * will do; one that holds anything is refused with -EEXIST.
  */

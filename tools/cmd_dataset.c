@@ -248,8 +248,10 @@ static int check_agreements_with(struct ctl *ctl, const char *id,
 	return rc;
 }
 
+/* Grade column of every version of id that has it; *changed counts those
+ * that had another level. */
 static int regrade_versions(struct ctl *ctl, const char *id, const char *column,
-			    int level)
+			    int level, size_t *changed)
 {
 	struct dataset_version *v;
 	size_t n;
@@ -266,8 +268,9 @@ static int regrade_versions(struct ctl *ctl, const char *id, const char *column,
 		if (rc)
 			break;
 		col = schema_find(&s, column);
-		if (col >= 0) {
+		if (col >= 0 && s.cols[col].level != level) {
 			s.cols[col].level = level;
+			(*changed)++;
 			text = schema_to_json(&s);
 			rc = text ? catalog_dataset_set_schema(
 					ctl->cat, id, v[i].version, text)
@@ -286,6 +289,7 @@ static int dataset_grade(struct ctl *ctl, char **pos)
 	struct dataset_version latest;
 	struct schema s;
 	long level, col;
+	size_t changed = 0;
 	int rc;
 
 	if (!parse_long(pos[2], LEVEL_MIN, LEVEL_MAX, &level))
@@ -310,12 +314,19 @@ static int dataset_grade(struct ctl *ctl, char **pos)
 		return rc;
 	rc = catalog_begin(ctl->cat);
 	if (!rc)
-		rc = regrade_versions(ctl, pos[0], pos[1], (int)level);
+		rc =
+		    regrade_versions(ctl, pos[0], pos[1], (int)level, &changed);
 	if (!rc)
 		rc = catalog_commit(ctl->cat);
 	if (rc) {
 		catalog_rollback(ctl->cat);
 		return fail("catalog: %s", catalog_errmsg(ctl->cat));
+	}
+	if (!changed) {
+		printf("%s: column '%s' is already graded %ld: nothing "
+		       "changed\n",
+		       pos[0], shown(pos[1]), level);
+		return 0;
 	}
 	printf("%s: column '%s' graded %ld\n", pos[0], shown(pos[1]), level);
 	snprintf(reason, sizeof(reason), "dataset %s column %s graded %ld",

@@ -228,7 +228,9 @@ int cmd_init(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/catalog.db", ctl.home);
 	if (access(path, F_OK) == 0)
 		return fail("%s: already holds a catalog", ctl.home);
-	rc = home_create(ctl.home);
+	/* The key is checked before the home is made: a refusal leaves the
+	 * directory as empty as it was, for the retry. */
+	rc = home_check_new(ctl.home);
 	if (rc == -EEXIST)
 		return fail(
 		    "%s: not empty (init wants a new or empty directory)",
@@ -238,6 +240,9 @@ int cmd_init(int argc, char **argv)
 	rc = init_key(ctl.key_file);
 	if (rc)
 		return rc;
+	rc = home_create(ctl.home);
+	if (rc)
+		return fail("%s: %s", ctl.home, strerror(-rc));
 	rc = catalog_create(ctl.home, &cat);
 	if (rc)
 		return fail("%s: cannot create catalog: %s", path,
@@ -256,24 +261,50 @@ int cmd_init(int argc, char **argv)
 	return 0;
 }
 
-/* Take --home and --key-file that come before the verb; returns how many
- * arguments they used, or -1 if one lacks its value. */
+/*
+ * How arg gives option name ("--home"): 1 as name alone (its value is
+ * the next argument), 2 as "name=VALUE" (*value points at VALUE), 0 not.
+ */
+static int option_form(const char *arg, const char *name, const char **value)
+{
+	size_t len = strlen(name);
+
+	if (strncmp(arg, name, len))
+		return 0;
+	if (!arg[len])
+		return 1;
+	if (arg[len] != '=')
+		return 0;
+	*value = arg + len + 1;
+	return 2;
+}
+
+/*
+ * Take --home and --key-file ("--home DIR" or "--home=DIR") that come
+ * before the verb; returns how many arguments they used, or -1 if one
+ * lacks its value.
+ */
 static int take_leading_options(int argc, char **argv)
 {
 	int i = 1;
 
-	while (i < argc && !strncmp(argv[i], "--", 2)) {
-		const char **dst = !strcmp(argv[i], "--home") ? &leading_home
-				   : !strcmp(argv[i], "--key-file")
-				       ? &leading_key_file
-				       : NULL;
+	while (i < argc) {
+		const char **dst = &leading_home, *value = NULL;
+		int form = option_form(argv[i], "--home", &value);
 
-		if (!dst)
+		if (!form) {
+			dst = &leading_key_file;
+			form = option_form(argv[i], "--key-file", &value);
+		}
+		if (!form)
 			break;
-		if (i + 1 >= argc)
-			return -1;
-		*dst = argv[i + 1];
-		i += 2;
+		if (form == 1) {
+			if (i + 1 >= argc)
+				return -1;
+			value = argv[++i];
+		}
+		*dst = value;
+		i++;
 	}
 	return i - 1;
 }

@@ -166,9 +166,11 @@ int read_small_file(const char *path, size_t max, char **out, size_t *len)
 		fclose(f);
 		return -ENOMEM;
 	}
+	errno = 0;
 	n = fread(data, 1, max + 1, f);
 	if (ferror(f) || n > max) {
-		int rc = ferror(f) ? -EIO : -EFBIG;
+		/* fread keeps read's errno: EISDIR for a directory. */
+		int rc = ferror(f) ? (errno ? -errno : -EIO) : -EFBIG;
 
 		fclose(f);
 		free(data);

@@ -976,6 +976,22 @@ def test_init_retention_days_refused(tmp_dir, value):
     assert not home.exists() and not key.exists()
 
 
+def test_init_with_a_bad_key_leaves_the_home_for_a_retry(tmp_dir):
+    """SPEC: init makes a home in an empty directory; refused for a key
+    file that is not a master key, it leaves that directory empty, so
+    that init with a good key then succeeds."""
+    home, bad, good = tmp_dir / "h", tmp_dir / "bad.key", tmp_dir / "k"
+    home.mkdir()
+    bad.write_bytes(b"short\n")
+    res = lib.run([lib.GOVFSCTL, "init", "--home", home, "--key-file", bad],
+                  text=True)
+    lib.assert_one_line_error(res, 1, "govfsctl", str(bad))
+    assert list(home.iterdir()) == []
+    res = lib.run([lib.GOVFSCTL, "init", "--home", home, "--key-file", good],
+                  text=True)
+    assert res.returncode == 0, res.stderr
+
+
 def meta_value(home, key):
     with db_reader(home) as con:
         row = con.execute("SELECT value FROM meta WHERE key = ?",

@@ -4,6 +4,8 @@ stderr line naming the file and the place (line, column, JSON path), and
 the catalog unchanged afterwards.
 """
 
+import json
+
 import pytest
 
 import govfs_testlib as lib
@@ -189,3 +191,38 @@ def test_grade_refused_while_agreement_would_break(data, unchanged):
     res = data.home.ctl("dataset", "grade", "penguins", "species", "2")
     err = lib.assert_one_line_error(res, 1, "govfsctl", "agr-ok")
     assert "species" in err
+
+
+@pytest.mark.parametrize("spelling", ["separate", "joined"])
+def test_home_and_key_before_the_verb(data, spelling):
+    """--home and --key-file may come before the verb, as "--home DIR" or
+    "--home=DIR", as after it."""
+    home, key = str(data.home.dir), str(data.home.key)
+    pre = (["--home", home, "--key-file", key] if spelling == "separate"
+           else ["--home=" + home, "--key-file=" + key])
+    res = lib.run([lib.GOVFSCTL, *pre, "agreement", "list", "--json"],
+                  text=True)
+    assert res.returncode == 0, res.stderr
+    assert "agr-ok" in [a["id"] for a in json.loads(res.stdout)]
+
+
+def test_leading_option_without_value(data):
+    res = lib.run([lib.GOVFSCTL, "--home"], text=True)
+    lib.assert_one_line_error(res, 2, "govfsctl", "--home needs a value")
+
+
+def test_grade_to_the_same_level_changes_nothing(data, unchanged):
+    """SPEC: a no-op succeeds and says so; it leaves no dataset.grade
+    record behind."""
+    home = data.home
+    grades = [r for r in home.audit_export() if r["event"] == "dataset.grade"]
+    res = home.ok("dataset", "grade", "penguins", "species", "1")
+    assert "nothing changed" in res.stdout, res.stdout
+    assert [r for r in home.audit_export()
+            if r["event"] == "dataset.grade"] == grades
+
+
+def test_apply_of_a_directory(data, unchanged):
+    res = data.home.ctl("agreement", "apply", data.dir)
+    lib.assert_one_line_error(res, 1, "govfsctl", str(data.dir),
+                              "Is a directory")

@@ -129,6 +129,24 @@ static void test_create_new(void **state)
 	expect_layout(f);
 }
 
+static void test_check_new_creates_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char sub[160];
+	int fd;
+
+	assert_int_equal(home_check_new(f->home), 0);
+	assert_int_equal(access(f->home, F_OK), -1);
+	assert_int_equal(mkdir(f->home, 0700), 0);
+	assert_int_equal(home_check_new(f->home), 0);
+	path_in(f, "x", sub, sizeof(sub));
+	fd = open(sub, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(home_check_new(f->home), -EEXIST);
+	assert_int_equal(home_check_new(sub), -ENOTDIR);
+}
+
 static void test_create_modes_under_umask_0(void **state)
 {
 	struct fixture *f = *state;
@@ -678,6 +696,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T(test_create_new),
+	    T(test_check_new_creates_nothing),
 	    T(test_create_modes_under_umask_0),
 	    T(test_create_in_empty_existing_dir),
 	    T(test_create_refuses_non_empty_dir),
