@@ -997,21 +997,43 @@ static void govfs_release(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/*
+ * SPEC: a uid the agreement does not list gets EACCES on everything.  If
+ * the caller of req is one, record the refusal of event on ino, answer
+ * EACCES and return true.
+ */
+static bool refused_stranger(fuse_req_t req, const char *event, fuse_ino_t ino)
+{
+	struct mount_state *st = current_state();
+	bool stranger = !caller_allowed(req, st);
+
+	if (stranger) {
+		audit_refusal(req, st, event, ino, NULL, EACCES);
+		fuse_reply_err(req, EACCES);
+	}
+	mount_state_put(st);
+	return stranger;
+}
+
 static void govfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv = {
 	    .f_bsize = BLKSIZE, .f_frsize = BLKSIZE, .f_namemax = 255};
 
-	(void)ino;
-	fuse_reply_statfs(req, &sv);
+	if (!refused_stranger(req, "statfs", ino))
+		fuse_reply_statfs(req, &sv);
 }
 
 static void govfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
-	struct mount_state *st = current_state();
+	struct mount_state *st;
 	struct stat stbuf;
-	int rc = caller_allowed(req, st) ? node_stat(st, ino, &stbuf) : -EACCES;
+	int rc;
 
+	if (refused_stranger(req, "access", ino))
+		return;
+	st = current_state();
+	rc = node_stat(st, ino, &stbuf);
 	if (!rc && (mask & W_OK))
 		rc = -EROFS;
 	mount_state_put(st);
@@ -1021,15 +1043,16 @@ static void govfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 static void govfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			   size_t size)
 {
-	(void)ino;
 	(void)name;
 	(void)size;
-	fuse_reply_err(req, ENODATA);
+	if (!refused_stranger(req, "getxattr", ino))
+		fuse_reply_err(req, ENODATA);
 }
 
 static void govfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	(void)ino;
+	if (refused_stranger(req, "listxattr", ino))
+		return;
 	if (size)
 		fuse_reply_buf(req, NULL, 0);
 	else

@@ -776,6 +776,10 @@ static int parse_columns(json_t *obj, const char *base,
 	return 0;
 }
 
+/* The rules a group key may take, for errors. */
+#define GENERALISING_RULES                                                     \
+	"date:year, date:month, date:day, bucket:W or prefix:N"
+
 /* A group_by string: "column", or "column:rule" when what follows the
  * first ':' is a generalising rule; otherwise all of it names the column. */
 static int parse_group_string(const char *s, const char *path,
@@ -821,9 +825,8 @@ static int parse_group_object(json_t *obj, const char *path,
 		return rc;
 	if (!rule_generalises(key->rule.kind))
 		return perr_set(err,
-				"%s: rule '%s' does not generalise (want "
-				"date:year, date:month, date:day, bucket:W "
-				"or prefix:N)",
+				"%s: rule '%s' does not generalise "
+				"(want " GENERALISING_RULES ")",
 				rpath, rule_text(&key->rule, buf, sizeof(buf)));
 	return 0;
 }
@@ -1120,6 +1123,30 @@ static const struct column *find_column(const struct schema *schema,
 	return NULL;
 }
 
+/*
+ * A group_by string "column:rule" whose rule does not generalise is taken
+ * whole for a column name (names may hold ':'); when no such column
+ * exists but the part before the ':' is one, the rule is what is wrong:
+ * say so rather than "no such column".  -EINVAL, err set either way.
+ */
+static int rule_that_does_not_generalise(const struct schema *schema,
+					 const char *name, const char *path,
+					 struct perr *err)
+{
+	const char *colon = strchr(name, ':');
+	char *column = colon ? strndup(name, (size_t)(colon - name)) : NULL;
+	char q[QUOTE_LEN];
+	bool known = column && schema_find(schema, column) >= 0;
+
+	free(column);
+	if (!known)
+		return -EINVAL;
+	return perr_set(
+	    err,
+	    "%s: rule '%s' does not generalise (want " GENERALISING_RULES ")",
+	    path, text_quote(q, colon + 1));
+}
+
 static int check_rule_fits(const struct rule *rule, const struct column *col,
 			   const char *path, struct perr *err)
 {
@@ -1185,7 +1212,8 @@ static int check_group_by(const struct agreement *agr,
 		col = find_column(schema, ds->dataset, key->column, false, path,
 				  err);
 		if (!col)
-			return -EINVAL;
+			return rule_that_does_not_generalise(
+			    schema, key->column, path, err);
 		if (col->level > agr->max_level)
 			return perr_set(err,
 					"%s: column '%s' is level %d, above "

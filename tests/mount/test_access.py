@@ -62,8 +62,19 @@ def test_other_uid_refused(data):
         ops += [("open", m / "README.txt"), ("read", m / "README.txt"),
                 ("open", m / "people" / "data.csv"),
                 ("read", m / "people" / "data.csv"), ("opendir", m.path)]
+        ops += [(op, p) for p in (m.path, m / "people" / "data.csv")
+                for op in ("statvfs", "getxattr", "listxattr", "access")]
         got = lib.probe_as(lib.NOBODY, ops)
         assert got == ["EACCES"] * len(ops), list(zip(ops, got))
+
+        def refused():
+            return {(r["event"], r["path"]) for r in
+                    data.home.audit_export("--agreement", "agr-root")
+                    if r["result"] == "EACCES" and r["uid"] == lib.NOBODY}
+        # Below the root, the lookup on the way is what refuses.
+        want = {(event, "/") for event in
+                ("statfs", "getxattr", "listxattr", "access")}
+        assert lib.wait_for(lambda: want <= refused(), 5), refused()
 
         for cmd in (["ls", m.path], ["cat", m / "README.txt"],
                     ["cat", m / "people" / "data.csv"]):

@@ -909,6 +909,13 @@ static const struct change check_refusals[] = {
     {"datasets/0/views/0/group_by/0", "\"nmae\"",
      "$.datasets[0].views[0].group_by[0]: no such column 'nmae' in "
      "dataset 'health.visits'"},
+    {"datasets/0/views/0/group_by/0", "\"district:mask:last4\"",
+     "$.datasets[0].views[0].group_by[0]: rule 'mask:last4' does not "
+     "generalise (want date:year, date:month, date:day, bucket:W or "
+     "prefix:N)"},
+    {"datasets/0/views/0/group_by/0", "\"nmae:keep\"",
+     "$.datasets[0].views[0].group_by[0]: no such column 'nmae:keep' in "
+     "dataset 'health.visits'"},
     {"datasets/0/views/0/group_by/0", "\"patient_id\"",
      "$.datasets[0].views[0].group_by[0]: column 'patient_id' is level 4, "
      "above max_level 3: it may not be a group key"},
