@@ -1424,6 +1424,37 @@ const struct rule *agreement_dataset_rule(const struct agreement_dataset *ds,
 	return &drop_rule;
 }
 
+static bool text_same(const char *a, const char *b)
+{
+	return a && b ? !strcmp(a, b) : a == b;
+}
+
+static bool group_key_same(const struct group_key *a, const struct group_key *b)
+{
+	char ra[RULE_TEXT_MAX], rb[RULE_TEXT_MAX];
+
+	if (strcmp(a->column, b->column) || a->has_rule != b->has_rule)
+		return false;
+	return !a->has_rule || !strcmp(rule_text(&a->rule, ra, sizeof(ra)),
+				       rule_text(&b->rule, rb, sizeof(rb)));
+}
+
+bool view_same(const struct view *a, const struct view *b)
+{
+	if (strcmp(a->name, b->name) || a->nkeys != b->nkeys ||
+	    a->nmeasures != b->nmeasures || a->min_group != b->min_group ||
+	    !text_same(a->entity, b->entity))
+		return false;
+	for (size_t i = 0; i < a->nkeys; i++)
+		if (!group_key_same(&a->keys[i], &b->keys[i]))
+			return false;
+	for (size_t i = 0; i < a->nmeasures; i++)
+		if (a->measures[i].kind != b->measures[i].kind ||
+		    !text_same(a->measures[i].column, b->measures[i].column))
+			return false;
+	return true;
+}
+
 static void view_release(struct view *view)
 {
 	size_t i;

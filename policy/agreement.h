@@ -151,6 +151,10 @@ const struct agreement_dataset *agreement_find_dataset(
 const struct rule *agreement_dataset_rule(const struct agreement_dataset *ds,
 					  const char *column);
 
+/* Whether a and b define the same view: name, group keys with their
+ * rules, measures, min_group and entity. */
+bool view_same(const struct view *a, const struct view *b);
+
 void agreement_release(struct agreement *agr);
 
 /* The longest dataset or agreement id, in bytes. */

@@ -210,11 +210,99 @@ static void print_rules_diff(const struct agreement_dataset *now,
 	}
 }
 
+/* "  what: was -> is" (indent and what given) if they differ. */
+static void print_change(const char *what, const char *was, const char *is)
+{
+	if (strcmp(was, is))
+		printf("%s: %s -> %s\n", what, shown(was), shown(is));
+}
+
+static const char *uids_text(const struct agreement *agr, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < agr->nuids && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%u", i ? " " : "",
+				      (unsigned)agr->uids[i]);
+	return buf;
+}
+
+static const char *quota_text(const struct agreement *agr, char *buf,
+			      size_t len)
+{
+	if (!agr->has_quota)
+		return "none";
+	snprintf(buf, len, "%llu bytes per day",
+		 (unsigned long long)agr->quota_bytes_per_day);
+	return buf;
+}
+
+/* What the agreement's own fields change from old's. */
+static void print_terms_diff(const struct agreement *agr,
+			     const struct agreement *old)
+{
+	char a[512], b[512];
+
+	print_change("  grantee", old->grantee, agr->grantee);
+	print_change("  scenario", old->scenario, agr->scenario);
+	print_change("  uids", uids_text(old, b, sizeof(b)),
+		     uids_text(agr, a, sizeof(a)));
+	snprintf(a, sizeof(a), "%d", agr->max_level);
+	snprintf(b, sizeof(b), "%d", old->max_level);
+	print_change("  max_level", b, a);
+	print_change("  valid_from",
+		     time_format_offset(old->valid_from_ns,
+					old->valid_from_offset, b, sizeof(b)),
+		     time_format_offset(agr->valid_from_ns,
+					agr->valid_from_offset, a, sizeof(a)));
+	print_change("  valid_until",
+		     time_format_offset(old->valid_until_ns,
+					old->valid_until_offset, b, sizeof(b)),
+		     time_format_offset(agr->valid_until_ns,
+					agr->valid_until_offset, a, sizeof(a)));
+	print_change("  quota", quota_text(old, b, sizeof(b)),
+		     quota_text(agr, a, sizeof(a)));
+}
+
+static const struct view *find_view(const struct agreement_dataset *ds,
+				    const char *name)
+{
+	for (size_t i = 0; ds && i < ds->nviews; i++)
+		if (!strcmp(ds->views[i].name, name))
+			return &ds->views[i];
+	return NULL;
+}
+
+/* What a dataset entry changes from before's, beside its column rules. */
+static void print_entry_diff(const struct agreement_dataset *ds,
+			     const struct agreement_dataset *before)
+{
+	print_change("    records", before->records ? "true" : "false",
+		     ds->records ? "true" : "false");
+	print_change("    rows", before->rows ? before->rows : "(all)",
+		     ds->rows ? ds->rows : "(all)");
+	for (size_t i = 0; i < ds->nviews; i++) {
+		const struct view *was = find_view(before, ds->views[i].name);
+
+		if (!was || !view_same(was, &ds->views[i]))
+			printf("    views/%s.csv: %s\n", ds->views[i].name,
+			       was ? "changed" : "added");
+	}
+	for (size_t i = 0; i < before->nviews; i++)
+		if (!find_view(ds, before->views[i].name))
+			printf("    views/%s.csv: removed\n",
+			       before->views[i].name);
+}
+
 static void print_plan(const struct agreement *agr, const struct agreement *old,
-		       const struct planned *p, size_t n)
+		       const struct planned *p, size_t n, bool dry_run)
 {
 	printf("agreement %s: %s\n", agr->id,
-	       old ? "would make a new revision" : "would be created");
+	       old ? (dry_run ? "would make a new revision" : "new revision")
+		   : (dry_run ? "would be created" : "created"));
+	if (old)
+		print_terms_diff(agr, old);
 	for (size_t i = 0; i < agr->ndatasets; i++) {
 		const struct agreement_dataset *ds = &agr->datasets[i];
 		const struct agreement_dataset *before =
@@ -222,6 +310,8 @@ static void print_plan(const struct agreement *agr, const struct agreement *old,
 
 		printf("  dataset %s%s\n", ds->dataset,
 		       old && !before ? " (added)" : "");
+		if (before)
+			print_entry_diff(ds, before);
 		print_rules_diff(ds, before);
 		for (size_t j = 0; j < n; j++) {
 			if (p[j].ds != ds)
@@ -329,7 +419,8 @@ static int apply_checked(struct ctl *ctl, struct apply_state *st)
 	if (rc)
 		return rc;
 	if (st->dry_run) {
-		print_plan(&st->agr, st->has_old ? &st->old_agr : NULL, p, n);
+		print_plan(&st->agr, st->has_old ? &st->old_agr : NULL, p, n,
+			   true);
 		printf("(dry run: nothing changed)\n");
 		planned_free(p, n, ctl->home, false);
 		return 0;
@@ -341,7 +432,8 @@ static int apply_checked(struct ctl *ctl, struct apply_state *st)
 	memcpy(rec.pseudonym_key, st->wrapped_key, WRAPPED_KEY_LEN);
 	rc = record_revision(ctl, &rec, st->size_key, p, n);
 	if (!rc) {
-		print_plan(&st->agr, st->has_old ? &st->old_agr : NULL, p, n);
+		print_plan(&st->agr, st->has_old ? &st->old_agr : NULL, p, n,
+			   false);
 		printf("agreement %s: revision %lld applied\n", rec.id,
 		       (long long)rec.revision);
 	}

@@ -845,6 +845,38 @@ static void test_group_by_forms(void **state)
 	free(text);
 }
 
+static void test_view_same(void **state)
+{
+	struct group_key ka = {.column = "age", .has_rule = true,
+			       .rule = {.kind = RULE_BUCKET, .width = "10"}};
+	struct group_key kb = ka;
+	struct measure ma = {.kind = MEASURE_COUNT};
+	struct view a = {.name = "v", .nkeys = 1, .keys = &ka,
+			 .nmeasures = 1, .measures = &ma, .min_group = 10};
+	struct view b = a;
+
+	(void)state;
+	b.keys = &kb;
+	assert_true(view_same(&a, &b));
+	kb.rule.width = "5";
+	assert_false(view_same(&a, &b));
+	kb.rule.width = "10";
+	b.min_group = 11;
+	assert_false(view_same(&a, &b));
+	b.min_group = 10;
+	b.entity = "patient_id";
+	assert_false(view_same(&a, &b));
+	b.entity = NULL;
+	kb.has_rule = false;
+	assert_false(view_same(&a, &b));
+	kb.has_rule = true;
+	b.name = "w";
+	assert_false(view_same(&a, &b));
+	b.name = "v";
+	b.nmeasures = 0;
+	assert_false(view_same(&a, &b));
+}
+
 static void test_measures(void **state)
 {
 	const struct measure *m;
@@ -1470,6 +1502,7 @@ int main(void)
 	    cmocka_unit_test(test_long_names_are_cut),
 	    cmocka_unit_test(test_view_name_length),
 	    cmocka_unit_test(test_group_by_forms),
+	    cmocka_unit_test(test_view_same),
 	    cmocka_unit_test(test_measures),
 	    cmocka_unit_test(test_check_refusals),
 	    cmocka_unit_test(test_check_accepted),
