@@ -63,6 +63,8 @@ int dataview_open(struct dataview *dv, const char *home,
 	snprintf(path, sizeof(path), "%s/%s", home, v->store_file);
 	rc = store_open(&dv->store, path, key, &v->store);
 	memset(key, 0, sizeof(key));
+	if (rc == -EIO)
+		rc = -EBADMSG;
 	if (rc)
 		goto out_plan;
 	return 0;
@@ -102,6 +104,8 @@ int dataview_open_result(struct dataview *dv, const char *home,
 	snprintf(path, sizeof(path), "%s/%s", home, r->store_file);
 	rc = store_open(&dv->store, path, key, &r->store);
 	memset(key, 0, sizeof(key));
+	if (rc == -EIO)
+		rc = -EBADMSG;
 	if (!rc)
 		rc = schema_copy(&dv->schema, out_schema);
 	if (!rc)

@@ -46,7 +46,8 @@ int pseudonym_key_unwrap(const struct master_key *mk,
  * Open version v of a dataset under agreement entry ds: unwrap the data key,
  * open and check the store, build the render plan (with the agreement's
  * plain pseudonym key, or NULL).  err says what is wrong with the
- * agreement for this version; other failures are -errno.
+ * agreement for this version; -EBADMSG if the store file is damaged or is
+ * not the one the catalog recorded; other failures are -errno.
  */
 int dataview_open(struct dataview *dv, const char *home,
 		  const struct master_key *mk, const struct dataset_version *v,
@@ -58,8 +59,9 @@ int dataview_open(struct dataview *dv, const char *home,
  * Open the result of an aggregation view: unwrap its data key (wrapped
  * for r->agreement), open and check its store file, and build the plan
  * that writes out_schema's columns (the view's output) as stored.  The
- * size index is copied from sizes (r's, opened).  -EIO if the key, file
- * or sizes disagree.
+ * size index is copied from sizes (r's, opened).  -EBADMSG if the store
+ * file is damaged or is not the one the catalog recorded; -EIO if the key
+ * or the sizes disagree.
  */
 int dataview_open_result(struct dataview *dv, const char *home,
 			 const struct master_key *mk,

@@ -19,6 +19,9 @@
 /* The fault of a file whose size index does not open. */
 #define FAULT_SIZES                                                            \
 	"its size index does not open (altered, or moved from another file)"
+/* The fault of a file whose store file does not open. */
+#define FAULT_STORE                                                            \
+	"its store file is damaged, or is not the one the catalog recorded"
 
 static atomic_uint_fast64_t next_view_id = 1;
 
@@ -156,6 +159,12 @@ static int file_view_open(struct catalog *cat, const char *home,
 		return -ENOMEM;
 	rc = dataview_open(&fv->dv, home, mk, v, ds,
 			   st->has_key ? st->pseudonym_key : NULL, &err);
+	if (rc == -EBADMSG) {
+		/* Loaded with its fault: it serves nothing, the rest does. */
+		fv->fault = FAULT_STORE;
+		*out = fv;
+		return 0;
+	}
 	if (rc) {
 		snprintf(why, whylen, "%s: %s", v->dataset,
 			 rc == -EINVAL ? err.msg : strerror(-rc));
@@ -245,6 +254,8 @@ static int view_file_open(struct catalog *cat, const char *home,
 	if (!rc)
 		rc = dataview_open_result(&fv->dv, home, mk, &r, &out_schema,
 					  &sizes);
+	if (rc == -EBADMSG)
+		fv->fault = FAULT_STORE;
 	if (!rc)
 		rc = file_view_fill_ends(fv);
 	/* One that serves nothing still lists its columns. */

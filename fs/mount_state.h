@@ -32,9 +32,10 @@ struct mount_state;
  * over that version under that revision, served the same way).
  *
  * A file whose sealed size index does not open (altered, or moved from
- * another file's row) has a fault: it serves nothing (opens fail with
- * EIO), its size is 0, and README.txt says why, while the rest of the
- * mount is served.
+ * another file's row), or whose store file does not (damaged, or not the
+ * one the catalog recorded), has a fault: it serves nothing (opens fail
+ * with EIO), its size is 0, and README.txt says why, while the rest of
+ * the mount is served.
  */
 struct file_view {
 	atomic_uint refs;
@@ -152,7 +153,8 @@ bool mount_state_same(const struct mount_state *a, const struct mount_state *b);
  * -ENOENT for an unknown agreement, or a file without a size index (none
  * computed, or an older govfs kept it in clear); -EIO for an agreement
  * whose key does not unwrap; why says more on any error.  A file whose
- * size index does not open loads with a fault (struct file_view).
+ * size index or store file does not open loads with a fault (struct
+ * file_view).
  */
 int mount_state_load(struct catalog *cat, const char *home,
 		     const struct master_key *mk, const char *id,

@@ -154,6 +154,53 @@ def test_bad_mountpoint(data, tmp_dir):
     lib.assert_one_line_error(res, 1, "govfs", "file")
 
 
+def flip_bytes(path, at, n):
+    with open(path, "r+b") as f:
+        f.seek(at)
+        data = f.read(n)
+        f.seek(at)
+        f.write(bytes(b ^ 0xFF for b in data))
+
+
+def test_damaged_store_file_leaves_the_rest_served(home, tmp_dir):
+    """SPEC: a corrupt store gives EIO.  A store file whose header is
+    damaged fails only its own file: the mount starts, that data.csv (or
+    view) gives EIO with a record, README.txt says why, and the other
+    datasets and views are served."""
+    store = home.dir / "store"
+    before = set(os.listdir(store))
+    home.add("visits", lib.gen_visits(tmp_dir / "v.csv", 2000, seed=3))
+    (visits_file,) = set(os.listdir(store)) - before
+    home.add("penguins", lib.REPO / "demo" / "penguins.csv",
+             lib.REPO / "demo" / "penguins.schema.json")
+    before = set(os.listdir(store))
+    doc = lib.agreement("agr-damaged", {"visits": RULES,
+                                        "penguins": {"species": "keep"}})
+    doc["datasets"][1]["views"] = [{"name": "by_island",
+                                    "group_by": ["island"],
+                                    "measures": ["count"], "min_group": 2}]
+    home.apply(doc)
+    (view_file,) = set(os.listdir(store)) - before
+    flip_bytes(store / visits_file, 0, 8)
+    flip_bytes(store / view_file, 0, 8)
+    with lib.mounted(home, "agr-damaged") as m:
+        readme = lib.read_all(m / "README.txt").decode()
+        assert lib.errno_of(lib.read_all, m / "visits" / "data.csv") == "EIO"
+        assert lib.errno_of(lib.read_all,
+                            m / "penguins" / "views" / "by_island.csv") == \
+            "EIO"
+        penguins = lib.read_all(m / "penguins" / "data.csv").decode()
+        assert penguins.startswith("species\n"), penguins[:40]
+    assert "data.csv     unavailable: its store file is damaged" in readme, \
+        readme
+    assert "views/by_island.csv  unavailable: its store file is damaged" in \
+        readme, readme
+    refused = {(r["event"], r["path"]) for r in
+               home.audit_export("--agreement", "agr-damaged")
+               if r["result"] == "EIO"}
+    assert ("open", "/visits/data.csv") in refused, refused
+
+
 def test_corrupt_store_block(home, tmp_dir):
     src = lib.gen_visits(tmp_dir / "v.csv", 20000, seed=13)
     want = lib.expected_data_csv(src.read_bytes(), RULES)
