@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +159,20 @@ static void lower_cpu_weight(void)
 			strerror(errno));
 }
 
+/* A usage error on one line, pointing at --help; returns exit code 2. */
+static int usage_error(const char *fmt, ...)
+{
+	char what[512], shown[sizeof(what) * 4];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "govfs: %s (see govfs --help)\n",
+		printable(what, shown, sizeof(shown)));
+	return 2;
+}
+
 static int parse_args(int argc, char **argv, struct fuse_args *args)
 {
 	static const struct option opts[] = {
@@ -174,6 +189,7 @@ static int parse_args(int argc, char **argv, struct fuse_args *args)
 
 	g.key_file = DEFAULT_KEY_FILE;
 	g.cache_bytes = (size_t)DEFAULT_CACHE_MB << 20;
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "fo:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'H':
@@ -196,14 +212,15 @@ static int parse_args(int argc, char **argv, struct fuse_args *args)
 			fputs(usage_text, stdout);
 			exit(0);
 		default:
-			fputs(usage_text, stderr);
-			return 2;
+			return usage_error("unknown or incomplete option '%s'",
+					   argv[optind - 1]);
 		}
 	}
-	if (!g.agreement || optind != argc - 1) {
-		fputs(usage_text, stderr);
-		return 2;
-	}
+	if (!g.agreement)
+		return usage_error("--agreement ID is required");
+	if (optind != argc - 1)
+		return usage_error("want one MOUNTPOINT, got %d arguments",
+				   argc - optind);
 	/* It names files under the home: never let it name others. */
 	if (!id_is_valid(g.agreement)) {
 		char q[QUOTE_LEN];

@@ -281,6 +281,8 @@ int cmd_audit(int argc, char **argv)
 		       0, &npos);
 	if (rc)
 		return rc;
+	if (a.agreement && check_id("agreement", a.agreement))
+		return EXIT_REFUSED;
 	rc = ctl_open(&ctl, CTL_READ);
 	if (rc)
 		return rc;

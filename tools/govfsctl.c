@@ -326,9 +326,11 @@ int main(int argc, char **argv)
 	argv[used] = argv[0];
 	argc -= used;
 	argv += used;
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs(usage_text, argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_USAGE : 0;
+	if (argc < 2)
+		return usage_error("a verb is needed (see govfsctl --help)");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_text, stdout);
+		return 0;
 	}
 	if (!strcmp(argv[1], "init"))
 		return cmd_init(argc - 1, argv + 1);

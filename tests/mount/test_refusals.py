@@ -148,8 +148,11 @@ def test_missing_files(data, unchanged):
 
 def test_usage_without_verb(data):
     res = data.home.ctl()
-    assert res.returncode == 2 and res.stdout == ""
-    assert res.stderr.startswith("usage: ")
+    lib.assert_one_line_error(res, 2, "govfsctl", "a verb is needed",
+                              "--help")
+    assert res.stdout == ""
+    res = lib.run([lib.GOVFSCTL, "--help"], text=True)
+    assert res.returncode == 0 and res.stdout.startswith("usage: ")
 
 
 @pytest.mark.parametrize("args", [
@@ -171,18 +174,19 @@ def test_usage_errors(data, unchanged, args):
     assert res.stdout == ""
 
 
-@pytest.mark.parametrize("args", [
-    [],
-    ["--agreement", "agr-ok"],
-    ["--agreement", "agr-ok", "a", "b"],
-    ["--agreement", "agr-ok", "--bogus", "/tmp"],
-    ["--agreement", "agr-ok", "-o", "default_permissions", "/tmp"],
+@pytest.mark.parametrize("args, needle", [
+    ([], "--agreement ID is required"),
+    (["--agreement", "agr-ok"], "want one MOUNTPOINT"),
+    (["--agreement", "agr-ok", "a", "b"], "want one MOUNTPOINT"),
+    (["--agreement", "agr-ok", "--bogus", "/tmp"], "'--bogus'"),
+    (["--agreement", "agr-ok", "/tmp", "--agreement"], "'--agreement'"),
+    (["--agreement", "agr-ok", "-o", "default_permissions", "/tmp"],
+     "default_permissions"),
 ])
-def test_govfs_usage_errors(data, args):
+def test_govfs_usage_errors(data, args, needle):
     res = lib.run([lib.GOVFS, "--home", data.home.dir, "--key-file",
                    data.home.key, *args], text=True, timeout=30)
-    assert res.returncode == 2, (args, res.stderr)
-    assert res.stderr
+    lib.assert_one_line_error(res, 2, "govfs", needle)
 
 
 def test_grade_refused_while_agreement_would_break(data, unchanged):
@@ -226,3 +230,10 @@ def test_apply_of_a_directory(data, unchanged):
     res = data.home.ctl("agreement", "apply", data.dir)
     lib.assert_one_line_error(res, 1, "govfsctl", str(data.dir),
                               "Is a directory")
+
+
+@pytest.mark.parametrize("verb", ["tail", "export"])
+def test_audit_filter_checks_the_id(data, verb):
+    res = data.home.ctl("audit", verb, "--agreement", "BAD ID")
+    lib.assert_one_line_error(res, 1, "govfsctl", "BAD ID")
+    assert res.stdout == ""
