@@ -313,6 +313,7 @@ static int send_request(const char *path, const char *request)
 	return fd;
 }
 
+/* Milliseconds since some fixed point, for timeouts. */
 static int64_t elapsed_ms(void)
 {
 	return clock_elapsed_ns() / 1000000;

@@ -63,8 +63,9 @@ int dataview_open(struct dataview *dv, const char *home,
 	snprintf(path, sizeof(path), "%s/%s", home, v->store_file);
 	rc = store_open(&dv->store, path, key, &v->store);
 	memset(key, 0, sizeof(key));
+	/* The schema and plan stay, to list the columns of what is lost. */
 	if (rc == -EIO)
-		rc = -EBADMSG;
+		return -EBADMSG;
 	if (rc)
 		goto out_plan;
 	return 0;

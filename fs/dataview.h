@@ -47,7 +47,9 @@ int pseudonym_key_unwrap(const struct master_key *mk,
  * open and check the store, build the render plan (with the agreement's
  * plain pseudonym key, or NULL).  err says what is wrong with the
  * agreement for this version; -EBADMSG if the store file is damaged or is
- * not the one the catalog recorded; other failures are -errno.
+ * not the one the catalog recorded, with the schema and plan built all the
+ * same (dv has no store; dataview_close releases it); other failures are
+ * -errno, with nothing left to release.
  */
 int dataview_open(struct dataview *dv, const char *home,
 		  const struct master_key *mk, const struct dataset_version *v,

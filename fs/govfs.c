@@ -173,6 +173,18 @@ static int usage_error(const char *fmt, ...)
 	return 2;
 }
 
+/*
+ * The usage error of an option getopt refused: arg is the argument it was
+ * in, a long option by name, or short ones bundled ("-fx"), of which
+ * optopt is the one refused.
+ */
+static int bad_option(const char *arg)
+{
+	if (!strncmp(arg, "--", 2) || !optopt)
+		return usage_error("unknown or incomplete option '%s'", arg);
+	return usage_error("unknown or incomplete option '-%c'", optopt);
+}
+
 static int parse_args(int argc, char **argv, struct fuse_args *args)
 {
 	static const struct option opts[] = {
@@ -212,8 +224,7 @@ static int parse_args(int argc, char **argv, struct fuse_args *args)
 			fputs(usage_text, stdout);
 			exit(0);
 		default:
-			return usage_error("unknown or incomplete option '%s'",
-					   argv[optind - 1]);
+			return bad_option(argv[optind - 1]);
 		}
 	}
 	if (!g.agreement)

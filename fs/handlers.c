@@ -527,11 +527,12 @@ static int open_node(const struct mount_state *st, fuse_ino_t ino,
 		if (kind == NODE_DATA)
 			fv = d->data;
 	}
-	if (ino != INO_README && !data_readable(st))
-		return -EACCES;
-	/* Its size index did not open: nothing of it is served. */
+	/* Its store file or size index did not open: nothing of it is
+	 * served (SPEC: EIO comes before EACCES). */
 	if (fv && fv->fault)
 		return -EIO;
+	if (ino != INO_README && !data_readable(st))
+		return -EACCES;
 	if (kind == NODE_DATA && quota_used_up(st))
 		return -EDQUOT;
 	h = handle_new(ino == INO_README   ? HANDLE_README
@@ -999,64 +1000,69 @@ static void govfs_release(fuse_req_t req, fuse_ino_t ino,
 
 /*
  * SPEC: a uid the agreement does not list gets EACCES on everything.  If
- * the caller of req is one, record the refusal of event on ino, answer
- * EACCES and return true.
+ * the caller of req is not listed in st, record the refusal of event on
+ * ino and answer EACCES: true when req is answered so.
  */
-static bool refused_stranger(fuse_req_t req, const char *event, fuse_ino_t ino)
+static bool answered_stranger(fuse_req_t req, const struct mount_state *st,
+			      const char *event, fuse_ino_t ino)
 {
-	struct mount_state *st = current_state();
-	bool stranger = !caller_allowed(req, st);
-
-	if (stranger) {
-		audit_refusal(req, st, event, ino, NULL, EACCES);
-		fuse_reply_err(req, EACCES);
-	}
-	mount_state_put(st);
-	return stranger;
+	if (caller_allowed(req, st))
+		return false;
+	audit_refusal(req, st, event, ino, NULL, EACCES);
+	fuse_reply_err(req, EACCES);
+	return true;
 }
 
 static void govfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct mount_state *st = current_state();
 	struct statvfs sv = {
 	    .f_bsize = BLKSIZE, .f_frsize = BLKSIZE, .f_namemax = 255};
 
-	if (!refused_stranger(req, "statfs", ino))
+	if (!answered_stranger(req, st, "statfs", ino))
 		fuse_reply_statfs(req, &sv);
+	mount_state_put(st);
 }
 
 static void govfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
-	struct mount_state *st;
+	struct mount_state *st = current_state();
 	struct stat stbuf;
 	int rc;
 
-	if (refused_stranger(req, "access", ino))
-		return;
-	st = current_state();
-	rc = node_stat(st, ino, &stbuf);
-	if (!rc && (mask & W_OK))
-		rc = -EROFS;
+	if (!answered_stranger(req, st, "access", ino)) {
+		rc = node_stat(st, ino, &stbuf);
+		if (!rc && (mask & W_OK))
+			rc = -EROFS;
+		fuse_reply_err(req, -rc);
+	}
 	mount_state_put(st);
-	fuse_reply_err(req, -rc);
 }
 
 static void govfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			   size_t size)
 {
+	struct mount_state *st = current_state();
+
 	(void)name;
 	(void)size;
-	if (!refused_stranger(req, "getxattr", ino))
+	if (!answered_stranger(req, st, "getxattr", ino))
 		fuse_reply_err(req, ENODATA);
+	mount_state_put(st);
 }
 
 static void govfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	if (refused_stranger(req, "listxattr", ino))
-		return;
-	if (size)
-		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_xattr(req, 0);
+	struct mount_state *st = current_state();
+
+	/* No attributes: an empty list, or its size 0. */
+	if (!answered_stranger(req, st, "listxattr", ino)) {
+		if (size)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_xattr(req, 0);
+	}
+	mount_state_put(st);
 }
 
 /* Every write-type operation: the mount is read-only. */

@@ -43,12 +43,30 @@ int home_subdir(const char *home, const char *sub)
 	return 0;
 }
 
+/* Whether a directory may be made at path: its parent is a directory we
+ * may write; 0 or -errno. */
+static int parent_writable(const char *path)
+{
+	char parent[PATH_MAX];
+	char *slash;
+
+	snprintf(parent, sizeof(parent), "%s", path);
+	slash = strrchr(parent, '/');
+	if (!slash)
+		strcpy(parent, ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	return access(parent, W_OK | X_OK) ? -errno : 0;
+}
+
 int home_check_new(const char *home)
 {
 	struct stat st;
 
 	if (stat(home, &st))
-		return errno == ENOENT ? 0 : -errno;
+		return errno == ENOENT ? parent_writable(home) : -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
 	return dir_is_empty(home) ? 0 : -EEXIST;

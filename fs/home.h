@@ -18,9 +18,10 @@
 #define HOME_QUOTA_DIR "quota" /* per-agreement daily byte counters */
 
 /*
- * Whether home_create may make a home at path: 0 if nothing is there or an
- * empty directory is, -EEXIST if a directory that holds anything is, else
- * -errno (-ENOTDIR for a file).  Checks without creating anything.
+ * Whether home_create may make a home at path: 0 if an empty directory is
+ * there, or nothing is and its parent directory may be written; -EEXIST if
+ * a directory that holds anything is there; else -errno (-ENOTDIR for a
+ * file, -ENOENT for a missing parent).  Checks without creating anything.
  */
 int home_check_new(const char *home) __attribute__((warn_unused_result));
 

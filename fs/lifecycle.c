@@ -371,17 +371,20 @@ static void reply_cut(struct buf *reply)
 	reply_line(reply, line);
 }
 
+/*
+ * The mount's own figures.  Where it is mounted, and since when, the
+ * catalog says (a mount point need not be UTF-8, which JSON wants).
+ */
 static void reply_stats(struct buf *reply)
 {
 	struct mount_state *st = current_state();
-	json_t *o = json_pack(
-	    "{s:s, s:s, s:b, s:I, s:s, s:I, s:I, s:I, s:I}", "agreement",
-	    g.agreement, "state", state_now(st), "held",
-	    atomic_load(&g.hold_until_ns) != 0, "revision",
-	    (json_int_t)st->rec.revision, "mountpoint", g.mountpoint, "pid",
-	    (json_int_t)getpid(), "started_ns", (json_int_t)g.started_ns,
-	    "open_files", (json_int_t)atomic_load(&g.open_files),
-	    "bytes_served", (json_int_t)atomic_load(&g.bytes_served));
+	json_t *o =
+	    json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I}", "agreement",
+		      g.agreement, "state", state_now(st), "held",
+		      atomic_load(&g.hold_until_ns) != 0, "revision",
+		      (json_int_t)st->rec.revision, "pid", (json_int_t)getpid(),
+		      "open_files", (json_int_t)atomic_load(&g.open_files),
+		      "bytes_served", (json_int_t)atomic_load(&g.bytes_served));
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
 	mount_state_put(st);

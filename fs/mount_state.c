@@ -159,20 +159,17 @@ static int file_view_open(struct catalog *cat, const char *home,
 		return -ENOMEM;
 	rc = dataview_open(&fv->dv, home, mk, v, ds,
 			   st->has_key ? st->pseudonym_key : NULL, &err);
-	if (rc == -EBADMSG) {
-		/* Loaded with its fault: it serves nothing, the rest does. */
+	if (rc == -EBADMSG)
 		fv->fault = FAULT_STORE;
-		*out = fv;
-		return 0;
-	}
-	if (rc) {
+	if (rc && !fv->fault) {
 		snprintf(why, whylen, "%s: %s", v->dataset,
 			 rc == -EINVAL ? err.msg : strerror(-rc));
 		file_view_put(fv);
 		return rc;
 	}
-	rc = catalog_size_index_get(cat, rec->id, rec->revision, v->dataset,
-				    v->version, &sealed);
+	if (!rc)
+		rc = catalog_size_index_get(cat, rec->id, rec->revision,
+					    v->dataset, v->version, &sealed);
 	if (!rc)
 		rc = open_sizes(st, fv, &sealed, &fv->dv.sizes);
 	buf_release(&sealed);

@@ -50,13 +50,13 @@ static int put(struct readme_out *out, const char *fmt, ...)
 
 /*
  * Text from the agreement or the catalog (a grantee, a reason, a column
- * name) as README.txt shows it: control bytes written \xHH, so that it
+ * name) as README.txt shows it: TEXT_SHOWN (jsonpath.h), so that it
  * cannot split or forge a line.  Valid for the next ESCAPED_SLOTS - 1
  * calls; "?" when out of memory, and the README then fails.
  */
 static const char *esc(struct readme_out *out, const char *s)
 {
-	char *copy = text_escape_dup(s ? s : "");
+	char *copy = text_escape_dup(s ? s : "", TEXT_SHOWN);
 
 	if (!copy) {
 		out->failed = true;

@@ -1124,20 +1124,26 @@ static const struct column *find_column(const struct schema *schema,
 }
 
 /*
- * A group_by string "column:rule" whose rule does not generalise is taken
- * whole for a column name (names may hold ':'); when no such column
- * exists but the part before the ':' is one, the rule is what is wrong:
- * say so rather than "no such column".  -EINVAL, err set either way.
+ * The error of group key key, whose column the schema does not have (err
+ * says so already).  A string "column:rule" whose rule does not
+ * generalise was taken whole for a column name (names may hold ':'): when
+ * the part before the ':' is a column, the rule is what is wrong, and err
+ * says that instead.  Returns -EINVAL (or -ENOMEM).
  */
-static int rule_that_does_not_generalise(const struct schema *schema,
-					 const char *name, const char *path,
-					 struct perr *err)
+static int missing_group_column(const struct schema *schema,
+				const struct group_key *key, const char *path,
+				struct perr *err)
 {
-	const char *colon = strchr(name, ':');
-	char *column = colon ? strndup(name, (size_t)(colon - name)) : NULL;
-	char q[QUOTE_LEN];
-	bool known = column && schema_find(schema, column) >= 0;
+	const char *colon = strchr(key->column, ':');
+	char q[QUOTE_LEN], *column;
+	bool known;
 
+	if (key->has_rule || !colon)
+		return -EINVAL;
+	column = strndup(key->column, (size_t)(colon - key->column));
+	if (!column)
+		return nomem(err);
+	known = schema_find(schema, column) >= 0;
 	free(column);
 	if (!known)
 		return -EINVAL;
@@ -1212,8 +1218,7 @@ static int check_group_by(const struct agreement *agr,
 		col = find_column(schema, ds->dataset, key->column, false, path,
 				  err);
 		if (!col)
-			return rule_that_does_not_generalise(
-			    schema, key->column, path, err);
+			return missing_group_column(schema, key, path, err);
 		if (col->level > agr->max_level)
 			return perr_set(err,
 					"%s: column '%s' is level %d, above "
@@ -1424,11 +1429,13 @@ const struct rule *agreement_dataset_rule(const struct agreement_dataset *ds,
 	return &drop_rule;
 }
 
+/* Whether a and b, either of which may be NULL, are the same text. */
 static bool text_same(const char *a, const char *b)
 {
 	return a && b ? !strcmp(a, b) : a == b;
 }
 
+/* Whether a and b group by the same column with the same rule. */
 static bool group_key_same(const struct group_key *a, const struct group_key *b)
 {
 	char ra[RULE_TEXT_MAX], rb[RULE_TEXT_MAX];

@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 #define BUF_INITIAL 4096
 #define FIELDS_INITIAL 64
 #define LABEL_MAX 64 /* bytes of a column name quoted in an error */
@@ -170,57 +172,6 @@ static int fail_field_len(struct csv_reader *r)
 {
 	return fail(r, r->line, r->nfields, "field longer than %u bytes",
 		    CSV_FIELD_MAX);
-}
-
-/*
- * Number of continuation bytes after lead byte c (0 if c cannot start a
- * sequence) and the range of the first one, which is what rules out
- * overlongs (E0, F0), surrogates (ED) and code points past U+10FFFF (F4).
- */
-static unsigned utf8_lead(unsigned char c, unsigned char *lo, unsigned char *hi)
-{
-	*lo = 0x80;
-	*hi = 0xbf;
-	if (c < 0xc2)
-		return 0;
-	if (c < 0xe0)
-		return 1;
-	if (c < 0xf0) {
-		if (c == 0xe0)
-			*lo = 0xa0;
-		else if (c == 0xed)
-			*hi = 0x9f;
-		return 2;
-	}
-	if (c < 0xf5) {
-		if (c == 0xf0)
-			*lo = 0x90;
-		else if (c == 0xf4)
-			*hi = 0x8f;
-		return 3;
-	}
-	return 0;
-}
-
-size_t utf8_sequence_len(const unsigned char *s, size_t n)
-{
-	unsigned char lo, hi;
-	unsigned need;
-
-	if (!n)
-		return 0;
-	if (s[0] < 0x80)
-		return 1;
-	need = utf8_lead(s[0], &lo, &hi);
-	if (!need || n <= need)
-		return 0;
-	for (unsigned i = 1; i <= need; i++) {
-		if (s[i] < lo || s[i] > hi)
-			return 0;
-		lo = 0x80;
-		hi = 0xbf;
-	}
-	return need + 1;
 }
 
 /*

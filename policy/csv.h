@@ -67,10 +67,4 @@ uint64_t csv_reader_line(const struct csv_reader *r);
 
 void csv_reader_free(struct csv_reader *r);
 
-/*
- * Bytes of the well-formed UTF-8 sequence that starts s[0..n) (1 for
- * ASCII), or 0 if none does there: the rules the reader checks input by.
- */
-size_t utf8_sequence_len(const unsigned char *s, size_t n);
-
 #endif

@@ -6,51 +6,77 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 static bool is_control(unsigned char c)
 {
 	return c < 0x20 || c == 0x7f;
+}
+
+/* Whether the sequence of len bytes at s is escaped as how says. */
+static bool escaped(const unsigned char *s, size_t len, enum text_escape how)
+{
+	bool controls = how != TEXT_UTF8, text = how != TEXT_LINE;
+
+	if (!len)
+		return text; /* not well-formed UTF-8 */
+	if (len == 1 && s[0] == '\\')
+		return text; /* so that every \xHH reads back as one byte */
+	/* C0 and DEL, and C1 (U+0080..U+009F), which terminals may obey. */
+	return controls && ((len == 1 && is_control(s[0])) ||
+			    (len == 2 && s[0] == 0xc2 && s[1] < 0xa0));
+}
+
+/*
+ * Write s[0..n) into out (room for 4 * n + 1 bytes), each byte of what
+ * how escapes as \xHH; returns out.
+ */
+static char *escape_text(char *out, const unsigned char *s, size_t n,
+			 enum text_escape how)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n;) {
+		size_t len = utf8_sequence_len(s + i, n - i);
+		bool esc = escaped(s + i, len, how);
+
+		if (!len)
+			len = 1;
+		for (size_t k = 0; esc && k < len; k++)
+			o += (size_t)snprintf(out + o, 5, "\\x%02x", s[i + k]);
+		if (!esc) {
+			memcpy(out + o, s + i, len);
+			o += len;
+		}
+		i += len;
+	}
+	out[o] = '\0';
+	return out;
 }
 
 const char *text_quote(char *buf, const char *s)
 {
 	size_t len = strnlen(s, QUOTE_MAX + 1);
 	bool cut = len > QUOTE_MAX;
-	size_t i, o = 0;
 
 	if (cut) {
 		len = QUOTE_MAX;
 		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
 			len--;
 	}
-	for (i = 0; i < len; i++) {
-		unsigned char c = s[i];
-
-		if (is_control(c))
-			o += snprintf(buf + o, QUOTE_LEN - o, "\\x%02x", c);
-		else
-			buf[o++] = c;
-	}
-	snprintf(buf + o, QUOTE_LEN - o, "%s", cut ? "..." : "");
+	escape_text(buf, (const unsigned char *)s, len, TEXT_SHOWN);
+	if (cut)
+		strcat(buf, "...");
 	return buf;
 }
 
-char *text_escape_dup(const char *s)
+char *text_escape_dup(const char *s, enum text_escape how)
 {
-	size_t len = strlen(s), o = 0;
+	size_t len = strlen(s);
 	char *out = malloc(len * 4 + 1);
 
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (is_control(c))
-			o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
-		else
-			out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	return out;
+	return out ? escape_text(out, (const unsigned char *)s, len, how)
+		   : NULL;
 }
 
 int jsonpath_parse_error(struct perr *err, const json_error_t *jerr)

@@ -20,18 +20,29 @@
 #define QUOTE_LEN (QUOTE_MAX * 4 + 4)
 
 /*
- * Copy s into buf (QUOTE_LEN bytes) for a one-line message: control bytes
- * become \xHH, and text past QUOTE_MAX bytes is cut (at a UTF-8 character
- * boundary) and marked with "...".  Returns buf.
+ * How text from outside (a column name, a reason, a path, a process name)
+ * is made safe, each byte of what it escapes written \xHH:
+ *   TEXT_SHOWN  to show a person a value: control characters (C0, DEL,
+ *               and C1, which terminals may obey), bytes that are not
+ *               UTF-8, and '\' (so that each \xHH reads back as one
+ *               byte).  One record stays one line (audit tail, README.txt).
+ *   TEXT_LINE   a message whose values are already TEXT_SHOWN: control
+ *               characters only, so that it stays one line.
+ *   TEXT_UTF8   for JSON, which holds only UTF-8 and escapes control
+ *               characters itself: bytes that are not UTF-8, and '\'.
+ */
+enum text_escape { TEXT_SHOWN, TEXT_LINE, TEXT_UTF8 };
+
+/*
+ * s as TEXT_SHOWN, in buf (QUOTE_LEN bytes) for a one-line message: past
+ * QUOTE_MAX bytes it is cut (at a UTF-8 character boundary) and marked
+ * with "...".  Returns buf.
  */
 const char *text_quote(char *buf, const char *s);
 
-/*
- * s whole, with its control bytes written \xHH, for human output that
- * must keep one record to one line (audit tail, README.txt): a new string
- * the caller frees, or NULL when out of memory.
- */
-char *text_escape_dup(const char *s);
+/* s whole, escaped as how says: a new string the caller frees, or NULL
+ * when out of memory. */
+char *text_escape_dup(const char *s, enum text_escape how);
 
 /*
  * Report a document jansson could not parse: "line L, column C: what",

@@ -151,9 +151,7 @@ static int plan_dataset(struct ctl *ctl, const char *file,
 		return fail("%s: $.datasets[%zu]%s", file, i,
 			    err.msg + (err.msg[0] == '$'));
 	if (rc)
-		return fail("%s: %s", ds->dataset,
-			    rc == -EIO ? "store corrupt or key wrong"
-				       : strerror(-rc));
+		return fail("%s: %s", ds->dataset, store_error_text(rc));
 	return 0;
 }
 
@@ -217,17 +215,56 @@ static void print_change(const char *what, const char *was, const char *is)
 		printf("%s: %s -> %s\n", what, shown(was), shown(is));
 }
 
+/* The agreement's uids as text, "0 1000 1001", cut with "..." to fit. */
 static const char *uids_text(const struct agreement *agr, char *buf, size_t len)
 {
 	size_t o = 0;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < agr->nuids && o < len; i++)
-		o += (size_t)snprintf(buf + o, len - o, "%s%u", i ? " " : "",
-				      (unsigned)agr->uids[i]);
+	for (size_t i = 0; i < agr->nuids; i++) {
+		int n = snprintf(buf + o, len - o, "%s%u", i ? " " : "",
+				 (unsigned)agr->uids[i]);
+
+		if (n < 0 || (size_t)n >= len - o) {
+			snprintf(buf + (o < len - 4 ? o : len - 4), 4, "...");
+			break;
+		}
+		o += (size_t)n;
+	}
 	return buf;
 }
 
+static int cmp_uid(const void *a, const void *b)
+{
+	uid_t x = *(const uid_t *)a, y = *(const uid_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Whether a and b list the same uids, in whatever order. */
+static bool uids_same(const struct agreement *a, const struct agreement *b)
+{
+	uid_t *x, *y;
+	bool same;
+
+	if (a->nuids != b->nuids)
+		return false;
+	x = malloc(a->nuids * sizeof(*x) + 1);
+	y = malloc(b->nuids * sizeof(*y) + 1);
+	same = x && y;
+	if (same) {
+		memcpy(x, a->uids, a->nuids * sizeof(*x));
+		memcpy(y, b->uids, b->nuids * sizeof(*y));
+		qsort(x, a->nuids, sizeof(*x), cmp_uid);
+		qsort(y, b->nuids, sizeof(*y), cmp_uid);
+		same = !memcmp(x, y, a->nuids * sizeof(*x));
+	}
+	free(x);
+	free(y);
+	return same;
+}
+
+/* The agreement's daily quota as text, or "none". */
 static const char *quota_text(const struct agreement *agr, char *buf,
 			      size_t len)
 {
@@ -246,8 +283,9 @@ static void print_terms_diff(const struct agreement *agr,
 
 	print_change("  grantee", old->grantee, agr->grantee);
 	print_change("  scenario", old->scenario, agr->scenario);
-	print_change("  uids", uids_text(old, b, sizeof(b)),
-		     uids_text(agr, a, sizeof(a)));
+	if (!uids_same(agr, old))
+		printf("  uids: %s -> %s\n", uids_text(old, b, sizeof(b)),
+		       uids_text(agr, a, sizeof(a)));
 	snprintf(a, sizeof(a), "%d", agr->max_level);
 	snprintf(b, sizeof(b), "%d", old->max_level);
 	print_change("  max_level", b, a);
@@ -265,6 +303,7 @@ static void print_terms_diff(const struct agreement *agr,
 		     quota_text(agr, a, sizeof(a)));
 }
 
+/* The view of ds named name, or NULL. */
 static const struct view *find_view(const struct agreement_dataset *ds,
 				    const char *name)
 {

@@ -86,7 +86,7 @@ static int tail_one(void *ctx, const struct audit_record *rec)
 			 (long long)(ev->bytes == AUDIT_NULL ? 0 : ev->bytes));
 	printf("%llu %s %s %s %s uid=%lld pid=%lld %s %s%s%s%s\n",
 	       (unsigned long long)rec->seq,
-	       time_format_utc_ns(ev->time_ns, t, sizeof(t)), ev->event,
+	       time_format_utc_ns(ev->time_ns, t, sizeof(t)), shown(ev->event),
 	       shown(ev->result), ev->agreement ? shown(ev->agreement) : "-",
 	       (long long)(ev->uid == AUDIT_NULL ? -1 : ev->uid),
 	       (long long)(ev->pid == AUDIT_NULL ? -1 : ev->pid),

@@ -261,22 +261,25 @@ int cmd_init(int argc, char **argv)
 	return 0;
 }
 
-/*
- * How arg gives option name ("--home"): 1 as name alone (its value is
- * the next argument), 2 as "name=VALUE" (*value points at VALUE), 0 not.
- */
-static int option_form(const char *arg, const char *name, const char **value)
+/* How an argument gives an option: not at all, "--name VALUE", or
+ * "--name=VALUE". */
+enum option_form { NOT_THIS_OPTION, VALUE_NEXT, VALUE_JOINED };
+
+/* How arg gives option name ("--home"); with VALUE_JOINED, *value points
+ * at what follows the '='. */
+static enum option_form option_form(const char *arg, const char *name,
+				    const char **value)
 {
 	size_t len = strlen(name);
 
 	if (strncmp(arg, name, len))
-		return 0;
+		return NOT_THIS_OPTION;
 	if (!arg[len])
-		return 1;
+		return VALUE_NEXT;
 	if (arg[len] != '=')
-		return 0;
+		return NOT_THIS_OPTION;
 	*value = arg + len + 1;
-	return 2;
+	return VALUE_JOINED;
 }
 
 /*
@@ -290,15 +293,15 @@ static int take_leading_options(int argc, char **argv)
 
 	while (i < argc) {
 		const char **dst = &leading_home, *value = NULL;
-		int form = option_form(argv[i], "--home", &value);
+		enum option_form form = option_form(argv[i], "--home", &value);
 
-		if (!form) {
+		if (form == NOT_THIS_OPTION) {
 			dst = &leading_key_file;
 			form = option_form(argv[i], "--key-file", &value);
 		}
-		if (!form)
+		if (form == NOT_THIS_OPTION)
 			break;
-		if (form == 1) {
+		if (form == VALUE_NEXT) {
 			if (i + 1 >= argc)
 				return -1;
 			value = argv[++i];

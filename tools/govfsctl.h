@@ -70,7 +70,7 @@ bool parse_long(const char *s, long min, long max, long *out);
 
 /*
  * Errors and warnings: each prints "govfsctl: <message>" on stderr, on one
- * line (control bytes in the message become \xHH).
+ * line: its control characters written \xHH (TEXT_LINE of jsonpath.h).
  */
 /* Print it; returns EXIT_REFUSED. */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -80,11 +80,18 @@ int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
+ * What -errno rc from reading a dataset's store means, for an error:
+ * a damaged store file (-EBADMSG), a key that does not open it (-EIO),
+ * else strerror.
+ */
+const char *store_error_text(int rc);
+
+/*
  * Text from the catalog, the audit log or the command line (a column
- * name, a reason, a process name), for human output: its control bytes
- * written \xHH, so that it cannot split or forge a line, nor reach the
- * terminal as an escape sequence.  The string stays valid for the next
- * 7 calls (govfsctl prints from one thread); "?" when out of memory.
+ * name, a reason, a process name), for human output: made TEXT_SHOWN
+ * (jsonpath.h), so that it cannot split or forge a line, nor reach the
+ * terminal as an escape sequence.  The string stays valid for the next 7
+ * calls (govfsctl prints from one thread); "?" when out of memory.
  */
 const char *shown(const char *s);
 
@@ -105,9 +112,9 @@ const char *human_bytes(uint64_t n, char *buf, size_t len);
 json_t *json_time(int64_t ns);
 
 /*
- * JSON string of s, or null if s is NULL.  JSON holds only UTF-8, so a
- * byte of s that is not (a path or a process name may hold any) is
- * written as the text \xHH, rather than the key being lost.
+ * JSON string of s, or null if s is NULL.  JSON holds only UTF-8, so s
+ * that is not (a path or a process name may hold any bytes) is written as
+ * made TEXT_UTF8 (jsonpath.h), rather than the key being lost.
  */
 json_t *json_text(const char *s);
 

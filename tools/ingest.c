@@ -336,7 +336,7 @@ static int check_one_agreement(struct ctl *ctl, struct agreement_record *rec,
 			    "%s",
 			    v->dataset, rec->id, err.msg);
 	if (rc)
-		return fail("%s: %s", v->dataset, strerror(-rc));
+		return fail("%s: %s", v->dataset, store_error_text(rc));
 	out->items[out->n].rec = *rec;
 	out->items[out->n].views = views;
 	out->items[out->n++].si = si;

@@ -7,18 +7,19 @@
 #include <sys/stat.h>
 
 #include "clock.h"
-#include "csv.h"
 #include "govfsctl.h"
 #include "jsonpath.h"
 
 /* "govfsctl: <message>" on stderr, on one line whatever it quotes. */
 static void vreport(const char *fmt, va_list ap)
 {
-	char *msg = NULL;
+	char *msg = NULL, *line;
 
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
-	fprintf(stderr, "govfsctl: %s\n", msg ? shown(msg) : "out of memory");
+	line = msg ? text_escape_dup(msg, TEXT_LINE) : NULL;
+	fprintf(stderr, "govfsctl: %s\n", line ? line : "out of memory");
+	free(line);
 	free(msg);
 }
 
@@ -31,6 +32,16 @@ void warning(const char *fmt, ...)
 	va_end(ap);
 }
 
+const char *store_error_text(int rc)
+{
+	if (rc == -EBADMSG)
+		return "store file damaged, or not the one the catalog "
+		       "recorded";
+	if (rc == -EIO)
+		return "store corrupt or key wrong";
+	return strerror(-rc);
+}
+
 /* How many results of shown() are valid at once. */
 #define SHOWN_SLOTS 8
 
@@ -38,7 +49,7 @@ const char *shown(const char *s)
 {
 	static char *slots[SHOWN_SLOTS];
 	static unsigned next;
-	char *copy = text_escape_dup(s ? s : "");
+	char *copy = text_escape_dup(s ? s : "", TEXT_SHOWN);
 
 	if (!copy)
 		return "?";
@@ -114,29 +125,6 @@ json_t *json_time(int64_t ns)
 	return json_string(time_format_utc(ns, buf, sizeof(buf)));
 }
 
-/* s with each byte that is not part of well-formed UTF-8 as \xHH. */
-static char *utf8_escape_dup(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s), o = 0;
-	char *out = malloc(n * 4 + 1);
-
-	for (size_t i = 0; out && i < n;) {
-		size_t len = utf8_sequence_len(p + i, n - i);
-
-		if (len) {
-			memcpy(out + o, p + i, len);
-			o += len;
-			i += len;
-		} else {
-			o += (size_t)snprintf(out + o, 5, "\\x%02x", p[i++]);
-		}
-	}
-	if (out)
-		out[o] = '\0';
-	return out;
-}
-
 json_t *json_text(const char *s)
 {
 	json_t *v;
@@ -147,7 +135,7 @@ json_t *json_text(const char *s)
 	v = json_string(s);
 	if (v)
 		return v;
-	escaped = utf8_escape_dup(s);
+	escaped = text_escape_dup(s, TEXT_UTF8);
 	v = escaped ? json_string(escaped) : NULL;
 	free(escaped);
 	return v;

@@ -393,6 +393,19 @@ static void summary(const char *label, double *v, int n)
 	       percentile(v, n, 50), percentile(v, n, 99), v[n - 1]);
 }
 
+/* summary of v, when every value is known (none is -1). */
+static void summary_if_known(const char *label, double *v, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (v[i] < 0) {
+			printf("%-44s unknown (no /proc/PID/schedstat)\n",
+			       label);
+			return;
+		}
+	}
+	summary(label, v, n);
+}
+
 /* Wait until every reader has been refused; false after WAIT_LIMIT_NS. */
 static bool wait_all_refused(int64_t t0)
 {
@@ -452,7 +465,8 @@ static int probe_startup(int reps, double *to_main, double *to_exit,
 	}
 	summary("fork of a static no-op -> its main:", to_main, reps);
 	summary("fork of a static no-op -> its exit:", to_exit, reps);
-	summary("static no-op, runnable, waiting for a CPU:", queued, reps);
+	summary_if_known("static no-op, runnable, waiting for a CPU:", queued,
+			 reps);
 	return 0;
 }
 
@@ -700,8 +714,9 @@ int main(int argc, char **argv)
 	summary("suspend start -> last read let through began:", closed, reps);
 	summary("govfsctl suspend, wall time:", wall, reps);
 	summary("govfsctl suspend, its own \"cut in\":", reported, reps);
-	summary("govfsctl suspend, on a CPU:", on_cpu, reps);
-	summary("govfsctl suspend, runnable, waiting for a CPU:", queued, reps);
+	summary_if_known("govfsctl suspend, on a CPU:", on_cpu, reps);
+	summary_if_known(
+	    "govfsctl suspend, runnable, waiting for a CPU:", queued, reps);
 	summary("govfsctl resume, wall time:", resume_wall, reps);
 	if (bad)
 		printf("ANOMALIES: %d (a read succeeded after suspend "

@@ -84,3 +84,25 @@ def test_apply_prints_the_plan_as_done(home):
     for line in CHANGES:
         assert line in lines, (line, res.stdout)
     assert lines[-1] == "agreement agr-plan: revision 2 applied"
+
+
+def test_dry_run_names_records_and_uid_order(home):
+    """records: false is named; the same uids in another order are not a
+    change of uids."""
+    home.apply(BASE)
+    doc = copy.deepcopy(BASE)
+    doc["datasets"][0]["records"] = False
+    res = home.ok("agreement", "apply", "--dry-run",
+                  home.write_json(doc, "views-only"))
+    assert "    records: true -> false" in res.stdout.splitlines(), res.stdout
+    doc = copy.deepcopy(BASE)
+    doc.update(uids=[0, 1000])
+    base2 = home.write_json(doc, "two-uids")
+    doc.update(uids=[1000, 0])
+    res = home.ok("agreement", "apply", "--dry-run",
+                  home.write_json(doc, "two-uids-swapped"))
+    assert "  uids: 0 -> 1000 0" in res.stdout, res.stdout
+    home.ok("agreement", "apply", base2)
+    res = home.ok("agreement", "apply", "--dry-run",
+                  home.write_json(doc, "two-uids-swapped"))
+    assert "uids" not in res.stdout, res.stdout

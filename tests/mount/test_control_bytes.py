@@ -3,7 +3,8 @@ Text that reaches govfs from outside (a CSV's column names, an agreement's
 grantee, an admin's --reason, an analyst's process name) may hold control
 bytes and bytes that are not UTF-8.  Wherever govfs shows such text to a
 person, one record stays one line and no line can be forged: errors,
-`audit tail`, `agreement show`, README.txt write control bytes as \\xHH.
+`audit tail`, `agreement show`, README.txt write control characters,
+bytes that are not UTF-8 and '\\' as \\xHH.
 `audit export` keeps every key, writing bytes that are not UTF-8 as \\xHH.
 """
 import json
@@ -119,4 +120,4 @@ def test_export_keeps_text_that_is_not_utf8(data):
     lines = tail.split(b"\n")
     assert lines[-1] == b""
     assert all(line.split(b" ")[0].isdigit() for line in lines[:-1]), tail
-    assert b" rd\\x0a\xfe " in tail, tail
+    assert b" rd\\x0a\\xfe " in tail, tail

@@ -5,6 +5,7 @@ mount on the same mount point; and a corrupt store block, which must give
 EIO and never wrong bytes.
 """
 import errno
+import json
 import os
 import random
 import signal
@@ -191,6 +192,9 @@ def test_damaged_store_file_leaves_the_rest_served(home, tmp_dir):
             "EIO"
         penguins = lib.read_all(m / "penguins" / "data.csv").decode()
         assert penguins.startswith("species\n"), penguins[:40]
+        # What it would show is still listed.
+        schema = json.loads(lib.read_all(m / "visits" / "schema.json"))
+        assert [c["name"] for c in schema["columns"]] == list(RULES)
     assert "data.csv     unavailable: its store file is damaged" in readme, \
         readme
     assert "views/by_island.csv  unavailable: its store file is damaged" in \

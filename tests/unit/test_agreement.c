@@ -847,12 +847,17 @@ static void test_group_by_forms(void **state)
 
 static void test_view_same(void **state)
 {
-	struct group_key ka = {.column = "age", .has_rule = true,
+	struct group_key ka = {.column = "age",
+			       .has_rule = true,
 			       .rule = {.kind = RULE_BUCKET, .width = "10"}};
 	struct group_key kb = ka;
 	struct measure ma = {.kind = MEASURE_COUNT};
-	struct view a = {.name = "v", .nkeys = 1, .keys = &ka,
-			 .nmeasures = 1, .measures = &ma, .min_group = 10};
+	struct view a = {.name = "v",
+			 .nkeys = 1,
+			 .keys = &ka,
+			 .nmeasures = 1,
+			 .measures = &ma,
+			 .min_group = 10};
 	struct view b = a;
 
 	(void)state;

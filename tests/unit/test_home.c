@@ -145,6 +145,11 @@ static void test_check_new_creates_nothing(void **state)
 	close(fd);
 	assert_int_equal(home_check_new(f->home), -EEXIST);
 	assert_int_equal(home_check_new(sub), -ENOTDIR);
+	/* Nothing there, and no parent to make it in. */
+	path_in(f, "x/y/home", sub, sizeof(sub));
+	assert_int_equal(home_check_new(sub), -ENOTDIR);
+	path_in(f, "none/home", sub, sizeof(sub));
+	assert_int_equal(home_check_new(sub), -ENOENT);
 }
 
 static void test_create_modes_under_umask_0(void **state)
