@@ -493,12 +493,15 @@ static bool quota_used_up(const struct mount_state *st)
 	return quota_used(g.quota, day) >= st->agr.quota_bytes_per_day;
 }
 
-/* README.txt as it reads now: with today's quota use, if one counts. */
+/*
+ * README.txt as it reads now: with today's quota use, if one counts (not
+ * once revoked: revoke deleted the counter).
+ */
 static int readme_now(const struct mount_state *st, struct buf *out)
 {
 	struct readme_quota q;
 
-	if (!st->agr.has_quota)
+	if (!st->agr.has_quota || !strcmp(st->rec.state, "revoked"))
 		return buf_append(out, st->readme.data, st->readme.len);
 	q.day = quota_day(clock_now_ns(), st->agr.valid_from_offset);
 	q.day_start_ns = quota_day_start_ns(q.day, st->agr.valid_from_offset);

@@ -695,6 +695,13 @@ def test_quota_shared_persistent_daily(data, tmp_dir):
         assert (used, left) == (2 * size, quota - 2 * size)
         assert today == day_start_text(time.time() + skew, OFFSET)
 
+        # Revoke deletes the counter: README.txt no longer counts.
+        home.ok("agreement", "revoke", agr, "--reason", "term ended")
+        text = readme(m1)
+        assert "\nState:     revoked\n" in text, text
+        assert "Quota:     %d bytes of data per day\n" % quota in text
+        assert " used, " not in text, text
+
 
 # ---------------------------------------------------------------------------
 # Holds: suspend and revoke stop the daemons before the catalog commit
