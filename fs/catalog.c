@@ -1137,7 +1137,7 @@ int catalog_view_result_put(struct catalog *cat, const struct view_result *r)
 	sqlite3_bind_blob(st, 12, r->wrapped_key, WRAPPED_KEY_LEN,
 			  SQLITE_TRANSIENT);
 	bind_blob(st, 13, &r->sealed_sizes);
-	sqlite3_bind_blob(st, 14, r->sha256, VIEW_SHA256_LEN, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(st, 14, r->digest, VIEW_DIGEST_LEN, SQLITE_TRANSIENT);
 	return step_done(st);
 }
 
@@ -1152,7 +1152,7 @@ static int view_result_from_row(sqlite3_stmt *st, struct view_result *r)
 	r->store_file = col_strdup(st, 5);
 	if (sqlite3_column_bytes(st, 6) != STORE_FILE_ID_LEN ||
 	    sqlite3_column_bytes(st, 11) != WRAPPED_KEY_LEN ||
-	    sqlite3_column_bytes(st, 13) != VIEW_SHA256_LEN)
+	    sqlite3_column_bytes(st, 13) != VIEW_DIGEST_LEN)
 		return -EIO;
 	memcpy(r->store.file_id, sqlite3_column_blob(st, 6), STORE_FILE_ID_LEN);
 	r->store.nblocks = (uint32_t)sqlite3_column_int64(st, 7);
@@ -1160,7 +1160,7 @@ static int view_result_from_row(sqlite3_stmt *st, struct view_result *r)
 	r->store.raw_bytes = (uint64_t)sqlite3_column_int64(st, 9);
 	r->store.file_bytes = (uint64_t)sqlite3_column_int64(st, 10);
 	memcpy(r->wrapped_key, sqlite3_column_blob(st, 11), WRAPPED_KEY_LEN);
-	memcpy(r->sha256, sqlite3_column_blob(st, 13), VIEW_SHA256_LEN);
+	memcpy(r->digest, sqlite3_column_blob(st, 13), VIEW_DIGEST_LEN);
 	if (!r->agreement || !r->dataset || !r->view || !r->store_file)
 		return -ENOMEM;
 	return col_blob(st, 12, &r->sealed_sizes);

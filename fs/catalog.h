@@ -239,14 +239,18 @@ int catalog_mount_list(struct catalog *cat, const char *agreement,
 		       struct mount_record **out, size_t *n)
     __attribute__((warn_unused_result));
 
-/* Bytes of a SHA-256 digest. */
-#define VIEW_SHA256_LEN 32
+/* Bytes of a view result's digest (HMAC-SHA256). */
+#define VIEW_DIGEST_LEN 32
 
 /*
  * The result of one view of one agreement revision over one dataset
  * version: a store file of its output records (rowfmt, sealed under its
  * own data key, wrapped by the master key), the size index of its CSV
- * (sealed: sizeindex.h), and the SHA-256 of the CSV bytes.
+ * (sealed: sizeindex.h), and the digest of the CSV bytes: an HMAC under a
+ * key of the agreement's derived from the master key (view_digest_key),
+ * so that it says whether two results serve the same bytes, but a copy
+ * of the catalog cannot confirm a guess of them.  (Its column is still
+ * named sha256: an older govfs stored the plain SHA-256 there.)
  */
 struct view_result {
 	char *agreement;
@@ -258,7 +262,7 @@ struct view_result {
 	struct store_info store;
 	uint8_t wrapped_key[WRAPPED_KEY_LEN];
 	struct buf sealed_sizes;
-	uint8_t sha256[VIEW_SHA256_LEN];
+	uint8_t digest[VIEW_DIGEST_LEN];
 };
 
 void view_result_release(struct view_result *r);

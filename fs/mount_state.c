@@ -260,7 +260,7 @@ static int view_file_open(struct catalog *cat, const char *home,
 		rc = schema_copy(&fv->dv.schema, &out_schema);
 	if (!rc && agg_fingerprint(view, ds->rows, &fv->fingerprint))
 		rc = -ENOMEM;
-	memcpy(fv->sha256, r.sha256, sizeof(fv->sha256));
+	memcpy(fv->digest, r.digest, sizeof(fv->digest));
 	size_index_release(&sizes);
 	view_result_release(&r);
 	schema_release(&out_schema);
@@ -285,7 +285,7 @@ static bool view_current(const struct file_view *fv,
 	if (!now)
 		return false;
 	if (now->version == fv->version)
-		return !memcmp(now->sha256, fv->sha256, sizeof(fv->sha256));
+		return !memcmp(now->digest, fv->digest, sizeof(fv->digest));
 	return render_fingerprint_equal(&now->fingerprint, &fv->fingerprint);
 }
 

@@ -51,7 +51,7 @@ struct file_view {
 	/* data.csv: render_fingerprint of its revision's rules; a view:
 	 * agg_fingerprint of its definition and the rows filter. */
 	struct buf fingerprint;
-	uint8_t sha256[VIEW_SHA256_LEN]; /* a view's bytes */
+	uint8_t digest[VIEW_DIGEST_LEN]; /* a view's bytes */
 	const char *fault; /* NULL, or why it serves nothing (static text) */
 };
 

@@ -817,12 +817,33 @@ static int write_groups(struct build *b, struct agg_table *final,
 
 /* ---- the result ---- */
 
-/* Render the result's blocks once: its size index si and SHA-256. */
+/* An HMAC-SHA256 computation under key, or NULL. */
+static EVP_MAC_CTX *hmac_new(const uint8_t key[KEY_LEN])
+{
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	OSSL_PARAM params[] = {
+	    OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+	    OSSL_PARAM_construct_end()};
+
+	EVP_MAC_free(mac);
+	if (ctx && EVP_MAC_init(ctx, key, KEY_LEN, params) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
+/*
+ * Render the result's blocks once: its size index si, and its digest (the
+ * HMAC of its CSV under digest_key).
+ */
 static int measure(const char *path, const uint8_t key[KEY_LEN],
+		   const uint8_t digest_key[KEY_LEN],
 		   const struct schema *out_schema, struct view_result *out,
 		   struct size_index *si)
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	EVP_MAC_CTX *md = hmac_new(digest_key);
 	struct block_decoder *d = block_decoder_new();
 	struct buf csv = BUF_INIT;
 	struct render_plan rp;
@@ -846,8 +867,7 @@ static int measure(const char *path, const uint8_t key[KEY_LEN],
 	si->header_bytes = si->total_bytes = rp.header.len;
 	si->block_bytes = calloc(si->nblocks + 1, sizeof(uint64_t));
 	rc = si->block_bytes ? 0 : -ENOMEM;
-	if (!rc && (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-		    EVP_DigestUpdate(md, rp.header.data, rp.header.len) != 1))
+	if (!rc && EVP_MAC_update(md, rp.header.data, rp.header.len) != 1)
 		rc = -ENOMEM;
 	for (uint32_t i = 0; !rc && i < si->nblocks; i++) {
 		csv.len = 0;
@@ -855,12 +875,12 @@ static int measure(const char *path, const uint8_t key[KEY_LEN],
 		if (!rc)
 			rc = render_block(&rp, rows, len, s->blocks[i].nrows,
 					  &csv, NULL);
-		if (!rc && EVP_DigestUpdate(md, csv.data, csv.len) != 1)
+		if (!rc && EVP_MAC_update(md, csv.data, csv.len) != 1)
 			rc = -ENOMEM;
 		si->block_bytes[i] = csv.len;
 		si->total_bytes += csv.len;
 	}
-	if (!rc && EVP_DigestFinal_ex(md, out->sha256, NULL) != 1)
+	if (!rc && EVP_MAC_final(md, out->digest, NULL, VIEW_DIGEST_LEN) != 1)
 		rc = -ENOMEM;
 	store_close(s);
 out_plan:
@@ -868,7 +888,7 @@ out_plan:
 out_free:
 	buf_release(&csv);
 	block_decoder_free(d);
-	EVP_MD_CTX_free(md);
+	EVP_MAC_CTX_free(md);
 	return rc;
 }
 
@@ -880,7 +900,7 @@ static int write_result(struct build *b, const struct master_key *mk,
 {
 	struct schema out_schema;
 	struct rec_writer rw;
-	uint8_t key[KEY_LEN];
+	uint8_t key[KEY_LEN], digest_key[KEY_LEN];
 	char label[128];
 	int rc = agg_plan_output_schema(b->plan, &out_schema);
 
@@ -889,14 +909,17 @@ static int write_result(struct build *b, const struct master_key *mk,
 	view_key_label(agreement, label, sizeof(label));
 	rc = data_key_new(mk, label, key, out->wrapped_key);
 	if (!rc)
+		rc = view_digest_key(mk, agreement, digest_key);
+	if (!rc)
 		rc = rw_open(b, key, false, &rw, path);
 	if (!rc) {
 		rc = write_groups(b, final, &rw);
 		rc = rw_close(&rw, rc, &out->store);
 	}
 	if (!rc)
-		rc = measure(path, key, &out_schema, out, sizes);
+		rc = measure(path, key, digest_key, &out_schema, out, sizes);
 	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(digest_key, sizeof(digest_key));
 	schema_release(&out_schema);
 	return rc;
 }

@@ -52,7 +52,7 @@ struct view_build_opts {
  * Compute view over src (a dataset version opened under the agreement's
  * dataset entry, whose rows filter src->plan.filter applies first) for
  * agreement, and fill out: store_file (under HOME/store), store, wrapped
- * key and sha256; and sizes, the plain size index of its CSV.  The caller
+ * key and digest; and sizes, the plain size index of its CSV.  The caller
  * sets the names and numbers out is recorded under, and seals sizes for
  * them into out->sealed_sizes.  Nothing is left under HOME/tmp, whatever
  * happens; on error no result file is left either.  Returns 0, -EINVAL

@@ -15,6 +15,15 @@ void view_key_label(const char *agreement, char *buf, size_t len)
 	snprintf(buf, len, "govfs view key:%s", agreement);
 }
 
+int view_digest_key(const struct master_key *mk, const char *agreement,
+		    uint8_t key[KEY_LEN])
+{
+	char purpose[160];
+
+	snprintf(purpose, sizeof(purpose), "govfs view digest:%s", agreement);
+	return key_derive(mk->bytes, purpose, key);
+}
+
 size_t view_files_remove(const char *home, const struct catalog_files *files)
 {
 	char path[PATH_MAX];

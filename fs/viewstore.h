@@ -14,10 +14,19 @@
 #include <stdint.h>
 
 #include "catalog.h"
+#include "keys.h"
 
 /* The label a view result's data key is wrapped under: bound to its
  * agreement, so a key moved to another agreement's row does not unwrap. */
 void view_key_label(const char *agreement, char *buf, size_t len);
+
+/*
+ * The key of agreement's view result digests (struct view_result): derived
+ * from the master key for that agreement alone, so that equal digests of
+ * two agreements say nothing.  0 or -EIO.
+ */
+int view_digest_key(const struct master_key *mk, const char *agreement,
+		    uint8_t key[KEY_LEN]) __attribute__((warn_unused_result));
 
 /*
  * Unlink the files (relative to home) the catalog no longer references.

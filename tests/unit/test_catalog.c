@@ -234,7 +234,7 @@ static void make_result(struct view_result *r, int64_t revision,
 	r->store.file_bytes = 1000 + (uint64_t)revision;
 	r->wrapped_key[5] = 0xcd;
 	r->sealed_sizes = blob_of("sealed sizes");
-	r->sha256[31] = 0xef;
+	r->digest[31] = 0xef;
 }
 
 static int count_file(void *ctx, const char *file)
@@ -262,7 +262,7 @@ static void test_view_results(void **state)
 	assert_string_equal(got.store_file, "store/v1.gvs");
 	assert_memory_equal(&got.store, &r.store, sizeof(r.store));
 	assert_memory_equal(got.wrapped_key, r.wrapped_key, WRAPPED_KEY_LEN);
-	assert_memory_equal(got.sha256, r.sha256, VIEW_SHA256_LEN);
+	assert_memory_equal(got.digest, r.digest, VIEW_DIGEST_LEN);
 	assert_int_equal(got.sealed_sizes.len, r.sealed_sizes.len);
 	assert_memory_equal(got.sealed_sizes.data, r.sealed_sizes.data,
 			    r.sealed_sizes.len);

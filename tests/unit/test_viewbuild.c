@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -299,7 +300,8 @@ static void build(struct fixture *f, struct subject *s, size_t memory,
 	struct schema out;
 	struct dataview res;
 	struct perr err;
-	uint8_t digest[VIEW_SHA256_LEN];
+	uint8_t digest[VIEW_DIGEST_LEN], plain[VIEW_DIGEST_LEN];
+	uint8_t key[KEY_LEN], other[KEY_LEN];
 
 	w->dir = f->dir;
 	assert_int_equal(view_build(f->dir, &f->mk, AGREEMENT, &s->dv, view,
@@ -333,10 +335,18 @@ static void build(struct fixture *f, struct subject *s, size_t memory,
 		block_decoder_free(d);
 	}
 	assert_int_equal(csv->len, sizes->total_bytes);
+	/* The digest is the HMAC of the CSV under the agreement's own key,
+	 * not its plain SHA-256 (which would confirm a guess of it). */
+	assert_int_equal(view_digest_key(&f->mk, AGREEMENT, key), 0);
+	assert_non_null(HMAC(EVP_sha256(), key, KEY_LEN, csv->data, csv->len,
+			     digest, NULL));
+	assert_memory_equal(digest, r->digest, VIEW_DIGEST_LEN);
 	assert_int_equal(
-	    EVP_Digest(csv->data, csv->len, digest, NULL, EVP_sha256(), NULL),
+	    EVP_Digest(csv->data, csv->len, plain, NULL, EVP_sha256(), NULL),
 	    1);
-	assert_memory_equal(digest, r->sha256, VIEW_SHA256_LEN);
+	assert_memory_not_equal(plain, r->digest, VIEW_DIGEST_LEN);
+	assert_int_equal(view_digest_key(&f->mk, "another", other), 0);
+	assert_memory_not_equal(key, other, KEY_LEN);
 	dataview_close(&res);
 	schema_release(&out);
 	agg_plan_release(&plan);
