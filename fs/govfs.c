@@ -61,26 +61,6 @@ struct mount_state *current_state(void)
 /* Room for a path with every byte escaped. */
 #define SHOWN_MAX (PATH_MAX * 4)
 
-/*
- * s for a one-line message: control bytes become \xHH, so that a mount
- * point named with a newline cannot split (or forge) a line of output.
- */
-static const char *printable(const char *s, char *buf, size_t len)
-{
-	size_t o = 0;
-
-	for (; *s && o + 5 < len; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c < 0x20 || c == 0x7f)
-			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
-		else
-			buf[o++] = (char)c;
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
 static const char usage_text[] =
     "usage: govfs --home DIR --agreement ID [--key-file F] [-f] "
     "[-o opts] MOUNTPOINT\n"
@@ -169,7 +149,7 @@ static int usage_error(const char *fmt, ...)
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "govfs: %s (see govfs --help)\n",
-		printable(what, shown, sizeof(shown)));
+		text_escape(shown, sizeof(shown), what, TEXT_SHOWN));
 	return 2;
 }
 
@@ -244,11 +224,12 @@ static int parse_args(int argc, char **argv, struct fuse_args *args)
 	}
 	if (!realpath(home, g.home)) {
 		fprintf(stderr, "govfs: %s: %s\n",
-			printable(home, shown, sizeof(shown)), strerror(errno));
+			text_escape(shown, sizeof(shown), home, TEXT_SHOWN),
+			strerror(errno));
 		return 1;
 	}
 	if (!realpath(argv[optind], g.mountpoint)) {
-		printable(argv[optind], shown, sizeof(shown));
+		text_escape(shown, sizeof(shown), argv[optind], TEXT_SHOWN);
 		if (errno == ENOTCONN)
 			fprintf(stderr,
 				"govfs: %s: a stale mount (transport "
@@ -320,8 +301,8 @@ static int check_mountpoint_place(void)
 {
 	static char mp[SHOWN_MAX], home[SHOWN_MAX];
 
-	printable(g.mountpoint, mp, sizeof(mp));
-	printable(g.home, home, sizeof(home));
+	text_escape(mp, sizeof(mp), g.mountpoint, TEXT_SHOWN);
+	text_escape(home, sizeof(home), g.home, TEXT_SHOWN);
 	if (path_within(g.home, g.mountpoint)) {
 		fprintf(stderr,
 			"govfs: %s: refused: mounting there would hide the "
@@ -342,7 +323,7 @@ static int check_mountpoint(void)
 	static char mp[SHOWN_MAX];
 	struct stat st;
 
-	printable(g.mountpoint, mp, sizeof(mp));
+	text_escape(mp, sizeof(mp), g.mountpoint, TEXT_SHOWN);
 	if (stat(g.mountpoint, &st)) {
 		fprintf(stderr, "govfs: %s: %s%s\n", mp, strerror(errno),
 			errno == ENOTCONN ? " (a stale mount: run fusermount3 "

@@ -70,6 +70,16 @@ const char *text_quote(char *buf, const char *s)
 	return buf;
 }
 
+const char *text_escape(char *buf, size_t len, const char *s,
+			enum text_escape how)
+{
+	size_t n = strnlen(s, (len - 1) / 4);
+
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return escape_text(buf, (const unsigned char *)s, n, how);
+}
+
 char *text_escape_dup(const char *s, enum text_escape how)
 {
 	size_t len = strlen(s);

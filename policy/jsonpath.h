@@ -40,6 +40,14 @@ enum text_escape { TEXT_SHOWN, TEXT_LINE, TEXT_UTF8 };
  */
 const char *text_quote(char *buf, const char *s);
 
+/*
+ * s escaped as how says, in buf (len bytes, at least 1): what would not fit
+ * with every byte escaped is left out, cut at a character boundary.
+ * Returns buf.
+ */
+const char *text_escape(char *buf, size_t len, const char *s,
+			enum text_escape how);
+
 /* s whole, escaped as how says: a new string the caller frees, or NULL
  * when out of memory. */
 char *text_escape_dup(const char *s, enum text_escape how);

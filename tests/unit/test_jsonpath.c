@@ -109,6 +109,21 @@ static void test_quote_cuts_at_a_character(void **state)
 	assert_int_equal(strlen(buf), QUOTE_MAX * 4 + 3);
 }
 
+/* Into a fixed buffer, what would not fit escaped is left out whole. */
+static void test_escape_into_a_buffer(void **state)
+{
+	char buf[13];
+
+	(void)state;
+	/* room for 3 input bytes: "ab" then the 2-byte character is cut */
+	assert_string_equal(
+	    text_escape(buf, sizeof(buf), "ab\xc3\xa9", TEXT_SHOWN), "ab");
+	assert_string_equal(
+	    text_escape(buf, sizeof(buf), "\n\n\n\n", TEXT_SHOWN),
+	    "\\x0a\\x0a\\x0a");
+	assert_string_equal(text_escape(buf, 1, "abc", TEXT_SHOWN), "");
+}
+
 static void test_utf8_sequence_len(void **state)
 {
 	const unsigned char *s = (const unsigned char *)"\xe6\x9d\xad";
@@ -132,6 +147,7 @@ int main(void)
 	    cmocka_unit_test(test_escape_modes),
 	    cmocka_unit_test(test_escape_worst_case),
 	    cmocka_unit_test(test_quote_cuts_at_a_character),
+	    cmocka_unit_test(test_escape_into_a_buffer),
 	    cmocka_unit_test(test_utf8_sequence_len),
 	};
 
