@@ -313,6 +313,18 @@ static int send_request(const char *path, const char *request)
 	return fd;
 }
 
+const char *control_socket_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+bool control_socket_gone(int rc)
+{
+	return rc == -ECONNREFUSED || rc == -ENOENT;
+}
+
 /* Milliseconds since some fixed point, for timeouts. */
 static int64_t elapsed_ms(void)
 {
@@ -361,7 +373,7 @@ struct control_call *control_call_mounts(const struct mount_record *m, size_t n,
 	return calls;
 }
 
-static bool is_socket_name(const char *name)
+bool control_is_socket_name(const char *name)
 {
 	size_t len = strlen(name);
 
@@ -377,7 +389,7 @@ static char **list_sockets(const char *dir, size_t *n)
 
 	*n = 0;
 	while (d && (e = readdir(d))) {
-		if (!is_socket_name(e->d_name))
+		if (!control_is_socket_name(e->d_name))
 			continue;
 		grown = realloc(paths, (*n + 1) * sizeof(*paths));
 		if (!grown)
@@ -392,8 +404,7 @@ static char **list_sockets(const char *dir, size_t *n)
 	return paths;
 }
 
-/* Calls to paths, in one allocation with the paths themselves. */
-static struct control_call *calls_to(char **paths, size_t n)
+struct control_call *control_calls_to(char *const *paths, size_t n)
 {
 	size_t bytes = n * sizeof(struct control_call), at;
 	struct control_call *calls;
@@ -424,7 +435,7 @@ struct control_call *control_call_home(const char *home, const char *request,
 	    (int)sizeof(dir))
 		paths = list_sockets(dir, n);
 	if (*n)
-		calls = calls_to(paths, *n);
+		calls = control_calls_to(paths, *n);
 	for (size_t i = 0; i < *n; i++)
 		free(paths[i]);
 	free(paths);

@@ -10,6 +10,7 @@
 #ifndef GOVFS_CONTROL_H
 #define GOVFS_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "buf.h"
@@ -68,6 +69,22 @@ struct control_call *control_call_mounts(const struct mount_record *m, size_t n,
  */
 struct control_call *control_call_home(const char *home, const char *request,
 				       int timeout_ms, size_t *n);
+
+/*
+ * Calls to paths, not yet made, in one allocation with the paths
+ * themselves (the caller's to free); NULL if out of memory.
+ */
+struct control_call *control_calls_to(char *const *paths, size_t n);
+
+/* Whether name, in HOME/run, is a daemon's socket ("<pid>.sock"). */
+bool control_is_socket_name(const char *name);
+
+/* A socket's name in HOME/run, from its path (the home may be spelt
+ * another way). */
+const char *control_socket_name(const char *path);
+
+/* Whether a call failed because no daemon listens on its socket. */
+bool control_socket_gone(int rc);
 
 /* How a thread was scheduled before control_run_ahead. */
 struct control_sched {

@@ -1,15 +1,13 @@
 /*
  * home: the layout of a govfs home (catalog.db, store/, tmp/, lock), the
  * checks that it belongs to the running user alone, the admin lock that
- * serialises govfsctl's changes, and the clean-up of whatever an
- * interrupted change left behind.
+ * serialises govfsctl's changes, and who the admin is.  What an
+ * interrupted change left behind is fs/leftovers' business.
  */
 #ifndef GOVFS_HOME_H
 #define GOVFS_HOME_H
 
 #include <stddef.h>
-
-#include "catalog.h"
 
 #define HOME_DEFAULT "/var/lib/govfs"
 #define HOME_STORE_DIR "store"
@@ -50,13 +48,6 @@ int home_subdir(const char *home, const char *sub)
 /* Take the admin lock (blocking); returns the fd to pass to home_unlock. */
 int home_lock(const char *home) __attribute__((warn_unused_result));
 void home_unlock(int fd);
-
-/*
- * Remove leftovers of interrupted changes: every file in tmp/ and every
- * store file the catalog does not reference.  Call with the lock held.
- * Returns how many files were removed, or -errno.
- */
-int home_cleanup(const char *home, struct catalog *cat);
 
 /* Who is acting: "uid 1000 (alice)", from SUDO_UID or the login uid. */
 void admin_identity(char *buf, size_t len);

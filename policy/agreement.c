@@ -34,7 +34,6 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#define VIEW_NAME_MAX 200
 #define RULE_N_MAX 1000000u
 /* The longest bucket width whose rule text fits in RULE_TEXT_MAX. */
 #define WIDTH_MAX (RULE_TEXT_MAX - (int)sizeof("bucket:"))
@@ -86,50 +85,6 @@ static int nomem(struct perr *err)
 static bool char_is_digit(char c)
 {
 	return c >= '0' && c <= '9';
-}
-
-static bool char_is_lower_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || char_is_digit(c);
-}
-
-static bool char_is_alnum(char c)
-{
-	return (c >= 'A' && c <= 'Z') || char_is_lower_alnum(c);
-}
-
-bool id_is_valid(const char *s)
-{
-	size_t i;
-
-	if (!char_is_lower_alnum(s[0]))
-		return false;
-	for (i = 1; s[i]; i++) {
-		if (i >= ID_MAX)
-			return false;
-		if (!char_is_lower_alnum(s[i]) && s[i] != '.' && s[i] != '_' &&
-		    s[i] != '-')
-			return false;
-	}
-	return true;
-}
-
-/* [A-Za-z0-9][A-Za-z0-9._-]*, at most VIEW_NAME_MAX bytes: safe as the
- * file name "<name>.csv". */
-static bool view_name_is_valid(const char *s)
-{
-	size_t i;
-
-	if (!char_is_alnum(s[0]))
-		return false;
-	for (i = 1; s[i]; i++) {
-		if (i >= VIEW_NAME_MAX)
-			return false;
-		if (!char_is_alnum(s[i]) && s[i] != '.' && s[i] != '_' &&
-		    s[i] != '-')
-			return false;
-	}
-	return true;
 }
 
 static bool rule_has_n(enum rule_kind kind)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ident.h"
 #include "perr.h"
 #include "schema.h"
 
@@ -156,12 +157,6 @@ const struct rule *agreement_dataset_rule(const struct agreement_dataset *ds,
 bool view_same(const struct view *a, const struct view *b);
 
 void agreement_release(struct agreement *agr);
-
-/* The longest dataset or agreement id, in bytes. */
-#define ID_MAX 64
-
-/* Whether s is a valid dataset or agreement id. */
-bool id_is_valid(const char *s);
 
 /*
  * Parse an RFC 3339 time that must carry an offset ("Z" or +-HH:MM).

@@ -8,8 +8,9 @@
  * notices within 100 ms.
  *
  * Speed: suspend and revoke hold the agreement's daemons before opening
- * the catalog (they refuse its data at once, until the cut), and commit
- * without waiting for the disk, which is flushed once the cut is
+ * the catalog (they refuse its data at once, until the cut; govfsctl's
+ * front usually has, before this program was even loaded: holds.h), and
+ * commit without waiting for the disk, which is flushed once the cut is
  * confirmed; a power loss before that undoes a change never confirmed.
  */
 #include <errno.h>
@@ -21,25 +22,19 @@
 #include "clock.h"
 #include "control.h"
 #include "govfsctl.h"
+#include "holds.h"
 #include "mount_state.h"
 #include "quota.h"
 #include "viewstore.h"
 
-/* How long a daemon may take to confirm a cut, and a hold. */
+/* How long a daemon may take to confirm a cut. */
 #define CUT_TIMEOUT_MS 5000
-#define HOLD_TIMEOUT_MS 100
 #define STATS_TIMEOUT_MS 2000
 
 /* Whether a daemon confirmed the cut of call c. */
 static bool cut_confirmed(const struct control_call *c)
 {
 	return !c->rc && !strncmp(c->reply, "ok ", 3);
-}
-
-/* Whether a call failed because no daemon listens on its socket. */
-static bool socket_gone(int rc)
-{
-	return rc == -ECONNREFUSED || rc == -ENOENT;
 }
 
 /*
@@ -49,42 +44,15 @@ static bool socket_gone(int rc)
  */
 static bool daemon_gone(const struct mount_record *m, int rc)
 {
-	return socket_gone(rc) || (kill((pid_t)m->pid, 0) && errno == ESRCH);
-}
-
-/*
- * The daemons that an admin's suspend or revoke holds (see hold_mounts):
- * each stops serving the agreement at once, before the catalog change,
- * until the cut that follows it.
- */
-struct holds {
-	struct control_call *calls; /* to every daemon of the home */
-	size_t n;
-	bool cut; /* the cut that ends them was sent */
-};
-
-/*
- * Whether the daemon of call c may hold the agreement for us: it said so,
- * or it got the request and did not answer in time (it may have held
- * before it got to answering).
- */
-static bool may_hold(const struct control_call *c)
-{
-	return (!c->rc && !strcmp(c->reply, "held")) || c->rc == -ETIMEDOUT;
-}
-
-/* A socket's name in HOME/run: the home may be spelt another way. */
-static const char *socket_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	return slash ? slash + 1 : path;
+	return control_socket_gone(rc) ||
+	       (kill((pid_t)m->pid, 0) && errno == ESRCH);
 }
 
 static bool listed(const struct mount_record *m, size_t n, const char *socket)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!strcmp(socket_name(m[i].socket), socket_name(socket)))
+		if (!strcmp(control_socket_name(m[i].socket),
+			    control_socket_name(socket)))
 			return true;
 	return false;
 }
@@ -104,7 +72,8 @@ static struct control_call *cut_calls(const struct mount_record *m, size_t n,
 	for (size_t i = 0; calls && i < n; i++)
 		calls[(*total)++].socket = m[i].socket;
 	for (size_t i = 0; calls && i < h->n; i++)
-		if (may_hold(&h->calls[i]) && !listed(m, n, h->calls[i].socket))
+		if (holds_may_hold(&h->calls[i]) &&
+		    !listed(m, n, h->calls[i].socket))
 			calls[(*total)++].socket = h->calls[i].socket;
 	return calls;
 }
@@ -112,7 +81,7 @@ static struct control_call *cut_calls(const struct mount_record *m, size_t n,
 /* Say so when a daemon that may hold, and is not registered, was not cut. */
 static void unheld(const struct control_call *c)
 {
-	if (socket_gone(c->rc))
+	if (control_socket_gone(c->rc))
 		return;
 	warning("%s did not confirm the end of its hold: %s; it "
 		"ends by itself within 30 s",
@@ -161,33 +130,6 @@ static int cut_mounts(struct ctl *ctl, const char *id, const char *what,
 	if (!calls)
 		return fail("out of memory");
 	return unconfirmed ? EXIT_REFUSED : 0;
-}
-
-/*
- * Suspend and revoke, before the catalog is even opened: ask every daemon
- * of the home to hold id (those serving it stop at once; the others say
- * so), so that readers are cut without waiting for the commit.  A daemon
- * too slow to answer is cut after the commit like any other.
- */
-static void hold_mounts(const struct ctl *ctl, const char *id, struct holds *h)
-{
-	char request[sizeof("hold ") + ID_MAX];
-
-	*h = (struct holds){0};
-	if (snprintf(request, sizeof(request), "hold %s", id) <
-	    (int)sizeof(request))
-		h->calls = control_call_home(ctl->home, request,
-					     HOLD_TIMEOUT_MS, &h->n);
-}
-
-/* Whether every live daemon of the home answered the hold in time (a
- * socket left by a dead one refuses the connection, or is gone). */
-static bool all_answered(const struct holds *h)
-{
-	for (size_t i = 0; i < h->n; i++)
-		if (h->calls[i].rc && !socket_gone(h->calls[i].rc))
-			return false;
-	return true;
 }
 
 /* When nothing was changed after all: every daemon held serves again. */
@@ -412,11 +354,13 @@ int agreement_lifecycle(int argc, char **argv)
 				   a.verb);
 	if (check_id("agreement", pos[0]) || ctl_check_home(&ctl))
 		return EXIT_REFUSED;
-	/* Access is cut first; opening it again waits for the commit. */
+	/* Access is cut first (unless govfsctl's front did), before the
+	 * catalog is even opened; opening it again waits for the commit. */
 	if (strcmp(a.verb, "resume")) {
-		hold_mounts(&ctl, pos[0], &holds);
+		if (!holds_take_over(&holds, ctl.home, pos[0], &start_ns))
+			holds_take(ctl.home, pos[0], &holds);
 		/* The readers are cut: leave them the CPU to find out. */
-		if (all_answered(&holds))
+		if (holds_all_answered(&holds))
 			control_run_as_before(&a.sched);
 	}
 	rc = ctl_open(&ctl, CTL_STATE);
@@ -424,7 +368,7 @@ int agreement_lifecycle(int argc, char **argv)
 		rc = change_state(&ctl, &a, pos[0], &holds, start_ns);
 	if (!holds.cut)
 		release_holds(&holds);
-	free(holds.calls);
+	holds_free(&holds);
 	ctl_close(&ctl);
 	return rc;
 }

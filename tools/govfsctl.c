@@ -15,6 +15,7 @@
 #include "audit.h"
 #include "govfsctl.h"
 #include "home.h"
+#include "leftovers.h"
 
 static const char usage_text[] =
     "usage: govfsctl VERB [options]\n"
@@ -72,7 +73,7 @@ int ctl_open(struct ctl *ctl, enum ctl_mode mode)
 					  : strerror(-rc));
 	}
 	if (write) {
-		rc = home_cleanup(ctl->home, ctl->cat);
+		rc = leftovers_remove(ctl->home, ctl->cat);
 		if (rc > 0)
 			warning("removed %d leftover file(s) of an "
 				"interrupted change",

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Where the time of a cut goes, run by hand as root with perf (Debian's
 # linux-perf): tests/bench/cut.sh under `perf record`, with uprobes on
-# govfsctl (main, the hold's control_call_home and its return) and govfs
-# (reply_hold) next to the scheduler's fork, exec and exit events, all on
+# govfsctl's front (main, the hold's control_call_home and its return)
+# and govfs (reply_hold) next to the scheduler's fork, exec and exit events, all on
 # CLOCK_MONOTONIC.  For every `agreement suspend` the benchmark's admin
 # shell forked, prints p50/p90/p99/max in ms of: fork -> exec (the child
 # scheduled and the binary mapped), exec -> main (the dynamic loader),

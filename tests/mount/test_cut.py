@@ -20,6 +20,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -836,6 +837,159 @@ def test_suspend_of_a_suspended_agreement_ends_its_hold(data):
         assert not held(home, m.pid)
         cut_ok(home, "resume", agr, None, "resumed", 1)
         assert lib.read_all(m / path) == want
+
+
+# ---------------------------------------------------------------------------
+# govfsctl's front: the holds come before govfsctl-core is even loaded
+# ---------------------------------------------------------------------------
+
+# A stand-in for govfsctl-core: notes what the front handed it (the
+# holds, or "unset") and its arguments, and commits nothing.
+FAKE_CORE = """#!/bin/sh
+printf '%s' "${GOVFSCTL_HELD-unset}" > "$0.held"
+printf '%s\\n' "$@" > "$0.args"
+"""
+
+
+def front_copy(tmp_dir, core_script=None):
+    """govfsctl's front copied into a directory of its own, next to
+    core_script as its govfsctl-core (or alone): its path."""
+    d = tmp_dir / "front"
+    d.mkdir()
+    front = d / "govfsctl"
+    shutil.copy2(lib.GOVFSCTL, front)
+    if core_script is not None:
+        core = d / "govfsctl-core"
+        core.write_text(core_script)
+        core.chmod(0o755)
+    return front
+
+
+def handed_over(front):
+    return (front.parent / "govfsctl-core.held").read_text()
+
+
+def end_hold(home, agr, mount):
+    """A real suspend and resume: the cut ends the hold, and access is
+    back."""
+    cut_ok(home, "suspend", agr, "end the hold", "suspended", 1)
+    cut_ok(home, "resume", agr, None, "resumed", 1)
+    assert not held(home, mount.pid)
+
+
+def test_front_holds_before_the_core_runs(data, tmp_dir):
+    """For suspend and revoke the front holds the agreement's daemons
+    itself, then hands the holds to govfsctl-core (GOVFSCTL_HELD) with the
+    arguments unchanged: with a core that commits nothing, the mount
+    refuses already, while the catalog still says active."""
+    home, want = data.home, data.want
+    agr = "agr-front"
+    home.apply(lib.agreement(agr, {"visits": RULES}, valid_from=VALID_FROM))
+    front = front_copy(tmp_dir, FAKE_CORE)
+    path = Path("visits") / "data.csv"
+    spellings = [
+        ["agreement", "suspend", agr, "--reason", "front",
+         "--home", str(home.dir), "--key-file", str(home.key)],
+        ["--home=%s" % home.dir, "--key-file", str(home.key), "agreement",
+         "revoke", "--json", "--reason=front", agr],
+    ]
+    with daemons(((home, agr), {})) as (m,):
+        fd = os.open(m / path, os.O_RDONLY)
+        try:
+            for args in spellings:
+                assert os.pread(fd, 100, 0) == want[:100]
+                res = subprocess.run([str(front), *args], text=True,
+                                     capture_output=True, timeout=30)
+                assert res.returncode == 0, res.stderr
+                assert (front.parent / "govfsctl-core.args").read_text() \
+                    == "".join(a + "\n" for a in args)
+                got = handed_over(front)
+                assert re.fullmatch(r"[1-9]\d* %s( \d+\.sock:-?\d+:[01])+"
+                                    % agr, got), got
+                assert " %d.sock:0:1" % m.pid in got, got
+                assert held(home, m.pid)
+                assert lib.errno_of(os.pread, fd, 100, 0) == "EACCES"
+                assert "\nState:     active\n" in readme(m)
+                end_hold(home, agr, m)
+        finally:
+            os.close(fd)
+
+
+def test_front_leaves_doubtful_commands_whole(data, tmp_dir):
+    """Whatever is not a well-formed suspend or revoke, as govfsctl-core
+    would read it, the front passes on whole, holding nothing: the core
+    then refuses it, or holds by itself."""
+    home = data.home
+    agr = "agr-front-doubt"
+    home.apply(lib.agreement(agr, {"visits": RULES}, valid_from=VALID_FROM))
+    front = front_copy(tmp_dir, FAKE_CORE)
+    where = ["--home", str(home.dir), "--key-file", str(home.key)]
+    doubtful = [
+        ["agreement", "resume", agr],
+        ["agreement", "show", agr],
+        ["agreement", "suspend", agr],
+        ["agreement", "suspend", agr, "--reason", ""],
+        ["agreement", "suspend", agr, "--reason"],
+        ["agreement", "suspend", agr, "--reaso", "abbreviated"],
+        ["agreement", "suspend", agr, "-r", "short"],
+        ["agreement", "suspend", agr, "--reason", "x", "--help"],
+        ["--json", "agreement", "suspend", agr, "--reason", "x"],
+        ["--reason", "x", "agreement", "suspend", agr],
+        ["agreement", "--json", "suspend", agr, "--reason", "x"],
+        ["agreement", "suspend", agr, "extra", "--reason", "x"],
+        ["agreement", "suspend", "--reason", "x"],
+        ["agreement", "suspend", "Agr-Upper", "--reason", "x"],
+        ["agreement", "suspend", "--", agr, "--reason", "x"],
+        ["dataset", "suspend", agr, "--reason", "x"],
+    ]
+    with daemons(((home, agr), {})) as (m,):
+        for args in doubtful:
+            res = subprocess.run([str(front), *args, *where], text=True,
+                                 capture_output=True, timeout=30)
+            assert res.returncode == 0, res.stderr
+            assert handed_over(front) == "unset", args
+            assert not held(home, m.pid), args
+        # Holds come from the front alone, never from its environment.
+        res = subprocess.run(
+            [str(front), "agreement", "resume", agr, *where], text=True,
+            capture_output=True, timeout=30,
+            env=dict(os.environ, GOVFSCTL_HELD="1 %s 1.sock:0:1" % agr))
+        assert res.returncode == 0, res.stderr
+        assert handed_over(front) == "unset"
+        # A home that fails govfsctl's checks: its sockets are not trusted.
+        home.dir.chmod(0o755)
+        try:
+            res = subprocess.run([str(front), "agreement", "suspend", agr,
+                                  "--reason", "x", *where], text=True,
+                                 capture_output=True, timeout=30)
+        finally:
+            home.dir.chmod(0o700)
+        assert handed_over(front) == "unset"
+        assert not held(home, m.pid)
+
+
+def test_front_without_its_core_releases_the_holds(data, tmp_dir):
+    """A front that cannot run govfsctl-core says so in one line, fails,
+    and lets go of the daemons it held: nothing was committed."""
+    home, want = data.home, data.want
+    agr = "agr-front-alone"
+    home.apply(lib.agreement(agr, {"visits": RULES}, valid_from=VALID_FROM))
+    front = front_copy(tmp_dir)
+    path = Path("visits") / "data.csv"
+    with daemons(((home, agr), {})) as (m,):
+        fd = os.open(m / path, os.O_RDONLY)
+        try:
+            res = subprocess.run(
+                [str(front), "agreement", "suspend", agr, "--reason", "x",
+                 "--home", str(home.dir), "--key-file", str(home.key)],
+                text=True, capture_output=True, timeout=30)
+            lib.assert_one_line_error(res, 1, "govfsctl",
+                                      "govfsctl-core: No such file")
+            assert not held(home, m.pid)
+            assert os.pread(fd, 100, 0) == want[:100]
+        finally:
+            os.close(fd)
+    assert home.json("agreement", "show", agr)["state"] == "active"
 
 
 # ---------------------------------------------------------------------------

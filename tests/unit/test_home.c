@@ -2,7 +2,7 @@
  * test_home: the layout of a home (home_create), the checks that it is
  * private (home_check: each path, symbolic links, each reason with the mode
  * or owner at fault), the admin lock held
- * across processes (home_lock), the clean-up of leftovers (home_cleanup)
+ * across processes (home_lock), the clean-up of leftovers (leftovers_remove)
  * and the identity written into the catalog (admin_identity).
  */
 #include <errno.h>
@@ -29,6 +29,7 @@
 
 #include "catalog.h"
 #include "home.h"
+#include "leftovers.h"
 
 /* A scratch directory; home is a path inside it, not yet created. */
 struct fixture {
@@ -564,7 +565,7 @@ static void test_cleanup_removes_leftovers_only(void **state)
 		path_in(f, gone[i], path, sizeof(path));
 		touch(path);
 	}
-	assert_int_equal(home_cleanup(f->home, cat), 6);
+	assert_int_equal(leftovers_remove(f->home, cat), 6);
 	for (i = 0; i < 3; i++) {
 		path_in(f, kept[i], path, sizeof(path));
 		assert_true(exists(path));
@@ -581,7 +582,7 @@ static void test_cleanup_removes_leftovers_only(void **state)
 	path_in(f, HOME_TMP_DIR, path, sizeof(path));
 	assert_true(exists(path));
 	/* Nothing left to do the second time. */
-	assert_int_equal(home_cleanup(f->home, cat), 0);
+	assert_int_equal(leftovers_remove(f->home, cat), 0);
 	catalog_close(cat);
 }
 
@@ -592,7 +593,7 @@ static void test_cleanup_empty_home(void **state)
 
 	assert_int_equal(home_create(f->home), 0);
 	assert_int_equal(catalog_create(f->home, &cat), 0);
-	assert_int_equal(home_cleanup(f->home, cat), 0);
+	assert_int_equal(leftovers_remove(f->home, cat), 0);
 	catalog_close(cat);
 }
 
@@ -606,7 +607,7 @@ static void test_cleanup_missing_tmp(void **state)
 	assert_int_equal(catalog_create(f->home, &cat), 0);
 	path_in(f, HOME_TMP_DIR, path, sizeof(path));
 	assert_int_equal(rmdir(path), 0);
-	assert_int_equal(home_cleanup(f->home, cat), -ENOENT);
+	assert_int_equal(leftovers_remove(f->home, cat), -ENOENT);
 	catalog_close(cat);
 }
 

@@ -1,0 +1,176 @@
+/*
+ * holds: the daemons an admin's suspend or revoke holds, and their
+ * hand-over from govfsctl's front to govfsctl-core (see holds.h).
+ *
+ * GOVFSCTL_HELD is "START ID NAME:RC:HELD ...": the front's start on the
+ * monotonic clock (ns), the agreement, then for each daemon of the home
+ * its socket's name in HOME/run, the call's result (0 or -errno) and 1 if
+ * it answered "held".
+ */
+#include "holds.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "home.h"
+#include "ident.h"
+
+/* How long a daemon may take to answer a hold. */
+#define HOLD_TIMEOUT_MS 100
+#define HELD "held"
+
+void holds_take(const char *home, const char *id, struct holds *h)
+{
+	char request[sizeof("hold ") + ID_MAX];
+
+	*h = (struct holds){0};
+	if (snprintf(request, sizeof(request), "hold %s", id) <
+	    (int)sizeof(request))
+		h->calls =
+		    control_call_home(home, request, HOLD_TIMEOUT_MS, &h->n);
+}
+
+bool holds_may_hold(const struct control_call *c)
+{
+	return (!c->rc && !strcmp(c->reply, HELD)) || c->rc == -ETIMEDOUT;
+}
+
+bool holds_all_answered(const struct holds *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (h->calls[i].rc && !control_socket_gone(h->calls[i].rc))
+			return false;
+	return true;
+}
+
+void holds_free(struct holds *h)
+{
+	free(h->calls);
+	*h = (struct holds){0};
+}
+
+int holds_hand_over(const struct holds *h, const char *id, int64_t start_ns)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	int rc;
+
+	if (!f)
+		return -ENOMEM;
+	fprintf(f, "%lld %s", (long long)start_ns, id);
+	for (size_t i = 0; i < h->n; i++)
+		fprintf(f, " %s:%d:%d", control_socket_name(h->calls[i].socket),
+			h->calls[i].rc,
+			!h->calls[i].rc && !strcmp(h->calls[i].reply, HELD));
+	rc = fclose(f) ? -ENOMEM : setenv(HOLDS_ENV, text, 1) ? -errno : 0;
+	free(text);
+	return rc;
+}
+
+/* One "NAME:RC:HELD" of a hand-over into *answer, and the socket's path
+ * in home into *path. */
+static bool read_answer(char *word, const char *home,
+			struct control_call *answer, char **path)
+{
+	char *rc_text = strchr(word, ':'), *held_text = NULL, *end;
+	long rc = 1;
+
+	if (rc_text) {
+		*rc_text++ = 0;
+		held_text = strchr(rc_text, ':');
+	}
+	if (held_text) {
+		*held_text++ = 0;
+		errno = 0;
+		rc = strtol(rc_text, &end, 10);
+		if (errno || end == rc_text || *end)
+			rc = 1;
+	}
+	if (rc > 0 || rc < -4095 || strchr(word, '/') ||
+	    !control_is_socket_name(word) ||
+	    (strcmp(held_text, "0") && strcmp(held_text, "1")))
+		return false;
+	answer->rc = (int)rc;
+	strcpy(answer->reply, held_text[0] == '1' ? HELD : "");
+	return asprintf(path, "%s/%s/%s", home, HOME_RUN_DIR, word) >= 0;
+}
+
+/* The calls of a hand-over's n > 0 answers (words), to sockets in home. */
+static struct control_call *rebuild_calls(const char *home, char **words,
+					  size_t n)
+{
+	struct control_call *answers = calloc(n ? n : 1, sizeof(*answers));
+	char **paths = calloc(n ? n : 1, sizeof(*paths));
+	struct control_call *calls = NULL;
+	size_t read = 0;
+
+	while (answers && paths && read < n &&
+	       read_answer(words[read], home, &answers[read], &paths[read]))
+		read++;
+	if (read == n)
+		calls = control_calls_to(paths, n);
+	for (size_t i = 0; calls && i < n; i++) {
+		calls[i].rc = answers[i].rc;
+		memcpy(calls[i].reply, answers[i].reply, sizeof(HELD));
+	}
+	for (size_t i = 0; i < read; i++)
+		free(paths[i]);
+	free(paths);
+	free(answers);
+	return calls;
+}
+
+/* The words of text, split at spaces in place: an array of *n, or NULL. */
+static char **split_words(char *text, size_t *n)
+{
+	char **words = NULL, **grown, *save = NULL, *w;
+
+	*n = 0;
+	for (w = strtok_r(text, " ", &save); w;
+	     w = strtok_r(NULL, " ", &save)) {
+		grown = realloc(words, (*n + 1) * sizeof(*words));
+		if (!grown) {
+			free(words);
+			return NULL;
+		}
+		words = grown;
+		words[(*n)++] = w;
+	}
+	return words;
+}
+
+bool holds_take_over(struct holds *h, const char *home, const char *id,
+		     int64_t *start_ns)
+{
+	const char *value = getenv(HOLDS_ENV);
+	char *text = value ? strdup(value) : NULL, **words = NULL, *end;
+	size_t n = 0, k;
+	long long start = 0;
+	bool ok = false;
+
+	*h = (struct holds){0};
+	unsetenv(HOLDS_ENV);
+	if (text)
+		words = split_words(text, &n);
+	if (n >= 2) {
+		errno = 0;
+		start = strtoll(words[0], &end, 10);
+		ok = !errno && end != words[0] && !*end && start > 0 &&
+		     !strcmp(words[1], id);
+	}
+	k = ok ? n - 2 : 0;
+	if (k) {
+		h->calls = rebuild_calls(home, words + 2, k);
+		h->n = h->calls ? k : 0;
+		ok = h->calls != NULL;
+	}
+	if (ok)
+		*start_ns = start;
+	free(words);
+	free(text);
+	return ok;
+}

@@ -1,0 +1,65 @@
+/*
+ * holds: the daemons an admin's suspend or revoke holds.  Before the
+ * catalog is even opened, every daemon listening in HOME/run is asked to
+ * hold the agreement: each that serves it refuses its data at once (reads
+ * drained, kernel caches dropped) until the cut that follows the commit;
+ * the others say so.  A hold that no cut ends lapses in the daemon after
+ * 30 s.
+ *
+ * govfsctl's front takes the holds and hands them to govfsctl-core across
+ * exec (holds_hand_over, holds_take_over), in the environment variable
+ * GOVFSCTL_HELD: when the front started, the agreement, and how each
+ * daemon answered.  The hold is only ever a head start: the core's cut
+ * after the commit reaches every live mount whatever it was handed.
+ */
+#ifndef GOVFS_HOLDS_H
+#define GOVFS_HOLDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "control.h"
+
+#define HOLDS_ENV "GOVFSCTL_HELD"
+
+struct holds {
+	struct control_call *calls; /* to every daemon of the home */
+	size_t n;
+	bool cut; /* the cut that ends them was sent */
+};
+
+/* Ask every daemon of home to hold agreement id; *h is the caller's to
+ * free with holds_free (empty when no daemon listens). */
+void holds_take(const char *home, const char *id, struct holds *h);
+
+/*
+ * Whether the daemon of call c may hold the agreement for us: it said so,
+ * or it got the request and did not answer in time (it may have held
+ * before it got to answering).
+ */
+bool holds_may_hold(const struct control_call *c);
+
+/* Whether every live daemon of the home answered the hold in time (a
+ * socket left by a dead one refuses the connection, or is gone). */
+bool holds_all_answered(const struct holds *h);
+
+void holds_free(struct holds *h);
+
+/*
+ * Put h, taken for id by a command that started at start_ns
+ * (clock_elapsed_ns), into the environment for the program exec'd next.
+ * 0, or -ENOMEM.
+ */
+int holds_hand_over(const struct holds *h, const char *id, int64_t start_ns)
+    __attribute__((warn_unused_result));
+
+/*
+ * Take the holds a front handed over for id in home, and remove them from
+ * the environment: true, with *h and *start_ns set, if there were some
+ * for id, well formed; else false and *h empty.
+ */
+bool holds_take_over(struct holds *h, const char *home, const char *id,
+		     int64_t *start_ns);
+
+#endif
