@@ -227,8 +227,8 @@ static void test_hand_over_and_take_over(void **state)
 	}
 	assert_string_equal(call_to(&got, own)->reply, "held");
 	assert_true(holds_all_answered(&got));
-	assert_false(holds_take_over(&got, f->home, "agr-a", &start));
 	holds_free(&got);
+	assert_false(holds_take_over(&got, f->home, "agr-a", &start));
 	holds_free(&h);
 }
 
