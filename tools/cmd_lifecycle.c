@@ -136,10 +136,8 @@ static int cut_mounts(struct ctl *ctl, const char *id, const char *what,
 static void release_holds(struct holds *h)
 {
 	size_t n;
-	struct control_call *calls = cut_calls(NULL, 0, h, &n);
+	struct control_call *calls = holds_release(h, &n);
 
-	if (calls && n)
-		control_call_all(calls, n, "cut", CUT_TIMEOUT_MS);
 	for (size_t i = 0; calls && i < n; i++)
 		if (!cut_confirmed(&calls[i]))
 			unheld(&calls[i]);

@@ -25,8 +25,6 @@
 #include "ident.h"
 
 #define CORE_NAME "govfsctl-core"
-/* How long a daemon may take to end a hold when the core cannot run. */
-#define RELEASE_TIMEOUT_MS 5000
 
 /* The options the front knows; which may come before the verb. */
 enum front_option { OPT_HOME, OPT_KEY_FILE, OPT_REASON, OPT_JSON, OPT_NONE };
@@ -67,15 +65,18 @@ struct cut_request {
 
 /*
  * Whether argv is `[--home D|--key-file F]... agreement suspend|revoke ID`
- * with a non-empty --reason and no option the front does not know, exactly
- * as govfsctl-core reads it (so the core takes it as a valid command).
+ * with a non-empty --reason and no option the front does not know, read as
+ * govfsctl-core reads it; a strict subset of what the core takes (no
+ * abbreviations, no "--"), so the core takes it as a valid command.
  */
 static bool read_cut_request(int argc, char **argv, struct cut_request *r)
 {
 	const char *pos[3], *reason = NULL, *value;
 	int npos = 0;
 
-	r->home = getenv("GOVFS_HOME") ? getenv("GOVFS_HOME") : HOME_DEFAULT;
+	r->home = getenv("GOVFS_HOME");
+	if (!r->home)
+		r->home = HOME_DEFAULT;
 	for (int i = 1; i < argc; i++) {
 		enum front_option o;
 
@@ -153,6 +154,7 @@ int main(int argc, char **argv)
 	struct holds h = {0};
 	char buf[PATH_MAX];
 	const char *core;
+	size_t n;
 
 	/* Holds are handed over by this front alone, never passed through. */
 	unsetenv(HOLDS_ENV);
@@ -160,10 +162,14 @@ int main(int argc, char **argv)
 		hold_ahead(&r, &h, start_ns);
 	core = core_path(buf, sizeof(buf));
 	execv(core, argv);
+	/* Too many daemons to hand over: the core holds by itself. */
+	if (errno == E2BIG && getenv(HOLDS_ENV)) {
+		unsetenv(HOLDS_ENV);
+		execv(core, argv);
+	}
 	fprintf(stderr, "govfsctl: %s: %s\n", core, strerror(errno));
 	/* Nothing will be committed: every daemon held serves again. */
-	if (h.n)
-		control_call_all(h.calls, h.n, "cut", RELEASE_TIMEOUT_MS);
+	free(holds_release(&h, &n));
 	holds_free(&h);
 	return EXIT_FAILURE;
 }

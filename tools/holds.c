@@ -10,16 +10,20 @@
 #include "holds.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "home.h"
 #include "ident.h"
 
-/* How long a daemon may take to answer a hold. */
+/* How long a daemon may take to answer a hold, and to end one. */
 #define HOLD_TIMEOUT_MS 100
+#define RELEASE_TIMEOUT_MS 5000
+/* How old a hand-over may be: the front execs the core at once, and a
+ * daemon's hold lasts 30 s. */
+#define HAND_OVER_MAX_AGE_NS (10LL * 1000000000)
 #define HELD "held"
 
 void holds_take(const char *home, const char *id, struct holds *h)
@@ -46,6 +50,19 @@ bool holds_all_answered(const struct holds *h)
 	return true;
 }
 
+struct control_call *holds_release(const struct holds *h, size_t *n)
+{
+	struct control_call *calls = calloc(h->n ? h->n : 1, sizeof(*calls));
+
+	*n = 0;
+	for (size_t i = 0; calls && i < h->n; i++)
+		if (holds_may_hold(&h->calls[i]))
+			calls[(*n)++].socket = h->calls[i].socket;
+	if (*n)
+		control_call_all(calls, *n, "cut", RELEASE_TIMEOUT_MS);
+	return calls;
+}
+
 void holds_free(struct holds *h)
 {
 	free(h->calls);
@@ -66,7 +83,9 @@ int holds_hand_over(const struct holds *h, const char *id, int64_t start_ns)
 		fprintf(f, " %s:%d:%d", control_socket_name(h->calls[i].socket),
 			h->calls[i].rc,
 			!h->calls[i].rc && !strcmp(h->calls[i].reply, HELD));
-	rc = fclose(f) ? -ENOMEM : setenv(HOLDS_ENV, text, 1) ? -errno : 0;
+	rc = ferror(f) | fclose(f)	  ? -ENOMEM
+	     : setenv(HOLDS_ENV, text, 1) ? -errno
+					  : 0;
 	free(text);
 	return rc;
 }
@@ -76,23 +95,21 @@ int holds_hand_over(const struct holds *h, const char *id, int64_t start_ns)
 static bool read_answer(char *word, const char *home,
 			struct control_call *answer, char **path)
 {
-	char *rc_text = strchr(word, ':'), *held_text = NULL, *end;
-	long rc = 1;
+	char *rc_text = strchr(word, ':'), *held_text, *end;
+	long rc;
 
-	if (rc_text) {
-		*rc_text++ = 0;
-		held_text = strchr(rc_text, ':');
-	}
-	if (held_text) {
-		*held_text++ = 0;
-		errno = 0;
-		rc = strtol(rc_text, &end, 10);
-		if (errno || end == rc_text || *end)
-			rc = 1;
-	}
-	if (rc > 0 || rc < -4095 || strchr(word, '/') ||
-	    !control_is_socket_name(word) ||
-	    (strcmp(held_text, "0") && strcmp(held_text, "1")))
+	if (!rc_text)
+		return false;
+	*rc_text++ = 0;
+	held_text = strchr(rc_text, ':');
+	if (!held_text)
+		return false;
+	*held_text++ = 0;
+	errno = 0;
+	rc = strtol(rc_text, &end, 10);
+	if (errno || end == rc_text || *end || rc > 0 || rc < -4095 ||
+	    (strcmp(held_text, "0") && strcmp(held_text, "1")) ||
+	    strchr(word, '/') || !control_is_socket_name(word))
 		return false;
 	answer->rc = (int)rc;
 	strcpy(answer->reply, held_text[0] == '1' ? HELD : "");
@@ -103,8 +120,8 @@ static bool read_answer(char *word, const char *home,
 static struct control_call *rebuild_calls(const char *home, char **words,
 					  size_t n)
 {
-	struct control_call *answers = calloc(n ? n : 1, sizeof(*answers));
-	char **paths = calloc(n ? n : 1, sizeof(*paths));
+	struct control_call *answers = calloc(n, sizeof(*answers));
+	char **paths = calloc(n, sizeof(*paths));
 	struct control_call *calls = NULL;
 	size_t read = 0;
 
@@ -135,12 +152,21 @@ static char **split_words(char *text, size_t *n)
 		grown = realloc(words, (*n + 1) * sizeof(*words));
 		if (!grown) {
 			free(words);
+			*n = 0;
 			return NULL;
 		}
 		words = grown;
 		words[(*n)++] = w;
 	}
 	return words;
+}
+
+/* Whether a front that started at start_ns handed over just now. */
+static bool fresh(long long start_ns)
+{
+	int64_t now = clock_elapsed_ns();
+
+	return start_ns <= now && now - start_ns < HAND_OVER_MAX_AGE_NS;
 }
 
 bool holds_take_over(struct holds *h, const char *home, const char *id,
@@ -160,7 +186,7 @@ bool holds_take_over(struct holds *h, const char *home, const char *id,
 		errno = 0;
 		start = strtoll(words[0], &end, 10);
 		ok = !errno && end != words[0] && !*end && start > 0 &&
-		     !strcmp(words[1], id);
+		     fresh(start) && !strcmp(words[1], id);
 	}
 	k = ok ? n - 2 : 0;
 	if (k) {

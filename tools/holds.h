@@ -44,6 +44,14 @@ bool holds_may_hold(const struct control_call *c);
  * socket left by a dead one refuses the connection, or is gone). */
 bool holds_all_answered(const struct holds *h);
 
+/*
+ * End the holds of h (nothing was changed after all): ask each daemon that
+ * may hold to cut, which serves the catalog's state again.  Returns those
+ * calls, *n of them (the caller's to check and free), or NULL if out of
+ * memory.
+ */
+struct control_call *holds_release(const struct holds *h, size_t *n);
+
 void holds_free(struct holds *h);
 
 /*
@@ -56,8 +64,9 @@ int holds_hand_over(const struct holds *h, const char *id, int64_t start_ns)
 
 /*
  * Take the holds a front handed over for id in home, and remove them from
- * the environment: true, with *h and *start_ns set, if there were some
- * for id, well formed; else false and *h empty.
+ * the environment: true, with *h (empty when no daemon listened) and
+ * *start_ns set, if a front handed over for id within the last 10 s, well
+ * formed; else false and *h empty.
  */
 bool holds_take_over(struct holds *h, const char *home, const char *id,
 		     int64_t *start_ns);

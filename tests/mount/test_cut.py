@@ -970,7 +970,13 @@ def test_front_leaves_doubtful_commands_whole(data, tmp_dir):
 
 def test_front_without_its_core_releases_the_holds(data, tmp_dir):
     """A front that cannot run govfsctl-core says so in one line, fails,
-    and lets go of the daemons it held: nothing was committed."""
+    and lets go of the daemons it held: nothing was committed.  (A front
+    with no core next to it runs the installed one, if any.)"""
+    installed = [p for p in ("/usr/local/libexec/govfs/govfsctl-core",
+                             "/usr/libexec/govfs/govfsctl-core")
+                 if os.path.exists(p)]
+    if installed:
+        pytest.skip("a govfsctl-core is installed: %s" % installed[0])
     home, want = data.home, data.want
     agr = "agr-front-alone"
     home.apply(lib.agreement(agr, {"visits": RULES}, valid_from=VALID_FROM))

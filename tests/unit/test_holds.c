@@ -28,6 +28,7 @@
 
 #include "scratch.h"
 
+#include "clock.h"
 #include "control.h"
 #include "holds.h"
 
@@ -36,7 +37,8 @@ struct fixture {
 	char home[96];
 	struct control *own;
 	pid_t other;
-	int slow_ms; /* how long the own daemon takes to answer */
+	int slow_ms;   /* how long the own daemon takes to answer */
+	char last[64]; /* the last request the own daemon answered */
 };
 
 static struct fixture *current;
@@ -50,8 +52,11 @@ static void answer_hold(void *ctx, const char *request, struct buf *reply)
 		? "held"
 		: "ok not served here";
 
-	if (current->slow_ms && !strcmp(served, "agr-a"))
-		usleep((useconds_t)current->slow_ms * 1000);
+	if (!strcmp(served, "agr-a")) {
+		snprintf(current->last, sizeof(current->last), "%s", request);
+		if (current->slow_ms)
+			usleep((useconds_t)current->slow_ms * 1000);
+	}
 	if (buf_append(reply, line, strlen(line)))
 		reply->len = 0;
 }
@@ -205,16 +210,16 @@ static void test_hand_over_and_take_over(void **state)
 	struct fixture *f = *state;
 	char own[32], other[32], want[PATH_MAX];
 	struct holds h, got;
-	int64_t start = 0;
+	int64_t start = 0, t0 = clock_elapsed_ns();
 
 	own_and_other_names(f, own, other);
 	holds_take(f->home, "agr-a", &h);
-	assert_int_equal(holds_hand_over(&h, "agr-a", 123456789), 0);
+	assert_int_equal(holds_hand_over(&h, "agr-a", t0), 0);
 	assert_non_null(getenv(HOLDS_ENV));
 	assert_true(holds_take_over(&got, f->home, "agr-a", &start));
 	/* Read once: gone from the environment, not passed on. */
 	assert_null(getenv(HOLDS_ENV));
-	assert_int_equal(start, 123456789);
+	assert_int_equal(start, t0);
 	assert_int_equal(got.n, h.n);
 	for (size_t i = 0; i < h.n; i++) {
 		const char *name = control_socket_name(h.calls[i].socket);
@@ -239,7 +244,7 @@ static void test_take_over_of_another_agreement(void **state)
 	struct holds h, got;
 
 	holds_take(f->home, "agr-a", &h);
-	assert_int_equal(holds_hand_over(&h, "agr-a", 5), 0);
+	assert_int_equal(holds_hand_over(&h, "agr-a", clock_elapsed_ns()), 0);
 	assert_false(holds_take_over(&got, f->home, "agr-b", &start));
 	assert_int_equal(got.n, 0);
 	assert_null(got.calls);
@@ -253,51 +258,76 @@ static void test_take_over_with_no_daemon(void **state)
 	struct fixture *f = *state;
 	int64_t start = 0;
 	struct holds got;
+	char text[64];
+	int64_t t0 = clock_elapsed_ns();
 
-	setenv(HOLDS_ENV, "42 agr-a", 1);
+	snprintf(text, sizeof(text), "%lld agr-a", (long long)t0);
+	setenv(HOLDS_ENV, text, 1);
 	assert_true(holds_take_over(&got, f->home, "agr-a", &start));
 	assert_int_equal(got.n, 0);
-	assert_int_equal(start, 42);
+	assert_int_equal(start, t0);
 	assert_true(holds_all_answered(&got));
 	holds_free(&got);
 }
 
 static void test_malformed_hand_over_is_refused_whole(void **state)
 {
+	/* NOW stands for the current time (a fresh hand-over), STALE for
+	 * 11 s ago, LATER for 1 s ahead. */
 	static const char *const bad[] = {
 	    "",
 	    "agr-a",
-	    "42",
+	    "NOW",
 	    "0 agr-a",
 	    "-3 agr-a",
 	    "4x2 agr-a",
-	    "42 agr-a 7.sock",
-	    "42 agr-a 7.sock:0",
-	    "42 agr-a 7.sock:0:2",
-	    "42 agr-a 7.sock:1:0",
-	    "42 agr-a 7.sock:x:1",
-	    "42 agr-a 7.sock::1",
-	    "42 agr-a 7.sock:-99999:1",
-	    "42 agr-a 7.txt:0:1",
-	    "42 agr-a ../7.sock:0:1",
-	    "42 agr-a 7.sock:0:1 8.sock:-111:",
+	    "STALE agr-a",
+	    "LATER agr-a",
 	    "99999999999999999999 agr-a",
+	    "NOW agr-a 7.sock",
+	    "NOW agr-a 7.sock:0",
+	    "NOW agr-a 7.sock:0:2",
+	    "NOW agr-a 7.sock:1:0",
+	    "NOW agr-a 7.sock:x:1",
+	    "NOW agr-a 7.sock::1",
+	    "NOW agr-a 7.sock:-99999:1",
+	    "NOW agr-a 7.txt:0:1",
+	    "NOW agr-a ../7.sock:0:1",
+	    "NOW agr-a 7.sock:0:1 8.sock:-111:",
 	};
 	struct fixture *f = *state;
+	int64_t start = 9, now = clock_elapsed_ns();
 	struct holds got;
-	int64_t start = 9;
+	char text[128];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		setenv(HOLDS_ENV, bad[i], 1);
+		const char *rest = bad[i];
+		long long t = 0;
+
+		if (!strncmp(rest, "NOW", 3))
+			t = now;
+		else if (!strncmp(rest, "STALE", 5))
+			t = now - 11LL * 1000000000;
+		else if (!strncmp(rest, "LATER", 5))
+			t = now + 1000000000;
+		if (t) {
+			rest += strcspn(rest, " ");
+			snprintf(text, sizeof(text), "%lld%s", t, rest);
+		} else {
+			snprintf(text, sizeof(text), "%s", rest);
+		}
+		setenv(HOLDS_ENV, text, 1);
 		if (holds_take_over(&got, f->home, "agr-a", &start))
-			fail_msg("taken over: '%s'", bad[i]);
+			fail_msg("taken over: '%s'", text);
 		assert_null(got.calls);
 		assert_int_equal(got.n, 0);
 		assert_int_equal(start, 9);
 		assert_null(getenv(HOLDS_ENV));
 	}
 	/* And a well-formed one with two answers, for contrast. */
-	setenv(HOLDS_ENV, "42 agr-a 7.sock:0:1 8.sock:-111:0", 1);
+	snprintf(text, sizeof(text), "%lld agr-a 7.sock:0:1 8.sock:-111:0",
+		 (long long)clock_elapsed_ns());
+	setenv(HOLDS_ENV, text, 1);
 	assert_true(holds_take_over(&got, f->home, "agr-a", &start));
 	assert_int_equal(got.n, 2);
 	assert_int_equal(got.calls[0].rc, 0);
@@ -305,6 +335,29 @@ static void test_malformed_hand_over_is_refused_whole(void **state)
 	assert_int_equal(got.calls[1].rc, -ECONNREFUSED);
 	assert_false(holds_may_hold(&got.calls[1]));
 	holds_free(&got);
+}
+
+static void test_release_asks_only_the_daemons_that_may_hold(void **state)
+{
+	struct fixture *f = *state;
+	char own[32], other[32];
+	struct control_call *calls;
+	struct holds h;
+	size_t n;
+
+	own_and_other_names(f, own, other);
+	holds_take(f->home, "agr-a", &h);
+	assert_int_equal(h.n, 3);
+	calls = holds_release(&h, &n);
+	assert_non_null(calls);
+	/* Not the daemon of agr-b (it holds nothing to end), not the dead
+	 * socket. */
+	assert_int_equal(n, 1);
+	assert_string_equal(control_socket_name(calls[0].socket), own);
+	assert_int_equal(calls[0].rc, 0);
+	assert_string_equal(f->last, "cut");
+	free(calls);
+	holds_free(&h);
 }
 
 int main(void)
@@ -324,6 +377,9 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_malformed_hand_over_is_refused_whole, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_release_asks_only_the_daemons_that_may_hold, setup,
+		teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
