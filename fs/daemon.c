@@ -27,8 +27,9 @@ int daemon_fork(void)
 		do
 			n = read(fds[0], &status, 1);
 		while (n < 0 && errno == EINTR);
-		/* No byte: the child died before it could say. */
-		_exit(n == 1 && status == 0 ? 0 : 1);
+		/* The child's exit code; no byte: it died before it could
+		 * say. */
+		_exit(n == 1 ? status : 1);
 	}
 	close(fds[0]);
 	ready_fd = fds[1];

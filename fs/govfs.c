@@ -516,8 +516,9 @@ static int start_serving(struct fuse_args *args)
 		return 1;
 	}
 	g.se = fuse_session_new(args, &govfs_ops, sizeof(govfs_ops), NULL);
+	/* An -o option FUSE does not know (libfuse has said which): usage. */
 	if (!g.se)
-		return 1;
+		return 2;
 	if (fuse_set_signal_handlers(g.se))
 		return 1;
 	if (fuse_session_mount(g.se, g.mountpoint))

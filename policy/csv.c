@@ -28,11 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonpath.h"
 #include "utf8.h"
 
 #define BUF_INITIAL 4096
 #define FIELDS_INITIAL 64
-#define LABEL_MAX 64 /* bytes of a column name quoted in an error */
 
 enum csv_state {
 	ST_FIELD_START, /* before the first byte of a field */
@@ -106,35 +106,20 @@ static const unsigned char stop[256] = {
 static const unsigned char bom[3] = {0xef, 0xbb, 0xbf};
 
 /*
- * " ('name')" for column col (0-based) when the header names it, else "".
- * Control bytes become '?' and a long name is cut at a character boundary,
- * so that the message stays one short line.
+ * " ('name')" for column col (0-based) when the header names it, else "":
+ * quoted as text_quote does (control bytes and bytes that are not UTF-8
+ * written \xHH, a long name cut), so the message stays one short line.
  */
 static void column_label(const struct csv_reader *r, size_t col, char *out,
 			 size_t size)
 {
-	const struct csv_field *name;
-	size_t n, i;
+	char quoted[QUOTE_LEN];
 
 	out[0] = '\0';
-	if (col >= r->ncols || r->header[col].len == 0)
-		return;
-	name = &r->header[col];
-	n = name->len;
-	if (n > LABEL_MAX) {
-		n = LABEL_MAX;
-		while (n > 0 && ((unsigned char)name->data[n] & 0xc0) == 0x80)
-			n--;
-	}
-	if (size < n + sizeof(" ('')"))
-		return;
-	memcpy(out, " ('", 3);
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)name->data[i];
-
-		out[3 + i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-	}
-	memcpy(out + 3 + n, "')", sizeof("')"));
+	if (col < r->ncols && r->header[col].len)
+		snprintf(out, size, " ('%s')",
+			 text_quote_bytes(quoted, r->header[col].data,
+					  r->header[col].len));
 }
 
 /*
@@ -144,7 +129,7 @@ static void column_label(const struct csv_reader *r, size_t col, char *out,
 static int __attribute__((format(printf, 4, 5)))
 fail(struct csv_reader *r, uint64_t line, size_t col, const char *fmt, ...)
 {
-	char label[LABEL_MAX + 8];
+	char label[QUOTE_LEN + 8];
 	char what[160];
 	va_list ap;
 

@@ -56,7 +56,11 @@ static char *escape_text(char *out, const unsigned char *s, size_t n,
 
 const char *text_quote(char *buf, const char *s)
 {
-	size_t len = strnlen(s, QUOTE_MAX + 1);
+	return text_quote_bytes(buf, s, strnlen(s, QUOTE_MAX + 1));
+}
+
+const char *text_quote_bytes(char *buf, const char *s, size_t len)
+{
 	bool cut = len > QUOTE_MAX;
 
 	if (cut) {

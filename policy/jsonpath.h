@@ -40,6 +40,9 @@ enum text_escape { TEXT_SHOWN, TEXT_LINE, TEXT_UTF8 };
  */
 const char *text_quote(char *buf, const char *s);
 
+/* The same for the len bytes at s (a field, not a C string). */
+const char *text_quote_bytes(char *buf, const char *s, size_t len);
+
 /*
  * s escaped as how says, in buf (len bytes, at least 1): what would not fit
  * with every byte escaped is left out, cut at a character boundary.

@@ -27,6 +27,7 @@
 #include "fileio.h"
 #include "govfsctl.h"
 #include "home.h"
+#include "jsonpath.h"
 #include "rowfmt.h"
 #include "schema.h"
 #include "store.h"
@@ -36,7 +37,6 @@
 #define READ_CHUNK (1u << 20)
 #define PROGRESS_AFTER_NS 1000000000LL
 #define PROGRESS_EVERY_NS 250000000LL
-#define SHOWN_VALUE_MAX 40
 
 struct ingest {
 	const struct ingest_args *args;
@@ -98,30 +98,18 @@ static int header_to_schema(struct ingest *in, const struct csv_record *rec)
 	return 0;
 }
 
-/* The start of a bad value, made safe for a one-line message. */
-static void shown_value(const struct csv_field *f, char *out, size_t len)
-{
-	size_t n = f->len < len - 4 ? f->len : len - 4;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)f->data[i];
-
-		out[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-	}
-	strcpy(out + n, f->len > n ? "..." : "");
-}
-
 static int type_error(const struct ingest *in, const struct csv_record *rec,
 		      size_t col, struct perr *err)
 {
-	char value[SHOWN_VALUE_MAX + 4];
+	char name[QUOTE_LEN], value[QUOTE_LEN];
 
-	shown_value(&rec->fields[col], value, sizeof(value));
 	return perr_set(err,
 			"line %llu, column %zu ('%s'): '%s' is not a "
 			"valid %s",
 			(unsigned long long)rec->line, col + 1,
-			in->schema.cols[col].name, value,
+			text_quote(name, in->schema.cols[col].name),
+			text_quote_bytes(value, rec->fields[col].data,
+					 rec->fields[col].len),
 			col_type_name(in->schema.cols[col].type));
 }
 

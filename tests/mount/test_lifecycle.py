@@ -86,6 +86,11 @@ def test_cpu_nice(data):
                       text=True, timeout=30)
         lib.assert_one_line_error(res, 2, "govfs", "-o " + bad, "0 to 19")
         assert not lib.is_mounted(mp)
+    # An option only FUSE reads, and does not know: libfuse says which.
+    res = lib.run(govfs_cmd(data.home, "agr-life", mp, "-o", "nosuchopt"),
+                  text=True, timeout=30)
+    lib.assert_one_line_error(res, 2, "fuse", "nosuchopt")
+    assert not lib.is_mounted(mp)
 
 
 def test_sigterm_unmounts(data):

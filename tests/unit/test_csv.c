@@ -390,15 +390,15 @@ static void test_error_label(void **state)
 	(void)state;
 	/* control bytes of a name do not break the one-line message */
 	expect_error("a,\"b\nc\"\n1\n",
-		     "line 3, column 2 ('b?c'): record has 1 field, header has "
-		     "2");
-	/* a long name is cut to 64 bytes */
+		     "line 3, column 2 ('b\\x0ac'): record has 1 field, header "
+		     "has 2");
+	/* a long name is cut to 64 bytes, and says so */
 	snprintf(in, sizeof(in), "a,%s%s\n1\n",
 		 "0123456789012345678901234567890123456789012345678901234567"
 		 "89abcd",
 		 "TAIL");
 	snprintf(msg, sizeof(msg),
-		 "line 2, column 2 ('%s'): record has 1 field, header has 2",
+		 "line 2, column 2 ('%s...'): record has 1 field, header has 2",
 		 "0123456789012345678901234567890123456789012345678901234567"
 		 "89abcd");
 	expect_error(in, msg);
@@ -407,7 +407,7 @@ static void test_error_label(void **state)
 		 "0123456789012345678901234567890123456789012345678901234567"
 		 "89abc");
 	snprintf(msg, sizeof(msg),
-		 "line 2, column 2 ('%s'): record has 1 field, header has 2",
+		 "line 2, column 2 ('%s...'): record has 1 field, header has 2",
 		 "0123456789012345678901234567890123456789012345678901234567"
 		 "89abc");
 	expect_error(in, msg);
