@@ -2,7 +2,8 @@
  * Unit tests of policy/jsonpath's text escaping (and policy/utf8 under
  * it): what each of TEXT_SHOWN, TEXT_LINE and TEXT_UTF8 escapes, that
  * well-formed UTF-8 passes whole while overlongs, surrogates, code points
- * past U+10FFFF and cut sequences do not, and text_quote's cut.
+ * past U+10FFFF and cut sequences do not, and text_quote's cut (also of
+ * a field given by its length, text_quote_bytes).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -109,6 +110,26 @@ static void test_quote_cuts_at_a_character(void **state)
 	assert_int_equal(strlen(buf), QUOTE_MAX * 4 + 3);
 }
 
+/* A field by its length: a NUL in it is a byte like any other, and what
+ * follows the length is not read. */
+static void test_quote_bytes(void **state)
+{
+	static const char field[] = "a\0b\xff"
+				    "cd";
+	char buf[QUOTE_LEN], in[QUOTE_MAX + 1];
+
+	(void)state;
+	assert_string_equal(text_quote_bytes(buf, field, 5), "a\\x00b\\xffc");
+	assert_string_equal(text_quote_bytes(buf, field, 0), "");
+	/* Exactly QUOTE_MAX bytes: whole; one more: cut and marked. */
+	memset(in, 'x', sizeof(in));
+	text_quote_bytes(buf, in, QUOTE_MAX);
+	assert_int_equal(strlen(buf), QUOTE_MAX);
+	text_quote_bytes(buf, in, QUOTE_MAX + 1);
+	assert_int_equal(strlen(buf), QUOTE_MAX + 3);
+	assert_string_equal(buf + QUOTE_MAX, "...");
+}
+
 /* Into a fixed buffer, what would not fit escaped is left out whole. */
 static void test_escape_into_a_buffer(void **state)
 {
@@ -147,6 +168,7 @@ int main(void)
 	    cmocka_unit_test(test_escape_modes),
 	    cmocka_unit_test(test_escape_worst_case),
 	    cmocka_unit_test(test_quote_cuts_at_a_character),
+	    cmocka_unit_test(test_quote_bytes),
 	    cmocka_unit_test(test_escape_into_a_buffer),
 	    cmocka_unit_test(test_utf8_sequence_len),
 	};
