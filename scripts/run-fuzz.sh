@@ -10,7 +10,12 @@ scripts/install-deps.sh
 if [ ! -f build-fuzz/build.ninja ]; then
 	CC=clang meson setup build-fuzz -Db_lundef=false >/dev/null
 fi
-ninja -C build-fuzz >/dev/null
+# Quiet unless the build fails (ninja reports on stdout).
+if ! out=$(ninja -C build-fuzz 2>&1); then
+	printf '%s\n' "$out" >&2
+	echo "run-fuzz: the fuzz targets do not build" >&2
+	exit 1
+fi
 for target in build-fuzz/tests/fuzz/fuzz_*; do
 	[ -f "$target" ] && [ -x "$target" ] || continue
 	name=$(basename "$target")
