@@ -83,9 +83,12 @@ int holds_hand_over(const struct holds *h, const char *id, int64_t start_ns)
 		fprintf(f, " %s:%d:%d", control_socket_name(h->calls[i].socket),
 			h->calls[i].rc,
 			!h->calls[i].rc && !strcmp(h->calls[i].reply, HELD));
-	rc = ferror(f) | fclose(f)	  ? -ENOMEM
-	     : setenv(HOLDS_ENV, text, 1) ? -errno
-					  : 0;
+	/* A write that failed (out of memory) must not hand over a part. */
+	rc = ferror(f) ? -ENOMEM : 0;
+	if (fclose(f) && !rc)
+		rc = -ENOMEM;
+	if (!rc && setenv(HOLDS_ENV, text, 1))
+		rc = -errno;
 	free(text);
 	return rc;
 }
