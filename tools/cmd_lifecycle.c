@@ -356,7 +356,7 @@ int agreement_lifecycle(int argc, char **argv)
 	 * catalog is even opened; opening it again waits for the commit. */
 	if (strcmp(a.verb, "resume")) {
 		if (!holds_take_over(&holds, ctl.home, pos[0], &start_ns))
-			holds_take(ctl.home, pos[0], &holds);
+			holds_take(ctl.home, pos[0], HOLD_TIMEOUT_MS, &holds);
 		/* The readers are cut: leave them the CPU to find out. */
 		if (holds_all_answered(&holds))
 			control_run_as_before(&a.sched);

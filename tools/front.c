@@ -124,7 +124,7 @@ static void hold_ahead(const struct cut_request *r, struct holds *h,
 	struct control_sched was;
 
 	control_run_ahead(&was);
-	holds_take(r->home, r->id, h);
+	holds_take(r->home, r->id, HOLD_TIMEOUT_MS, h);
 	control_run_as_before(&was);
 	/* Without the hand-over the core holds again, to the same effect. */
 	if (holds_hand_over(h, r->id, start_ns))

@@ -18,23 +18,22 @@
 #include "home.h"
 #include "ident.h"
 
-/* How long a daemon may take to answer a hold, and to end one. */
-#define HOLD_TIMEOUT_MS 100
+/* How long a daemon may take to end a hold. */
 #define RELEASE_TIMEOUT_MS 5000
 /* How old a hand-over may be: the front execs the core at once, and a
  * daemon's hold lasts 30 s. */
 #define HAND_OVER_MAX_AGE_NS (10LL * 1000000000)
 #define HELD "held"
 
-void holds_take(const char *home, const char *id, struct holds *h)
+void holds_take(const char *home, const char *id, int timeout_ms,
+		struct holds *h)
 {
 	char request[sizeof("hold ") + ID_MAX];
 
 	*h = (struct holds){0};
 	if (snprintf(request, sizeof(request), "hold %s", id) <
 	    (int)sizeof(request))
-		h->calls =
-		    control_call_home(home, request, HOLD_TIMEOUT_MS, &h->n);
+		h->calls = control_call_home(home, request, timeout_ms, &h->n);
 }
 
 bool holds_may_hold(const struct control_call *c)

@@ -29,9 +29,16 @@ struct holds {
 	bool cut; /* the cut that ends them was sent */
 };
 
-/* Ask every daemon of home to hold agreement id; *h is the caller's to
- * free with holds_free (empty when no daemon listens). */
-void holds_take(const char *home, const char *id, struct holds *h);
+/* How long a daemon may take to answer a hold: a daemon's control thread
+ * runs ahead of the readers, and one too slow is cut after the commit
+ * like any other. */
+#define HOLD_TIMEOUT_MS 100
+
+/* Ask every daemon of home to hold agreement id, waiting timeout_ms at
+ * most in all; *h is the caller's to free with holds_free (empty when no
+ * daemon listens). */
+void holds_take(const char *home, const char *id, int timeout_ms,
+		struct holds *h);
 
 /*
  * Whether the daemon of call c may hold the agreement for us: it said so,

@@ -906,7 +906,10 @@ def test_front_holds_before_the_core_runs(data, tmp_dir):
                 got = handed_over(front)
                 assert re.fullmatch(r"[1-9]\d* %s( \d+\.sock:-?\d+:[01])+"
                                     % agr, got), got
-                assert " %d.sock:0:1" % m.pid in got, got
+                # Held, or (on a loaded machine) not answered within the
+                # front's 100 ms: then it may hold, and does.
+                assert re.search(r" %d\.sock:(0:1|-%d:0)( |$)"
+                                 % (m.pid, errno.ETIMEDOUT), got), got
                 assert held(home, m.pid)
                 assert lib.errno_of(os.pread, fd, 100, 0) == "EACCES"
                 assert "\nState:     active\n" in readme(m)

@@ -43,6 +43,10 @@ struct fixture {
 
 static struct fixture *current;
 
+/* How long the tests let a daemon answer: ample on a loaded machine (a
+ * sanitizer build, other suites running), unlike HOLD_TIMEOUT_MS. */
+#define ANSWER_MS 5000
+
 /* A daemon of agreement ctx: "hold ID" is "held" for its own. */
 static void answer_hold(void *ctx, const char *request, struct buf *reply)
 {
@@ -158,7 +162,7 @@ static void test_take_asks_every_daemon_of_the_home(void **state)
 	struct holds h;
 
 	own_and_other_names(f, own, other);
-	holds_take(f->home, "agr-a", &h);
+	holds_take(f->home, "agr-a", ANSWER_MS, &h);
 	assert_int_equal(h.n, 3);
 	assert_int_equal(call_to(&h, own)->rc, 0);
 	assert_string_equal(call_to(&h, own)->reply, "held");
@@ -183,7 +187,7 @@ static void test_a_slow_daemon_may_hold(void **state)
 
 	own_and_other_names(f, own, other);
 	f->slow_ms = 400;
-	holds_take(f->home, "agr-a", &h);
+	holds_take(f->home, "agr-a", HOLD_TIMEOUT_MS, &h);
 	assert_int_equal(call_to(&h, own)->rc, -ETIMEDOUT);
 	assert_true(holds_may_hold(call_to(&h, own)));
 	assert_false(holds_all_answered(&h));
@@ -199,7 +203,7 @@ static void test_no_daemon_no_calls(void **state)
 
 	snprintf(empty, sizeof(empty), "%s/empty", f->dir);
 	assert_int_equal(mkdir(empty, 0700), 0);
-	holds_take(empty, "agr-a", &h);
+	holds_take(empty, "agr-a", ANSWER_MS, &h);
 	assert_int_equal(h.n, 0);
 	assert_true(holds_all_answered(&h));
 	holds_free(&h);
@@ -213,7 +217,7 @@ static void test_hand_over_and_take_over(void **state)
 	int64_t start = 0, t0 = clock_elapsed_ns();
 
 	own_and_other_names(f, own, other);
-	holds_take(f->home, "agr-a", &h);
+	holds_take(f->home, "agr-a", ANSWER_MS, &h);
 	assert_int_equal(holds_hand_over(&h, "agr-a", t0), 0);
 	assert_non_null(getenv(HOLDS_ENV));
 	assert_true(holds_take_over(&got, f->home, "agr-a", &start));
@@ -243,7 +247,7 @@ static void test_take_over_of_another_agreement(void **state)
 	int64_t start = 7;
 	struct holds h, got;
 
-	holds_take(f->home, "agr-a", &h);
+	holds_take(f->home, "agr-a", ANSWER_MS, &h);
 	assert_int_equal(holds_hand_over(&h, "agr-a", clock_elapsed_ns()), 0);
 	assert_false(holds_take_over(&got, f->home, "agr-b", &start));
 	assert_int_equal(got.n, 0);
@@ -346,7 +350,7 @@ static void test_release_asks_only_the_daemons_that_may_hold(void **state)
 	size_t n;
 
 	own_and_other_names(f, own, other);
-	holds_take(f->home, "agr-a", &h);
+	holds_take(f->home, "agr-a", ANSWER_MS, &h);
 	assert_int_equal(h.n, 3);
 	calls = holds_release(&h, &n);
 	assert_non_null(calls);
