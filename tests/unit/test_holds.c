@@ -115,9 +115,11 @@ static int setup(void **state)
 	if (mkdir(f->home, 0700))
 		return -1;
 	current = f;
+	/* The child first, while this process has no thread of its own: a
+	 * fork while the control thread runs could copy a lock it holds. */
+	f->other = start_other(f->home);
 	if (control_start(f->home, answer_hold, "agr-a", &f->own))
 		return -1;
-	f->other = start_other(f->home);
 	leave_dead_socket(f->home);
 	unsetenv(HOLDS_ENV);
 	*state = f;
