@@ -23,6 +23,7 @@
 #include "holds.h"
 #include "home.h"
 #include "ident.h"
+#include "optform.h"
 
 #define CORE_NAME "govfsctl-core"
 
@@ -46,13 +47,13 @@ static const struct {
 static enum front_option option_of(const char *arg, const char **joined)
 {
 	for (int o = 0; o < OPT_NONE; o++) {
-		size_t len = strlen(options[o].name);
+		enum option_form form =
+		    option_form(arg, options[o].name, joined);
 
-		if (strncmp(arg, options[o].name, len))
-			continue;
-		*joined =
-		    arg[len] == '=' && options[o].valued ? arg + len + 1 : NULL;
-		if (!arg[len] || *joined)
+		if (form == VALUE_NEXT)
+			*joined = NULL;
+		if (form == VALUE_NEXT ||
+		    (form == VALUE_JOINED && options[o].valued))
 			return (enum front_option)o;
 	}
 	return OPT_NONE;
@@ -126,9 +127,9 @@ static void hold_ahead(const struct cut_request *r, struct holds *h,
 	control_run_ahead(&was);
 	holds_take(r->home, r->id, HOLD_TIMEOUT_MS, h);
 	control_run_as_before(&was);
-	/* Without the hand-over the core holds again, to the same effect. */
-	if (holds_hand_over(h, r->id, start_ns))
-		unsetenv(HOLDS_ENV);
+	/* Without the hand-over (out of memory) the core holds again, to
+	 * the same effect. */
+	(void)holds_hand_over(h, r->id, start_ns);
 }
 
 /* govfsctl-core: next to the front (the build tree, or an install that

@@ -16,6 +16,7 @@
 #include "govfsctl.h"
 #include "home.h"
 #include "leftovers.h"
+#include "optform.h"
 
 static const char usage_text[] =
     "usage: govfsctl VERB [options]\n"
@@ -260,27 +261,6 @@ int cmd_init(int argc, char **argv)
 	printf("initialised %s (key %s, audit retention %ld days)\n", ctl.home,
 	       ctl.key_file, days);
 	return 0;
-}
-
-/* How an argument gives an option: not at all, "--name VALUE", or
- * "--name=VALUE". */
-enum option_form { NOT_THIS_OPTION, VALUE_NEXT, VALUE_JOINED };
-
-/* How arg gives option name ("--home"); with VALUE_JOINED, *value points
- * at what follows the '='. */
-static enum option_form option_form(const char *arg, const char *name,
-				    const char **value)
-{
-	size_t len = strlen(name);
-
-	if (strncmp(arg, name, len))
-		return NOT_THIS_OPTION;
-	if (!arg[len])
-		return VALUE_NEXT;
-	if (arg[len] != '=')
-		return NOT_THIS_OPTION;
-	*value = arg + len + 1;
-	return VALUE_JOINED;
 }
 
 /*

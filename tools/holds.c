@@ -92,10 +92,16 @@ int holds_hand_over(const struct holds *h, const char *id, int64_t start_ns)
 	return rc;
 }
 
+/* How one daemon answered, as a hand-over says. */
+struct answer {
+	int rc;
+	bool held;
+};
+
 /* One "NAME:RC:HELD" of a hand-over into *answer, and the socket's path
  * in home into *path. */
-static bool read_answer(char *word, const char *home,
-			struct control_call *answer, char **path)
+static bool read_answer(char *word, const char *home, struct answer *answer,
+			char **path)
 {
 	char *rc_text = strchr(word, ':'), *held_text, *end;
 	long rc;
@@ -114,7 +120,7 @@ static bool read_answer(char *word, const char *home,
 	    strchr(word, '/') || !control_is_socket_name(word))
 		return false;
 	answer->rc = (int)rc;
-	strcpy(answer->reply, held_text[0] == '1' ? HELD : "");
+	answer->held = held_text[0] == '1';
 	return asprintf(path, "%s/%s/%s", home, HOME_RUN_DIR, word) >= 0;
 }
 
@@ -122,7 +128,7 @@ static bool read_answer(char *word, const char *home,
 static struct control_call *rebuild_calls(const char *home, char **words,
 					  size_t n)
 {
-	struct control_call *answers = calloc(n, sizeof(*answers));
+	struct answer *answers = calloc(n, sizeof(*answers));
 	char **paths = calloc(n, sizeof(*paths));
 	struct control_call *calls = NULL;
 	size_t read = 0;
@@ -134,7 +140,7 @@ static struct control_call *rebuild_calls(const char *home, char **words,
 		calls = control_calls_to(paths, n);
 	for (size_t i = 0; calls && i < n; i++) {
 		calls[i].rc = answers[i].rc;
-		memcpy(calls[i].reply, answers[i].reply, sizeof(HELD));
+		strcpy(calls[i].reply, answers[i].held ? HELD : "");
 	}
 	for (size_t i = 0; i < read; i++)
 		free(paths[i]);

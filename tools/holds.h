@@ -64,10 +64,9 @@ void holds_free(struct holds *h);
 /*
  * Put h, taken for id by a command that started at start_ns
  * (clock_elapsed_ns), into the environment for the program exec'd next.
- * 0, or -ENOMEM.
+ * 0, or -ENOMEM (then nothing is put there).
  */
-int holds_hand_over(const struct holds *h, const char *id, int64_t start_ns)
-    __attribute__((warn_unused_result));
+int holds_hand_over(const struct holds *h, const char *id, int64_t start_ns);
 
 /*
  * Take the holds a front handed over for id in home, and remove them from

@@ -939,6 +939,7 @@ def test_front_leaves_doubtful_commands_whole(data, tmp_dir):
         ["--json", "agreement", "suspend", agr, "--reason", "x"],
         ["--reason", "x", "agreement", "suspend", agr],
         ["agreement", "--json", "suspend", agr, "--reason", "x"],
+        ["agreement", "suspend", agr, "--reason", "x", "--json=yes"],
         ["agreement", "suspend", agr, "extra", "--reason", "x"],
         ["agreement", "suspend", "--reason", "x"],
         ["agreement", "suspend", "Agr-Upper", "--reason", "x"],
